@@ -1,0 +1,30 @@
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: ## Create the virtualenv and install everything for development
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+run: ## Run the studio (SQLite, a Celery worker, the demo project)
+	./scripts/run.sh
+
+test: venv ## Run the test suite (PostgreSQL/Redis when DATABASE_URL/CELERY_BROKER_URL are set)
+	SECRET_KEY=$${SECRET_KEY:-test-only-not-secret} $(PY) -m pytest $(ARGS)
+
+lint: venv ## ruff check and format check, and missing migrations
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+format: venv ## Format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+screenshots: venv ## Screenshots of the main pages into var/screenshots (needs chromium)
+	$(PY) -m pytest tests/browser -q -o addopts="" --screenshots var/screenshots
+
+.PHONY: help venv run test lint format screenshots

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
+    path("projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<slug:slug>/prompts/", api.PromptListApi.as_view(), name="api-prompts"),
+    path(
+        "projects/<slug:slug>/prompts/<int:pk>/",
+        api.PromptDetailApi.as_view(),
+        name="api-prompt",
+    ),
+    path("projects/<slug:slug>/responses/", api.ResponseListApi.as_view(), name="api-responses"),
+    path("projects/<slug:slug>/rubrics/", api.RubricListApi.as_view(), name="api-rubrics"),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/",
+        api.RubricDetailApi.as_view(),
+        name="api-rubric",
+    ),
+    path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="api-members"),
+    path(
+        "projects/<slug:slug>/members/<int:pk>/",
+        api.MemberDetailApi.as_view(),
+        name="api-member",
+    ),
+    path("projects/<slug:slug>/import/", api.ImportApi.as_view(), name="api-import"),
+]

@@ -1,0 +1,52 @@
+"""Plain records produced by the importers (no Django here).
+
+The service layer turns these into model rows; keeping them as dataclasses lets the
+parsers be tested without a database or settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("system", "user", "assistant", "developer", "tool")
+CATEGORIES = ("", "essential", "important", "optional", "pitfall")
+KINDS = ("hard_rule", "principle")
+
+
+@dataclass
+class ParsedResponse:
+    source: str
+    content: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedCriterion:
+    text: str
+    points: float
+    category: str = ""  # one of CATEGORIES
+    kind: str = "principle"  # one of KINDS
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParsedRecord:
+    line: int  # 1-based line number; for JSON array files the 1-based element index
+    external_id: str
+    messages: list[dict[str, str]]
+    reference_answer: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    responses: list[ParsedResponse] = field(default_factory=list)
+    criteria: list[ParsedCriterion] = field(default_factory=list)
+    preference: tuple[int, int] | None = None  # (chosen, rejected) indexes into responses
+
+
+@dataclass
+class RecordError:
+    line: int
+    reason: str
+
+
+class ImportFormatError(Exception):
+    """A whole-file problem: unknown format, unreadable file, undetectable format."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation import services
+
+
+class Command(BaseCommand):
+    help = "Print USERNAME's API token, creating it if needed (--rotate replaces it)."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("username")
+        parser.add_argument("--rotate", action="store_true", help="Replace the existing token.")
+
+    def handle(self, *args, username: str, rotate: bool, **options):  # type: ignore[no-untyped-def]
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named '{username}'.")
+        if rotate:
+            token = services.api_token_rotate(user=user)
+        else:
+            token = services.api_token_get_or_create(user=user)
+        self.stdout.write(token.key)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from annotation import services
+from annotation.errors import ApplicationError
+from annotation.importers import FORMATS
+from annotation.models import Project
+
+
+class Command(BaseCommand):
+    help = (
+        "Import prompts, responses, rubrics and preference labels from PATH into a project. "
+        "All or nothing: a file with any bad record imports nothing (exit code 1)."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument(
+            "--create-project", action="store_true", help="Create the project if it is missing."
+        )
+        parser.add_argument("--format", choices=FORMATS, help="Skip auto-detection.")
+        parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        path: Path = opts["path"]
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file.")
+        slug = opts["project"]
+        try:
+            with transaction.atomic():
+                project = Project.objects.filter(slug=slug).first()
+                if project is None:
+                    if not opts["create_project"]:
+                        raise CommandError(
+                            f"No project '{slug}'. Pass --create-project to create it."
+                        )
+                    project = Project.objects.create(slug=slug, name=slug.replace("-", " ").title())
+                report = services.data_import(project=project, path=path, fmt=opts["format"])
+                if not report.ok:
+                    transaction.set_rollback(True)  # also undo a project created just now
+        except ApplicationError as exc:
+            if opts["json"]:
+                self.stdout.write(json.dumps({"ok": False, "error": exc.message}))
+            raise CommandError(exc.message) from exc
+
+        if opts["json"]:
+            self.stdout.write(json.dumps(report.as_dict()))
+        else:
+            self._print(report)
+        if not report.ok:
+            raise CommandError(
+                f"{report.file}: {report.error_count} bad record(s); nothing was imported."
+            )
+
+    def _print(self, report: services.ImportReport) -> None:  # type: ignore[name-defined]
+        w = self.stdout.write
+        w(f"{report.file} ({report.format}): {report.records} records")
+        if report.ok:
+            w(f"  prompts:           {report.prompts_created} created, {report.prompts_unchanged} unchanged")
+            w(f"  responses:         {report.responses_created} created, {report.responses_unchanged} unchanged")
+            w(f"  rubrics:           {report.rubrics_created} created, {report.rubrics_unchanged} unchanged")
+            w(f"  criteria:          {report.criteria_created} created")
+            w(
+                f"  preference labels: {report.preference_labels_created} created, "
+                f"{report.preference_labels_unchanged} unchanged"
+            )
+            if not report.changed:
+                w("  unchanged: nothing new in this file")
+        else:
+            for error in report.errors:
+                self.stderr.write(f"  line {error['line']}: {error['reason']}")
+            if report.error_count > len(report.errors):
+                self.stderr.write(f"  … and {report.error_count - len(report.errors)} more")

@@ -1,0 +1,145 @@
+"""Reads. Every queryset a view or API endpoint touches comes through here, scoped by
+the user's membership, so no view can forget the permission check."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from .models import (
+    ROLE_RANK,
+    Criterion,
+    Membership,
+    PreferenceLabel,
+    Project,
+    Prompt,
+    Response,
+    Role,
+    Rubric,
+)
+
+
+def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user)
+
+
+def project_role_for_user(*, user, project: Project) -> Role | None:  # type: ignore[no-untyped-def]
+    """The user's effective role; superusers act as owners everywhere."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.OWNER
+    role = (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+    return Role(role) if role else None
+
+
+def role_at_least(role: Role | str | None, min_role: Role | str) -> bool:
+    return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(min_role)]
+
+
+def project_get_for_user(  # type: ignore[no-untyped-def]
+    *, user, slug: str, min_role: Role = Role.VIEWER
+) -> Project:
+    """Fetch a project and check access.
+
+    Outsiders get 404 (the project's existence is not revealed); members below
+    ``min_role`` get 403. The user's role is attached as ``project.user_role``.
+    """
+    project = Project.objects.filter(slug=slug).first()
+    role = project_role_for_user(user=user, project=project) if project else None
+    if project is None or role is None:
+        raise Http404("No such project.")
+    if not role_at_least(role, min_role):
+        raise PermissionDenied(f"This needs the {Role(min_role).label.lower()} role or higher.")
+    project.user_role = role  # type: ignore[attr-defined]
+    return project
+
+
+def project_counts(*, project: Project) -> dict[str, int]:
+    return {
+        "prompts": Prompt.objects.filter(project=project).count(),
+        "responses": Response.objects.filter(prompt__project=project).count(),
+        "rubrics": Rubric.objects.filter(project=project).count(),
+        "criteria": Criterion.objects.filter(
+            version__in=Rubric.objects.filter(project=project).values("current_version")
+        ).count(),
+        "preference_labels": PreferenceLabel.objects.filter(prompt__project=project).count(),
+        "members": Membership.objects.filter(project=project).count(),
+    }
+
+
+def prompt_list(
+    *,
+    project: Project,
+    q: str = "",
+    has_rubric: str = "",
+    rubric_status: str = "",
+    source: str = "",
+) -> QuerySet[Prompt]:
+    """Prompts of a project with the table's filters, annotated for display."""
+    rubrics = Rubric.objects.filter(prompt=OuterRef("pk"))
+    qs = (
+        Prompt.objects.filter(project=project)
+        .annotate(
+            has_rubric=Exists(rubrics),
+            response_count=Count("responses", distinct=True),
+        )
+        .select_related(None)
+        .order_by("id")
+    )
+    if q:
+        qs = qs.filter(Q(external_id__icontains=q) | Q(messages__icontains=q))
+    if has_rubric == "yes":
+        qs = qs.filter(has_rubric=True)
+    elif has_rubric == "no":
+        qs = qs.filter(has_rubric=False)
+    if rubric_status:
+        qs = qs.filter(Exists(rubrics.filter(status=rubric_status)))
+    if source:
+        qs = qs.filter(Exists(Response.objects.filter(prompt=OuterRef("pk"), source=source)))
+    return qs
+
+
+def prompt_get(*, project: Project, prompt_id: int) -> Prompt:
+    prompt = Prompt.objects.filter(project=project, pk=prompt_id).first()
+    if prompt is None:
+        raise Http404("No such prompt.")
+    return prompt
+
+
+def response_sources(*, project: Project) -> list[str]:
+    return list(
+        Response.objects.filter(prompt__project=project)
+        .order_by("source")
+        .values_list("source", flat=True)
+        .distinct()
+    )
+
+
+def rubric_for_prompt(*, prompt: Prompt) -> Rubric | None:
+    return Rubric.objects.filter(prompt=prompt).select_related("current_version").first()
+
+
+def project_wide_rubrics(*, project: Project) -> QuerySet[Rubric]:
+    return Rubric.objects.filter(project=project, prompt__isnull=True).select_related(
+        "current_version"
+    )
+
+
+def criteria_of(*, rubric: Rubric | None) -> list[Criterion]:
+    if rubric is None or rubric.current_version_id is None:
+        return []
+    return list(Criterion.objects.filter(version_id=rubric.current_version_id).order_by("position"))
+
+
+def memberships_of(*, project: Project) -> QuerySet[Membership]:
+    return Membership.objects.filter(project=project).select_related("user").order_by(
+        "user__username"
+    )

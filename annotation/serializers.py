@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .importers import FORMATS
+from .models import Criterion, Membership, Project, Prompt, Response, Role, Rubric
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "description", "created_at", "role"]
+
+    def get_role(self, obj: Project) -> str | None:
+        return getattr(obj, "user_role", None)
+
+
+class ProjectCountsSerializer(serializers.Serializer):
+    prompts = serializers.IntegerField()
+    responses = serializers.IntegerField()
+    rubrics = serializers.IntegerField()
+    criteria = serializers.IntegerField()
+    preference_labels = serializers.IntegerField()
+    members = serializers.IntegerField()
+
+
+class ProjectDetailSerializer(ProjectSerializer):
+    counts = ProjectCountsSerializer(read_only=True)
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "guidelines", "counts"]
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField(allow_blank=True)
+
+
+class PromptSerializer(serializers.ModelSerializer):
+    messages = MessageSerializer(many=True)
+
+    class Meta:
+        model = Prompt
+        fields = ["id", "external_id", "messages", "reference_answer", "metadata", "created_at"]
+
+
+class ResponseSerializer(serializers.ModelSerializer):
+    prompt = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Response
+        fields = ["id", "prompt", "source", "content", "content_hash", "metadata", "created_at"]
+
+
+class CriterionSerializer(serializers.ModelSerializer):
+    tags = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = Criterion
+        fields = [
+            "key",
+            "position",
+            "text",
+            "points",
+            "category",
+            "kind",
+            "tags",
+            "provenance",
+            "provenance_model",
+        ]
+
+
+class RubricSerializer(serializers.ModelSerializer):
+    prompt = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    version = serializers.IntegerField(source="current_version.number", allow_null=True)
+    criteria = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rubric
+        fields = ["id", "prompt", "title", "status", "version", "criteria", "updated_at"]
+
+    @extend_schema_field(CriterionSerializer(many=True))
+    def get_criteria(self, obj: Rubric) -> list[dict]:  # type: ignore[type-arg]
+        current = getattr(obj, "current_criteria", None)
+        if current is None:
+            current = (
+                obj.current_version.criteria.all() if obj.current_version_id else []  # type: ignore[union-attr]
+            )
+        return CriterionSerializer(current, many=True).data  # type: ignore[return-value]
+
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "email", "role", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    identifier = serializers.CharField(help_text="Username or e-mail of an existing user.")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=FORMATS, required=False, allow_blank=True)
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ImportReportSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    format = serializers.CharField()
+    ok = serializers.BooleanField()
+    unchanged = serializers.BooleanField()
+    records = serializers.IntegerField()
+    prompts_created = serializers.IntegerField()
+    prompts_unchanged = serializers.IntegerField()
+    responses_created = serializers.IntegerField()
+    responses_unchanged = serializers.IntegerField()
+    rubrics_created = serializers.IntegerField()
+    rubrics_unchanged = serializers.IntegerField()
+    criteria_created = serializers.IntegerField()
+    preference_labels_created = serializers.IntegerField()
+    preference_labels_unchanged = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    errors = ImportErrorSerializer(many=True)

@@ -1,0 +1,26 @@
+"""Writes. Keyword-only functions, each one transaction."""
+
+from .imports import ImportReport, data_import
+from .people import (
+    api_token_get_or_create,
+    api_token_rotate,
+    membership_add,
+    membership_remove,
+    membership_set_role,
+    project_create,
+)
+from .rubrics import CriterionInput, rubric_create, rubric_version_create
+
+__all__ = [
+    "CriterionInput",
+    "ImportReport",
+    "api_token_get_or_create",
+    "api_token_rotate",
+    "data_import",
+    "membership_add",
+    "membership_remove",
+    "membership_set_role",
+    "project_create",
+    "rubric_create",
+    "rubric_version_create",
+]

@@ -1,0 +1,193 @@
+"""Pages. Thin: selectors for reads (scoped by membership), services for writes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from . import selectors, services
+from .errors import ApplicationError
+from .importers import FORMATS
+from .models import Membership, Role, Rubric
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            project = services.project_create(
+                name=request.POST.get("name", ""),
+                slug=request.POST.get("slug", ""),
+                description=request.POST.get("description", ""),
+                owner=request.user,
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("annotation:project_detail", slug=project.slug)
+    projects = selectors.projects_for_user(user=request.user).order_by("name")
+    rows = [(p, selectors.project_counts(project=p)) for p in projects[:200]]
+    return render(request, "annotation/project_list.html", {"rows": rows})
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    filters = {
+        "q": request.GET.get("q", "").strip(),
+        "has_rubric": request.GET.get("has_rubric", ""),
+        "rubric_status": request.GET.get("rubric_status", ""),
+        "source": request.GET.get("source", ""),
+    }
+    prompts = selectors.prompt_list(project=project, **filters)
+    page = Paginator(prompts, PAGE_SIZE).get_page(request.GET.get("page"))
+    rubric_status = dict(
+        Rubric.objects.filter(prompt__in=[p.pk for p in page.object_list]).values_list(
+            "prompt_id", "status"
+        )
+    )
+    for prompt in page.object_list:
+        prompt.rubric_status = rubric_status.get(prompt.pk, "")
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "project": project,
+        "page": page,
+        "filters": filters,
+        "query": query.urlencode(),
+        "sources": selectors.response_sources(project=project),
+        "statuses": Rubric.Status.choices,
+        "counts": selectors.project_counts(project=project),
+        "can_edit": selectors.role_at_least(project.user_role, Role.EDITOR),
+    }
+    template = "annotation/project_detail.html"
+    if request.htmx and request.htmx.target == "prompt-table":
+        template += "#prompt-table"
+    return render(request, template, context)
+
+
+@login_required
+def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    prompt = selectors.prompt_get(project=project, prompt_id=prompt_id)
+    rubric = selectors.rubric_for_prompt(prompt=prompt)
+    project_rubrics = [
+        (r, selectors.criteria_of(rubric=r)) for r in selectors.project_wide_rubrics(project=project)
+    ]
+    criteria = selectors.criteria_of(rubric=rubric)
+    neighbours = selectors.prompt_list(project=project)
+    context = {
+        "project": project,
+        "prompt": prompt,
+        "responses": prompt.responses.order_by("source", "id"),
+        "rubric": rubric,
+        "criteria": criteria,
+        "positive_points": sum(c.points for c in criteria if c.points > 0),
+        "project_rubrics": project_rubrics,
+        "previous": neighbours.filter(id__lt=prompt.pk).order_by("-id").first(),
+        "next": neighbours.filter(id__gt=prompt.pk).order_by("id").first(),
+    }
+    return render(request, "annotation/prompt_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.EDITOR)
+    report = None
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        fmt = request.POST.get("format") or None
+        if upload is None:
+            messages.error(request, "Choose a file to import.")
+        else:
+            suffix = "".join(Path(upload.name).suffixes[-2:])
+            with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+                for chunk in upload.chunks():
+                    tmp.write(chunk)
+                tmp.flush()
+                try:
+                    report = services.data_import(
+                        project=project,
+                        path=tmp.name,
+                        fmt=fmt,
+                        actor=request.user,
+                        display_name=upload.name,
+                    )
+                except ApplicationError as exc:
+                    messages.error(request, exc.message)
+    context = {"project": project, "report": report, "formats": FORMATS}
+    template = "annotation/import.html"
+    if request.htmx and report is not None:
+        template += "#report"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    if request.method == "POST":
+        project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.OWNER)
+        try:
+            services.membership_add(
+                project=project,
+                actor=request.user,
+                identifier=request.POST.get("identifier", ""),
+                role=request.POST.get("role", Role.VIEWER),
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Member added.")
+            return redirect("annotation:members", slug=slug)
+    context = {
+        "project": project,
+        "memberships": selectors.memberships_of(project=project),
+        "roles": Role.choices,
+        "is_owner": project.user_role == Role.OWNER,
+    }
+    return render(request, "annotation/members.html", context)
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.OWNER)
+    membership = get_object_or_404(Membership, project=project, pk=membership_id)
+    try:
+        if request.POST.get("action") == "remove":
+            services.membership_remove(membership=membership, actor=request.user)
+            messages.success(request, f"{membership.user.username} removed.")
+        else:
+            services.membership_set_role(
+                membership=membership, actor=request.user, role=request.POST.get("role", "")
+            )
+            messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("annotation:members", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        services.api_token_rotate(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect("annotation:account")
+    token = services.api_token_get_or_create(user=request.user)
+    return render(request, "annotation/account.html", {"token": token.key})

@@ -1,0 +1,1 @@
+"""Plain-Python scoring engine: no Django imports anywhere under this package."""

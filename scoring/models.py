@@ -1,0 +1,2 @@
+"""The machine side (judge endpoints, runs, judgments, exports). Imports ``annotation``;
+``annotation`` never imports this app."""

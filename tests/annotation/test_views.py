@@ -1,0 +1,198 @@
+"""Every page: the outsider gets 404, a viewer cannot write, members see what they should."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Membership, Prompt, Role
+from tests.factories import PromptFactory, ResponseFactory, RubricFactory, UserFactory
+
+
+@pytest.fixture
+def prompt(project):  # type: ignore[no-untyped-def]
+    prompt = PromptFactory(
+        project=project,
+        external_id="ex-1",
+        messages=[{"role": "user", "content": "My chest hurts, what should I do?"}],
+    )
+    ResponseFactory(prompt=prompt, source="gpt-x", content="Call emergency services.")
+    RubricFactory(project=project, prompt=prompt)
+    return prompt
+
+
+def read_urls(project, prompt):  # type: ignore[no-untyped-def]
+    return [
+        reverse("annotation:project_detail", args=[project.slug]),
+        reverse("annotation:prompt_detail", args=[project.slug, prompt.pk]),
+        reverse("annotation:members", args=[project.slug]),
+    ]
+
+
+def test_outsider_gets_404_on_every_page(client, project, prompt, owner, outsider):
+    client.force_login(outsider)
+    for url in [*read_urls(project, prompt), reverse("annotation:import", args=[project.slug])]:
+        assert client.get(url).status_code == 404, url
+    assert client.post(reverse("annotation:import", args=[project.slug])).status_code == 404
+    assert (
+        client.post(reverse("annotation:members", args=[project.slug]), {"identifier": "x"})
+    ).status_code == 404
+    membership = Membership.objects.filter(project=project).first()
+    url = reverse("annotation:member_update", args=[project.slug, membership.pk])
+    assert client.post(url, {"action": "remove"}).status_code == 404
+
+
+def test_anonymous_is_sent_to_login(client, project, prompt):
+    for url in read_urls(project, prompt):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_viewer_reads_but_cannot_write(client, project, prompt, owner, viewer):
+    client.force_login(viewer)
+    for url in read_urls(project, prompt):
+        assert client.get(url).status_code == 200, url
+    import_url = reverse("annotation:import", args=[project.slug])
+    assert client.get(import_url).status_code == 403
+    upload = io.BytesIO(b'{"prompt": "hi"}\n')
+    upload.name = "x.jsonl"
+    assert client.post(import_url, {"file": upload}).status_code == 403
+    assert Prompt.objects.filter(project=project).count() == 1
+    UserFactory(username="newbie")
+    members_url = reverse("annotation:members", args=[project.slug])
+    assert client.post(members_url, {"identifier": "newbie", "role": "owner"}).status_code == 403
+    owner_membership = Membership.objects.get(project=project, user=owner)
+    update = reverse("annotation:member_update", args=[project.slug, owner_membership.pk])
+    assert client.post(update, {"action": "remove"}).status_code == 403
+    assert Membership.objects.filter(project=project).count() == 2
+
+
+def test_editor_can_import_but_not_manage_members(client, project, editor):
+    client.force_login(editor)
+    assert client.get(reverse("annotation:import", args=[project.slug])).status_code == 200
+    members_url = reverse("annotation:members", args=[project.slug])
+    assert client.post(members_url, {"identifier": "editor", "role": "owner"}).status_code == 403
+
+
+def test_owner_adds_changes_and_removes_members(client, project, owner):
+    UserFactory(username="dr-ng", email="ng@example.org")
+    client.force_login(owner)
+    members_url = reverse("annotation:members", args=[project.slug])
+    response = client.post(members_url, {"identifier": "ng@example.org", "role": "reviewer"})
+    assert response.status_code == 302
+    m = Membership.objects.get(project=project, user__username="dr-ng")
+    assert m.role == Role.REVIEWER
+    update = reverse("annotation:member_update", args=[project.slug, m.pk])
+    client.post(update, {"action": "role", "role": "editor"})
+    m.refresh_from_db()
+    assert m.role == Role.EDITOR
+    client.post(update, {"action": "remove"})
+    assert not Membership.objects.filter(pk=m.pk).exists()
+    page = client.get(members_url, {"identifier": "nobody"})
+    assert b"Add a member" in page.content
+
+
+def test_owner_sees_an_error_for_an_unknown_user(client, project, owner):
+    client.force_login(owner)
+    members_url = reverse("annotation:members", args=[project.slug])
+    response = client.post(members_url, {"identifier": "ghost", "role": "viewer"}, follow=True)
+    assert b"No user with the username or e-mail" in response.content
+
+
+def test_superuser_sees_every_project(client, project, prompt):
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client.force_login(admin)
+    assert client.get(reverse("annotation:project_detail", args=[project.slug])).status_code == 200
+    assert project.name.encode() in client.get(reverse("annotation:project_list")).content
+
+
+def test_project_list_shows_only_my_projects(client, project, viewer, outsider):
+    client.force_login(outsider)
+    content = client.get(reverse("annotation:project_list")).content
+    assert b"Alpha" not in content and b"Elsewhere" in content
+
+
+def test_project_list_creates_a_project(client, db):
+    user = UserFactory()
+    client.force_login(user)
+    response = client.post(reverse("annotation:project_list"), {"name": "Law rubrics"})
+    assert response.status_code == 302
+    assert Membership.objects.get(project__slug="law-rubrics", user=user).role == Role.OWNER
+
+
+def test_prompt_table_filters_and_htmx_partial(client, project, prompt, viewer):
+    PromptFactory(project=project, external_id="ex-2", messages=[{"role": "user", "content": "Knee pain"}])
+    client.force_login(viewer)
+    url = reverse("annotation:project_detail", args=[project.slug])
+    full = client.get(url)
+    assert b"<html" in full.content and b"2 prompts" in full.content
+    assert client.get(url, {"q": "knee"}).context["page"].paginator.count == 1
+    assert client.get(url, {"has_rubric": "yes"}).context["page"].paginator.count == 1
+    assert client.get(url, {"has_rubric": "no"}).context["page"].paginator.count == 1
+    assert client.get(url, {"rubric_status": "draft"}).context["page"].paginator.count == 1
+    assert client.get(url, {"rubric_status": "approved"}).context["page"].paginator.count == 0
+    assert client.get(url, {"source": "gpt-x"}).context["page"].paginator.count == 1
+    partial = client.get(url, {"q": "chest"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="prompt-table")
+    assert b"<html" not in partial.content and b'id="prompt-table"' in partial.content
+    assert b"chest hurts" in partial.content and b"Knee" not in partial.content
+    assert "HX-Request" in partial["Vary"]
+
+
+def test_prompt_table_query_count_is_flat(client, project, viewer, django_assert_max_num_queries):
+    for i in range(120):
+        p = PromptFactory(project=project)
+        ResponseFactory(prompt=p)
+        if i % 2:
+            RubricFactory(project=project, prompt=p)
+    client.force_login(viewer)
+    url = reverse("annotation:project_detail", args=[project.slug])
+    with django_assert_max_num_queries(16):
+        response = client.get(url, {"page": 2})
+    assert response.status_code == 200
+    assert len(response.context["page"].object_list) == 50
+
+
+def test_prompt_page_shows_conversation_responses_and_rubric(client, project, prompt, viewer):
+    client.force_login(viewer)
+    content = client.get(reverse("annotation:prompt_detail", args=[project.slug, prompt.pk]))
+    html = content.content.decode()
+    assert "My chest hurts" in html and "Call emergency services." in html
+    assert "Is correct" in html and "-3" in html
+
+
+def test_prompt_of_another_project_is_404(client, project, prompt, outsider):
+    client.force_login(outsider)
+    url = reverse("annotation:prompt_detail", args=["elsewhere", prompt.pk])
+    assert client.get(url).status_code == 404
+
+
+def test_account_page_shows_and_rotates_the_token(client, viewer):
+    from rest_framework.authtoken.models import Token
+
+    client.force_login(viewer)
+    first = client.get(reverse("annotation:account"))
+    token = Token.objects.get(user=viewer).key
+    assert token.encode() in first.content
+    client.post(reverse("annotation:account"))
+    assert Token.objects.get(user=viewer).key != token
+
+
+def test_htmx_posts_carry_the_csrf_token(project, viewer):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    page = client.get(reverse("annotation:project_detail", args=[project.slug]))
+    assert b'hx-headers=\'{"X-CSRFToken": "' in page.content
+    response = client.post(reverse("annotation:account"))
+    assert response.status_code == 403  # no token, refused
+
+
+def test_healthz_reports_database_and_broker(client, db):
+    response = client.get("/healthz")
+    body = response.json()
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["broker"]["status"] == "ok", body
+    assert response.status_code == 200

@@ -1,0 +1,100 @@
+"""The main pages in headless Chromium: navigate as a person would, filter the prompt
+table (htmx), open a prompt, import a file; screenshots go to var/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from annotation import services
+from tests.factories import MembershipFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if os.environ.get("REQUIRE_BROWSER_TESTS"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def login(page, live_server, username):  # type: ignore[no-untyped-def]
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw")
+    page.click("button.primary")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_expert_navigates_filters_and_imports(page, live_server, healthbench_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    user = UserFactory(username="dr-ada")
+    project = services.project_create(name="HealthBench sample", slug="hb", owner=user)
+    services.data_import(project=project, path=healthbench_path)
+    MembershipFactory(project=project, user=UserFactory(username="viewer-vic"), role="viewer")
+
+    login(page, live_server, "dr-ada")
+    page.screenshot(path=str(SHOTS / "project_list.png"), full_page=True)
+    page.click("text=HealthBench sample")
+    page.wait_for_selector("#prompt-table")
+    assert "250 prompts" in page.inner_text("#prompt-table")
+    page.screenshot(path=str(SHOTS / "project.png"))
+
+    # Typing in the search box refreshes only the table (htmx) and updates the URL.
+    page.fill("input[name=q]", "pregnan")
+    page.wait_for_function(
+        "!document.querySelector('#prompt-table').innerText.includes('250 prompts')"
+    )
+    assert "q=pregnan" in page.url
+    count = int(page.inner_text("#prompt-table p.muted").split()[0])
+    assert 0 < count < 250
+
+    page.click("#prompt-table tbody tr:first-child td a")
+    page.wait_for_selector(".criteria")
+    assert page.locator(".criterion").count() >= 2
+    page.screenshot(path=str(SHOTS / "prompt.png"), full_page=False)
+
+    page.click("nav.tabs >> text=Import")
+    bad = SHOTS.parent / "broken.jsonl"
+    bad.write_text('{"prompt": [{"role": "user", "content": "hi"}], "rubrics": []}\n{oops\n')
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("button.primary")
+    page.wait_for_selector(".report.bad")
+    assert "line" in page.inner_text(".report").lower() or "Line" in page.inner_text(".report")
+    page.screenshot(path=str(SHOTS / "import.png"))
+
+    page.click("nav.tabs >> text=Members")
+    assert "viewer-vic" in page.inner_text("table")
+    page.screenshot(path=str(SHOTS / "members.png"))

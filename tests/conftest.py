@@ -1,0 +1,91 @@
+"""Personas (owner, editor, reviewer, viewer, outsider) and shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation.models import Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+HEALTHBENCH = SHARED_DATA / "healthbench" / "healthbench_sample_250.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher(settings):  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def project(db):  # type: ignore[no-untyped-def]
+    return ProjectFactory(slug="alpha", name="Alpha")
+
+
+def _member(project, role):  # type: ignore[no-untyped-def]
+    user = UserFactory(username=role)
+    MembershipFactory(project=project, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(project):  # type: ignore[no-untyped-def]
+    return _member(project, Role.OWNER)
+
+
+@pytest.fixture
+def editor(project):  # type: ignore[no-untyped-def]
+    return _member(project, Role.EDITOR)
+
+
+@pytest.fixture
+def reviewer(project):  # type: ignore[no-untyped-def]
+    return _member(project, Role.REVIEWER)
+
+
+@pytest.fixture
+def viewer(project):  # type: ignore[no-untyped-def]
+    return _member(project, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db):  # type: ignore[no-untyped-def]
+    other = ProjectFactory(slug="elsewhere")
+    user = UserFactory(username="outsider")
+    MembershipFactory(project=other, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def personas(owner, editor, reviewer, viewer, outsider):  # type: ignore[no-untyped-def]
+    return {
+        "owner": owner,
+        "editor": editor,
+        "reviewer": reviewer,
+        "viewer": viewer,
+        "outsider": outsider,
+    }
+
+
+@pytest.fixture
+def api():  # type: ignore[no-untyped-def]
+    return APIClient()
+
+
+@pytest.fixture
+def healthbench_path():  # type: ignore[no-untyped-def]
+    if not HEALTHBENCH.is_file():
+        pytest.skip(f"{HEALTHBENCH} is absent")
+    return HEALTHBENCH
+
+
+def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
+    """Name the database the suite ran on (CI fails if it was not PostgreSQL)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    name = "PostgreSQL" if "postgresql" in engine else "SQLite" if "sqlite" in engine else engine
+    terminalreporter.write_line(f"database: {name}; broker: {settings.CELERY_BROKER_URL.split(':')[0]}")
