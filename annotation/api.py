@@ -237,7 +237,11 @@ class ImportApi(ProjectScopedMixin, APIView):
 
     @extend_schema(
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={201: ImportReportSerializer, 200: ImportReportSerializer, 400: ImportReportSerializer},
+        responses={
+            201: ImportReportSerializer,
+            200: ImportReportSerializer,
+            400: ImportReportSerializer,
+        },
         description="Import a file (atomic: a file with any bad record imports nothing).",
     )
     def post(self, request: Request, slug: str) -> DRFResponse:
@@ -264,5 +268,3 @@ class ImportApi(ProjectScopedMixin, APIView):
         else:
             code = status.HTTP_200_OK
         return DRFResponse(ImportReportSerializer(report.as_dict()).data, status=code)
-
-

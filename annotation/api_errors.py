@@ -11,7 +11,5 @@ from .errors import ApplicationError
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response(
-            {"detail": exc.message, **exc.extra}, status=status.HTTP_400_BAD_REQUEST
-        )
+        return Response({"detail": exc.message, **exc.extra}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)

@@ -139,6 +139,9 @@ class PreferenceLabel(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.prompt}: {self.chosen_id} over {self.rejected_id} ({self.source})"
+
 
 class Rubric(models.Model):
     class Status(models.TextChoices):

@@ -140,6 +140,6 @@ def criteria_of(*, rubric: Rubric | None) -> list[Criterion]:
 
 
 def memberships_of(*, project: Project) -> QuerySet[Membership]:
-    return Membership.objects.filter(project=project).select_related("user").order_by(
-        "user__username"
+    return (
+        Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     )

@@ -98,7 +98,6 @@ class RubricSerializer(serializers.ModelSerializer):
         return CriterionSerializer(current, many=True).data  # type: ignore[return-value]
 
 
-
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     email = serializers.EmailField(source="user.email", read_only=True)

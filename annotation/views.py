@@ -85,7 +85,8 @@ def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpRespon
     prompt = selectors.prompt_get(project=project, prompt_id=prompt_id)
     rubric = selectors.rubric_for_prompt(prompt=prompt)
     project_rubrics = [
-        (r, selectors.criteria_of(rubric=r)) for r in selectors.project_wide_rubrics(project=project)
+        (r, selectors.criteria_of(rubric=r))
+        for r in selectors.project_wide_rubrics(project=project)
     ]
     criteria = selectors.criteria_of(rubric=rubric)
     neighbours = selectors.prompt_list(project=project)

@@ -88,4 +88,6 @@ def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
 
     engine = settings.DATABASES["default"]["ENGINE"]
     name = "PostgreSQL" if "postgresql" in engine else "SQLite" if "sqlite" in engine else engine
-    terminalreporter.write_line(f"database: {name}; broker: {settings.CELERY_BROKER_URL.split(':')[0]}")
+    terminalreporter.write_line(
+        f"database: {name}; broker: {settings.CELERY_BROKER_URL.split(':')[0]}"
+    )

@@ -41,12 +41,16 @@ def test_web_process_does_not_import_torch():
         "import django; django.setup(); import rubricstudio.urls, annotation.api, annotation.views;"
         "print(sorted(m for m in ('torch','transformers','sentence_transformers') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_secret_key_is_required_without_debug(tmp_path):
     code = "import os; os.environ['DJANGO_SETTINGS_MODULE']='rubricstudio.settings'; import django; django.setup()"
     env = {"PATH": "/usr/bin:/bin", "DEBUG": "0", "RUBRICSTUDIO_VAR_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env
+    )
     assert out.returncode != 0 and "SECRET_KEY must be set" in out.stderr

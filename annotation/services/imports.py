@@ -80,7 +80,11 @@ def _canonical(messages: list[dict[str, Any]]) -> str:
 
 
 def _import_record(
-    *, project: Project, record: ParsedRecord, report: ImportReport, actor  # type: ignore[no-untyped-def]
+    *,
+    project: Project,
+    record: ParsedRecord,
+    report: ImportReport,
+    actor,  # type: ignore[no-untyped-def]
 ) -> None:
     prompt = Prompt.objects.filter(project=project, external_id=record.external_id).first()
     if prompt is None:
@@ -95,8 +99,7 @@ def _import_record(
     elif _canonical(prompt.messages) != _canonical(record.messages):
         report.add_error(
             record.line,
-            f"prompt '{record.external_id}' already exists in this project "
-            "with different messages",
+            f"prompt '{record.external_id}' already exists in this project with different messages",
         )
         return
     else:
@@ -110,7 +113,10 @@ def _import_record(
         ).first()
         if response is None:
             response = Response.objects.create(
-                prompt=prompt, source=parsed.source, content=parsed.content, metadata=parsed.metadata
+                prompt=prompt,
+                source=parsed.source,
+                content=parsed.content,
+                metadata=parsed.metadata,
             )
             report.responses_created += 1
         else:

@@ -61,7 +61,9 @@ def test_viewer_reads_but_cannot_write(api, project, content, owner, viewer):
         assert api.get(url).status_code == 200, url
     UserFactory(username="someone")
     base = f"/api/projects/{project.slug}"
-    assert api.post(f"{base}/members/", {"identifier": "someone", "role": "owner"}).status_code == 403
+    assert (
+        api.post(f"{base}/members/", {"identifier": "someone", "role": "owner"}).status_code == 403
+    )
     assert api.patch(f"{base}/members/{member.pk}/", {"role": "viewer"}).status_code == 403
     assert api.delete(f"{base}/members/{member.pk}/").status_code == 403
     upload = io.BytesIO(b'{"prompt": "hello"}\n')
@@ -93,7 +95,9 @@ def test_lists_are_paginated_with_count(api, project, viewer):
     assert body["count"] == 60 and len(body["results"]) == 50 and body["next"]
 
 
-def test_rubrics_carry_their_current_criteria(api, project, content, viewer, django_assert_max_num_queries):
+def test_rubrics_carry_their_current_criteria(
+    api, project, content, viewer, django_assert_max_num_queries
+):
     api.force_authenticate(viewer)
     with django_assert_max_num_queries(8):
         body = api.get(f"/api/projects/{project.slug}/rubrics/").json()

@@ -24,8 +24,16 @@ def write_jsonl(path, rows):  # type: ignore[no-untyped-def]
 HB_ROW = {
     "prompt": [{"role": "user", "content": "I have a fever of 39C, should I worry?"}],
     "rubrics": [
-        {"criterion": "Advises seeing a doctor if over 3 days", "points": 7, "tags": ["axis:accuracy"]},
-        {"criterion": "Recommends antibiotics without a test", "points": -6, "tags": ["axis:accuracy"]},
+        {
+            "criterion": "Advises seeing a doctor if over 3 days",
+            "points": 7,
+            "tags": ["axis:accuracy"],
+        },
+        {
+            "criterion": "Recommends antibiotics without a test",
+            "points": -6,
+            "tags": ["axis:accuracy"],
+        },
     ],
 }
 
@@ -60,7 +68,9 @@ def test_healthbench_sample_imports_with_points_and_tags(project, healthbench_pa
 
 
 def test_one_malformed_line_imports_nothing_and_is_named(project, tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [HB_ROW, HB_ROW | {"prompt_id": "b"}, '{"prompt": [', HB_ROW])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl", [HB_ROW, HB_ROW | {"prompt_id": "b"}, '{"prompt": [', HB_ROW]
+    )
     report = services.data_import(project=project, path=path, fmt="healthbench")
     assert not report.ok and report.error_count == 1
     assert report.errors[0]["line"] == 3 and "JSON" in report.errors[0]["reason"]
@@ -70,13 +80,17 @@ def test_one_malformed_line_imports_nothing_and_is_named(project, tmp_path):
 
 def test_every_bad_line_is_reported_up_to_fifty(project, tmp_path):
     rows = [HB_ROW] + ["not json"] * 60
-    report = services.data_import(project=project, path=write_jsonl(tmp_path / "b.jsonl", rows), fmt="healthbench")
+    report = services.data_import(
+        project=project, path=write_jsonl(tmp_path / "b.jsonl", rows), fmt="healthbench"
+    )
     assert report.error_count == 60 and len(report.errors) == 50
     assert [e["line"] for e in report.errors[:3]] == [2, 3, 4]
 
 
 def test_conflicting_prompt_id_is_an_error(project, tmp_path):
-    services.data_import(project=project, path=write_jsonl(tmp_path / "a.jsonl", [HB_ROW | {"prompt_id": "x"}]))
+    services.data_import(
+        project=project, path=write_jsonl(tmp_path / "a.jsonl", [HB_ROW | {"prompt_id": "x"}])
+    )
     other = HB_ROW | {"prompt_id": "x", "prompt": [{"role": "user", "content": "Different"}]}
     report = services.data_import(project=project, path=write_jsonl(tmp_path / "b.jsonl", [other]))
     assert not report.ok and "different messages" in report.errors[0]["reason"]
@@ -92,7 +106,9 @@ def test_hh_rlhf_creates_responses_and_a_preference_label(project, tmp_path):
     assert report.ok and report.format == "hh-rlhf"
     assert report.responses_created == 2 and report.preference_labels_created == 1
     label = PreferenceLabel.objects.get()
-    assert label.chosen.content.startswith("Put it in") and label.rejected.content.startswith("Eggs")
+    assert label.chosen.content.startswith("Put it in") and label.rejected.content.startswith(
+        "Eggs"
+    )
     assert label.prompt.messages == [{"role": "user", "content": "How do I boil an egg?"}]
     again = services.data_import(project=project, path=path)
     assert again.ok and not again.changed and again.preference_labels_unchanged == 1
@@ -102,7 +118,10 @@ def test_hh_rlhf_creates_responses_and_a_preference_label(project, tmp_path):
 def test_gzipped_generic_file(project, tmp_path):
     path = tmp_path / "g.jsonl.gz"
     with gzip.open(path, "wt") as f:
-        f.write(json.dumps({"id": "q1", "prompt": "Explain TCP.", "responses": ["It is a protocol."]}) + "\n")
+        f.write(
+            json.dumps({"id": "q1", "prompt": "Explain TCP.", "responses": ["It is a protocol."]})
+            + "\n"
+        )
     report = services.data_import(project=project, path=path)
     assert report.ok and report.prompts_created == 1 and report.responses_created == 1
 
@@ -114,7 +133,9 @@ def test_unknown_format_is_a_clear_error(project, tmp_path):
 
 
 def test_command_json_report_and_exit_codes(project, tmp_path, healthbench_path, capsys):
-    call_command("import_data", str(healthbench_path), "--project", "new-proj", "--create-project", "--json")
+    call_command(
+        "import_data", str(healthbench_path), "--project", "new-proj", "--create-project", "--json"
+    )
     report = json.loads(capsys.readouterr().out)
     for key in (
         "prompts_created",
@@ -153,7 +174,7 @@ def test_import_page_shows_a_report(client, project, editor):
     upload = io.BytesIO(b'{"prompt": [\n')
     upload.name = "broken.jsonl"
     html = client.post(url, {"file": upload, "format": "healthbench"}).content.decode()
-    assert "Nothing imported" in html and "<td class=\"num\">1</td>" in html
+    assert "Nothing imported" in html and '<td class="num">1</td>' in html
 
 
 def test_import_api(api, project, editor):

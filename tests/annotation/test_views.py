@@ -123,7 +123,9 @@ def test_project_list_creates_a_project(client, db):
 
 
 def test_prompt_table_filters_and_htmx_partial(client, project, prompt, viewer):
-    PromptFactory(project=project, external_id="ex-2", messages=[{"role": "user", "content": "Knee pain"}])
+    PromptFactory(
+        project=project, external_id="ex-2", messages=[{"role": "user", "content": "Knee pain"}]
+    )
     client.force_login(viewer)
     url = reverse("annotation:project_detail", args=[project.slug])
     full = client.get(url)

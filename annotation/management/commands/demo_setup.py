@@ -64,7 +64,9 @@ class Command(BaseCommand):
                 f"{report.prompts_unchanged} unchanged, {report.criteria_created} criteria"
                 + ("" if report.ok else f"; {report.error_count} errors")
             )
-        self.stdout.write(self.style.SUCCESS(f"Demo admin: username 'admin', password '{password}'"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo admin: username 'admin', password '{password}'")
+        )
 
 
 def _mtbench_as_generic(path: Path) -> Path:

@@ -62,9 +62,15 @@ class Command(BaseCommand):
         w = self.stdout.write
         w(f"{report.file} ({report.format}): {report.records} records")
         if report.ok:
-            w(f"  prompts:           {report.prompts_created} created, {report.prompts_unchanged} unchanged")
-            w(f"  responses:         {report.responses_created} created, {report.responses_unchanged} unchanged")
-            w(f"  rubrics:           {report.rubrics_created} created, {report.rubrics_unchanged} unchanged")
+            w(
+                f"  prompts:           {report.prompts_created} created, {report.prompts_unchanged} unchanged"
+            )
+            w(
+                f"  responses:         {report.responses_created} created, {report.responses_unchanged} unchanged"
+            )
+            w(
+                f"  rubrics:           {report.rubrics_created} created, {report.rubrics_unchanged} unchanged"
+            )
             w(f"  criteria:          {report.criteria_created} created")
             w(
                 f"  preference labels: {report.preference_labels_created} created, "
