@@ -24,7 +24,7 @@ format: venv ## Format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-screenshots: venv ## Screenshots of the main pages into var/screenshots (needs chromium)
-	$(PY) -m pytest tests/browser -q -o addopts="" --screenshots var/screenshots
+screenshots: venv ## Browser test; screenshots of the main pages land in var/screenshots (needs chromium)
+	SECRET_KEY=$${SECRET_KEY:-test-only-not-secret} $(PY) -m pytest tests/browser
 
 .PHONY: help venv run test lint format screenshots

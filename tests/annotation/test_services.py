@@ -94,3 +94,17 @@ def test_api_token_rotation_invalidates_the_old_token(owner):
     assert services.api_token_get_or_create(user=owner).key == old
     new = services.api_token_rotate(user=owner).key
     assert new != old
+
+
+def test_create_api_token_command_prints_the_token(viewer, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from rest_framework.authtoken.models import Token
+
+    call_command("create_api_token", "viewer")
+    printed = capsys.readouterr().out.strip()
+    assert printed == Token.objects.get(user=viewer).key
+    call_command("create_api_token", "viewer", "--rotate")
+    assert capsys.readouterr().out.strip() != printed
+    with pytest.raises(CommandError, match="No user"):
+        call_command("create_api_token", "ghost")
