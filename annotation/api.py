@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -249,18 +246,12 @@ class ImportApi(ProjectScopedMixin, APIView):
         serializer = ImportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
-        suffix = "".join(Path(upload.name).suffixes[-2:])
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-            for chunk in upload.chunks():
-                tmp.write(chunk)
-            tmp.flush()
-            report = services.data_import(
-                project=project,
-                path=tmp.name,
-                fmt=serializer.validated_data.get("format") or None,
-                actor=request.user,
-                display_name=upload.name,
-            )
+        report = services.data_import_upload(
+            project=project,
+            upload=upload,
+            fmt=serializer.validated_data.get("format") or None,
+            actor=request.user,
+        )
         if not report.ok:
             code = status.HTTP_400_BAD_REQUEST
         elif report.changed:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -109,30 +106,24 @@ def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpRespon
 def import_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.EDITOR)
     report = None
+    error = ""
     if request.method == "POST":
         upload = request.FILES.get("file")
-        fmt = request.POST.get("format") or None
         if upload is None:
-            messages.error(request, "Choose a file to import.")
+            error = "Choose a file to import."
         else:
-            suffix = "".join(Path(upload.name).suffixes[-2:])
-            with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-                for chunk in upload.chunks():
-                    tmp.write(chunk)
-                tmp.flush()
-                try:
-                    report = services.data_import(
-                        project=project,
-                        path=tmp.name,
-                        fmt=fmt,
-                        actor=request.user,
-                        display_name=upload.name,
-                    )
-                except ApplicationError as exc:
-                    messages.error(request, exc.message)
-    context = {"project": project, "report": report, "formats": FORMATS}
+            try:
+                report = services.data_import_upload(
+                    project=project,
+                    upload=upload,
+                    fmt=request.POST.get("format") or None,
+                    actor=request.user,
+                )
+            except ApplicationError as exc:
+                error = exc.message
+    context = {"project": project, "report": report, "error": error, "formats": FORMATS}
     template = "annotation/import.html"
-    if request.htmx and report is not None:
+    if request.htmx and request.method == "POST":
         template += "#report"
     return render(request, template, context)
 

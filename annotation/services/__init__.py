@@ -1,6 +1,6 @@
 """Writes. Keyword-only functions, each one transaction."""
 
-from .imports import ImportReport, data_import
+from .imports import ImportReport, data_import, data_import_upload
 from .people import (
     api_token_get_or_create,
     api_token_rotate,
@@ -17,6 +17,7 @@ __all__ = [
     "api_token_get_or_create",
     "api_token_rotate",
     "data_import",
+    "data_import_upload",
     "membership_add",
     "membership_remove",
     "membership_set_role",

@@ -9,11 +9,13 @@ same file creates nothing: prompts are matched on (project, external_id), respon
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from ..errors import ApplicationError
@@ -218,18 +220,25 @@ def data_import(
 
 def _zero_counts(report: ImportReport) -> None:
     """After a rollback nothing was written: the report must not claim otherwise."""
-    for name in (
-        "prompts_created",
-        "prompts_unchanged",
-        "responses_created",
-        "responses_unchanged",
-        "rubrics_created",
-        "rubrics_unchanged",
-        "criteria_created",
-        "preference_labels_created",
-        "preference_labels_unchanged",
-    ):
-        setattr(report, name, 0)
+    for f in fields(report):
+        if f.name.endswith(("_created", "_unchanged")):
+            setattr(report, f.name, 0)
 
 
-__all__ = ["ImportReport", "data_import"]
+def data_import_upload(
+    *,
+    project: Project,
+    upload: UploadedFile,
+    fmt: str | None = None,
+    actor=None,  # type: ignore[no-untyped-def]
+) -> ImportReport:
+    """Import an uploaded file: spooled to a temporary file (keeping its suffixes, so
+    ``.gz`` and ``.csv`` are recognised), then ``data_import``."""
+    suffix = "".join(Path(upload.name or "").suffixes[-2:])
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+        tmp.flush()
+        return data_import(
+            project=project, path=tmp.name, fmt=fmt, actor=actor, display_name=upload.name
+        )

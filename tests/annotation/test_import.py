@@ -190,3 +190,14 @@ def test_import_api(api, project, editor):
     bad.name = "bad.jsonl"
     response = api.post(url, {"file": bad, "format": "healthbench"}, format="multipart")
     assert response.status_code == 400 and response.json()["errors"][0]["line"] == 1
+
+
+def test_import_page_htmx_file_error_renders_in_the_report(client, project, editor, tmp_path):
+    client.force_login(editor)
+    upload = io.BytesIO(b'{"foo": 1}\n')
+    upload.name = "odd.jsonl"
+    url = reverse("annotation:import", args=[project.slug])
+    html = client.post(url, {"file": upload}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in html and 'id="report"' in html
+    assert "odd.jsonl" in html and "Nothing imported" in html
+    assert Prompt.objects.count() == 0
