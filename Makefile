@@ -27,4 +27,7 @@ format: venv ## Format the code
 screenshots: venv ## Browser test; screenshots of the main pages land in var/screenshots (needs chromium)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-secret} $(PY) -m pytest tests/browser
 
-.PHONY: help venv run test lint format screenshots
+.PHONY: help venv run test lint format screenshots bench
+
+bench: venv ## Benchmarks (import throughput and peak memory)
+	$(PY) benchmarks/bench_import.py

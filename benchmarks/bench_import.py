@@ -1,0 +1,124 @@
+"""Import throughput and memory: synthetic HealthBench-shaped files of growing size.
+
+Each size runs in a fresh process (so peak RSS is that import's own) against a fresh
+database: SQLite in a temporary folder, or the PostgreSQL of DATABASE_URL (a scratch
+database named by BENCH_DATABASE_URL is recreated). Prints records/s, criteria/s and peak
+RSS; peak RSS staying flat as the file grows shows the import streams.
+
+    python benchmarks/bench_import.py [--sizes 1000 4000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import os, resource, sys, time
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from annotation.models import Project
+from annotation import services
+project = Project.objects.create(slug="bench", name="bench")
+start = time.perf_counter()
+report = services.data_import(project=project, path=sys.argv[1], fmt="healthbench")
+elapsed = time.perf_counter() - start
+assert report.ok, report.errors[:3]
+print(elapsed, report.prompts_created, report.criteria_created,
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def make_file(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    words = [
+        "dose",
+        "fever",
+        "pain",
+        "risk",
+        "doctor",
+        "advise",
+        "urgent",
+        "test",
+        "blood",
+        "sleep",
+        "diet",
+    ]
+    with path.open("w") as f:
+        for i in range(n):
+            text = " ".join(rng.choice(words) for _ in range(60))
+            rubric = [
+                {
+                    "criterion": f"Criterion {j}: "
+                    + " ".join(rng.choice(words) for _ in range(20)),
+                    "points": rng.choice([-8, -5, 2, 5, 7, 10]),
+                    "tags": ["level:example", f"axis:{rng.choice(['accuracy', 'completeness'])}"],
+                }
+                for j in range(12)
+            ]
+            row = {
+                "prompt_id": f"b{i:08d}",
+                "prompt": [{"role": "user", "content": text}],
+                "rubrics": rubric,
+            }
+            f.write(json.dumps(row) + "\n")
+
+
+def run_once(path: Path, tmp: Path) -> tuple[float, int, int, int]:
+    env = {**os.environ, "DEBUG": "1", "RUBRICSTUDIO_VAR_DIR": str(tmp)}
+    if os.environ.get("BENCH_DATABASE_URL"):
+        url = env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+        name = url.rsplit("/", 1)[1]
+        host = url.split("@")[1].split("/")[0].split(":")[0]
+        for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+            subprocess.run(["psql", "-h", host, "-U", "postgres", "-qc", sql], check=True)
+    else:
+        env.pop("DATABASE_URL", None)
+        (tmp / "rubricstudio.sqlite3").unlink(missing_ok=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    elapsed, prompts, criteria, rss_kb = out.stdout.split()[-4:]
+    return float(elapsed), int(prompts), int(criteria), int(rss_kb)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    db = "PostgreSQL" if os.environ.get("BENCH_DATABASE_URL") else "SQLite"
+    print(f"import benchmark ({db}); median of {args.repeats} runs; 12 criteria per prompt")
+    print(
+        f"{'records':>8} {'MB':>6} {'seconds':>8} {'records/s':>10} {'criteria/s':>11} {'peak RSS MB':>12}"
+    )
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for n in args.sizes:
+            path = tmp / f"hb_{n}.jsonl"
+            make_file(path, n)
+            runs = [run_once(path, tmp) for _ in range(args.repeats)]
+            secs = statistics.median(r[0] for r in runs)
+            rss = statistics.median(r[3] for r in runs) / 1024
+            print(
+                f"{n:>8} {path.stat().st_size / 1e6:>6.1f} {secs:>8.2f} {n / secs:>10.0f} "
+                f"{runs[0][2] / secs:>11.0f} {rss:>12.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
