@@ -69,6 +69,9 @@ class Prompt(models.Model):
     messages = models.JSONField(help_text='Chat messages: [{"role": ..., "content": ...}]')
     reference_answer = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    search_text = models.TextField(
+        blank=True, editable=False, help_text="The messages' contents as plain text, for search."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -81,6 +84,10 @@ class Prompt(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.search_text = "\n".join(str(m.get("content", "")) for m in self.messages)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def last_user_message(self) -> str:

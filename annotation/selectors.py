@@ -95,7 +95,7 @@ def prompt_list(
         .order_by("id")
     )
     if q:
-        qs = qs.filter(Q(external_id__icontains=q) | Q(messages__icontains=q))
+        qs = qs.filter(Q(external_id__icontains=q) | Q(search_text__icontains=q))
     if has_rubric == "yes":
         qs = qs.filter(has_rubric=True)
     elif has_rubric == "no":

@@ -72,27 +72,60 @@ def _first_char(path: StrPath) -> str:
     return ""
 
 
+# Cells and lines may hold long responses; the csv module's default cap is 128 KiB.
+csv.field_size_limit(64 * 1024 * 1024)
+
+_JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid number (JSON has no NaN or Infinity)")
+
+
+def _decode_line(line: str) -> Any:
+    if "\\u0000" in line or "\x00" in line:
+        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+    return json.loads(line, parse_constant=_reject_constant)
+
+
+def _is_json_array(path: StrPath) -> bool:
+    """A whole-file JSON array, as opposed to JSONL whose first record is a list."""
+    return not str(path).lower().endswith(_JSONL_SUFFIXES) and _first_char(path) == "["
+
+
 def _iter_objects(path: StrPath) -> Iterator[tuple[int, Any] | RecordError]:
     """(line, decoded value) per record, or a RecordError for a line that is not JSON."""
-    if _first_char(path) == "[":
+    if _is_json_array(path):
         with open_text(path) as handle:
             try:
-                items = json.load(handle)
-            except json.JSONDecodeError as exc:
+                items = json.load(handle, parse_constant=_reject_constant)
+            except ValueError as exc:
+                if not isinstance(exc, json.JSONDecodeError):
+                    raise ImportFormatError(f"{Path(path).name}: {exc}") from exc
                 raise ImportFormatError(
                     f"{Path(path).name} is not a valid JSON array: "
                     f"{exc.msg} at line {exc.lineno} column {exc.colno}"
                 ) from exc
-        yield from enumerate(items, start=1)
+        if not isinstance(items, list):
+            raise ImportFormatError(f"{Path(path).name} is not a JSON array")
+        for index, item in enumerate(items, start=1):
+            if "\\u0000" in json.dumps(item):
+                yield RecordError(
+                    index, "contains a NUL character (\\u0000), which cannot be stored"
+                )
+            else:
+                yield index, item
         return
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                yield line_no, json.loads(line)
+                yield line_no, _decode_line(line)
             except json.JSONDecodeError as exc:
                 yield RecordError(line_no, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            except ValueError as exc:
+                yield RecordError(line_no, str(exc))
 
 
 def _apply(parser: Parser, value: Any, line: int) -> Item:
@@ -124,11 +157,17 @@ def _iter_csv_records(path: StrPath) -> Iterator[Item]:
     with open_text(path, newline="") as handle:
         reader = _csv_reader(handle, path)
         try:
+            previous_end = reader.line_num
             for row in reader:
+                start = previous_end + 1  # a quoted cell may span several lines
+                previous_end = reader.line_num
+                if any("\x00" in (v or "") for v in row.values() if isinstance(v, str)):
+                    yield RecordError(start, "contains a NUL character, which cannot be stored")
+                    continue
                 try:
-                    yield parse_csv_row(row, reader.line_num)
+                    yield parse_csv_row(row, start)
                 except InvalidRecord as exc:
-                    yield RecordError(reader.line_num, str(exc))
+                    yield RecordError(start, str(exc))
         except csv.Error as exc:
             raise ImportFormatError(
                 f"{Path(path).name}: unreadable CSV at line {reader.line_num}: {exc}"

@@ -56,9 +56,13 @@ def as_str(value: Any, where: str, *, non_empty: bool = False) -> str:
 def as_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRecord(f"{where} must be a number, got {_describe(value)}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidRecord(f"{where} is too large") from None
+    if not math.isfinite(number):
         raise InvalidRecord(f"{where} must be a finite number")
-    return float(value)
+    return number
 
 
 def as_list(value: Any, where: str, *, non_empty: bool = False) -> list[Any]:

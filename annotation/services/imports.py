@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from ..errors import ApplicationError
 from ..importers import (
@@ -192,6 +192,8 @@ def data_import(
     report = ImportReport(file=name, format=fmt)
     try:
         with transaction.atomic():
+            # Serialise imports into one project: check-then-create below relies on it.
+            Project.objects.select_for_update().filter(pk=project.pk).first()
             for item in iter_records(path, fmt):
                 if isinstance(item, RecordError):
                     report.add_error(item.line, item.reason)
@@ -215,6 +217,13 @@ def data_import(
         raise ApplicationError(f"{name}: {exc}") from exc
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise ApplicationError(f"{name}: cannot read the file ({exc}).") from exc
+    except DatabaseError as exc:
+        # Validation should have caught it; if not, nothing was written (rolled back).
+        line = report.records + report.error_count
+        raise ApplicationError(
+            f"{name}: record near line {line} could not be stored "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); nothing was imported."
+        ) from exc
     return report
 
 

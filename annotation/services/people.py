@@ -51,10 +51,14 @@ def membership_add(*, project: Project, actor, identifier: str, role: str) -> Me
 
 
 def _ensure_an_owner_remains(*, membership: Membership) -> None:
-    others = Membership.objects.filter(project=membership.project, role=Role.OWNER).exclude(
-        pk=membership.pk
+    """Caller is in a transaction; the project's owner rows are locked here so that two
+    owners demoting each other at once cannot leave the project without one."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(project_id=membership.project_id, role=Role.OWNER)
+        .values_list("pk", flat=True)
     )
-    if membership.role == Role.OWNER and not others.exists():
+    if membership.role == Role.OWNER and not [pk for pk in owners if pk != membership.pk]:
         raise ApplicationError("A project must keep at least one owner.")
 
 

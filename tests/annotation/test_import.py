@@ -201,3 +201,54 @@ def test_import_page_htmx_file_error_renders_in_the_report(client, project, edit
     assert "<html" not in html and 'id="report"' in html
     assert "odd.jsonl" in html and "Nothing imported" in html
     assert Prompt.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"prompt": "hi", "metadata": {"score": NaN}}', "NaN is not a valid number"),
+        ('{"prompt": "nul \\u0000 byte"}', "NUL character"),
+        (
+            '{"prompt": "hi", "rubric": [{"criterion": "x", "points": 1' + "0" * 400 + "}]}",
+            "too large",
+        ),
+    ],
+)
+def test_values_the_database_cannot_store_are_reported_not_crashed(project, tmp_path, line, reason):
+    path = write_jsonl(tmp_path / "g.jsonl", ['{"prompt": "fine"}', line])
+    report = services.data_import(project=project, path=path, fmt="generic")
+    assert not report.ok and report.errors[0]["line"] == 2
+    assert reason in report.errors[0]["reason"]
+    assert Prompt.objects.count() == 0
+
+
+def test_error_after_written_records_rolls_everything_back(project, tmp_path):
+    rows = [HB_ROW | {"prompt_id": f"p{i}"} for i in range(5)] + ['{"prompt": "x"}']
+    report = services.data_import(
+        project=project, path=write_jsonl(tmp_path / "h.jsonl", rows), fmt="healthbench"
+    )
+    assert not report.ok and report.errors[0]["line"] == 6
+    assert Prompt.objects.count() == 0 and Rubric.objects.count() == 0
+
+
+def test_json_array_file_and_broken_array(project, tmp_path):
+    good = tmp_path / "rqa.json"
+    good.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "r1",
+                    "query": "What limits CRISPR?",
+                    "rubric": [
+                        {"rubric_item": "Mentions off-target effects", "type": ["limitation"]}
+                    ],
+                }
+            ]
+        )
+    )
+    report = services.data_import(project=project, path=good)
+    assert report.ok and report.format == "researchqa" and report.criteria_created == 1
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": "r2", "query": "q"},')
+    with pytest.raises(ApplicationError, match="broken.json"):
+        services.data_import(project=project, path=broken)

@@ -94,6 +94,13 @@ def test_api_token_rotation_invalidates_the_old_token(owner):
     assert services.api_token_get_or_create(user=owner).key == old
     new = services.api_token_rotate(user=owner).key
     assert new != old
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert api.get("/api/projects/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION=f"Token {new}")
+    assert api.get("/api/projects/").status_code == 200
 
 
 def test_create_api_token_command_prints_the_token(viewer, capsys):
