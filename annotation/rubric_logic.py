@@ -1,0 +1,239 @@
+"""Plain-Python rubric logic for the editor: criterion-level diffs, three-way merge of
+concurrent edits, and the checks shown while editing. No Django imports, so it is tested
+without a database and can be reused by the API and the htmx views alike.
+
+Criteria are compared by their stable ``key``; position is not part of a criterion's
+content (a reorder alone is reported as ``moved``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+CONTENT_FIELDS = ("text", "points", "category", "kind", "tags")
+
+
+@dataclass(frozen=True)
+class CriterionSnapshot:
+    key: str
+    text: str
+    points: float
+    category: str = ""
+    kind: str = "principle"
+    tags: tuple[str, ...] = ()
+
+    def content(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in CONTENT_FIELDS)
+
+
+# --- diff -------------------------------------------------------------------------------
+
+WordOp = tuple[Literal["equal", "insert", "delete"], str]
+
+
+def word_diff(old: str, new: str) -> list[WordOp]:
+    """Word-level diff; whitespace stays attached to the words so the pieces re-join."""
+    a, b = re.findall(r"\S+\s*", old), re.findall(r"\S+\s*", new)
+    ops: list[WordOp] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            ops.append(("equal", "".join(a[i1:i2])))
+        if tag in ("delete", "replace"):
+            ops.append(("delete", "".join(a[i1:i2])))
+        if tag in ("insert", "replace"):
+            ops.append(("insert", "".join(b[j1:j2])))
+    return ops
+
+
+@dataclass
+class CriterionChange:
+    key: str
+    status: Literal["added", "removed", "changed", "moved", "unchanged"]
+    old: CriterionSnapshot | None
+    new: CriterionSnapshot | None
+    changed_fields: list[str] = field(default_factory=list)
+    text_diff: list[WordOp] = field(default_factory=list)
+
+
+def diff_criteria(
+    old: Sequence[CriterionSnapshot], new: Sequence[CriterionSnapshot]
+) -> list[CriterionChange]:
+    """Every criterion of ``new`` in its order (added, changed, moved or unchanged), then the
+    removed ones in their old order."""
+    old_by_key = {c.key: c for c in old}
+    old_pos = {c.key: i for i, c in enumerate(old)}
+    # Relative order among criteria present in both versions decides "moved".
+    common_old = [c.key for c in old if c.key in {n.key for n in new}]
+    rank_old = {k: i for i, k in enumerate(common_old)}
+    common_new = [c.key for c in new if c.key in old_by_key]
+    rank_new = {k: i for i, k in enumerate(common_new)}
+    changes: list[CriterionChange] = []
+    for c in new:
+        before = old_by_key.get(c.key)
+        if before is None:
+            changes.append(CriterionChange(c.key, "added", None, c))
+            continue
+        fields_ = [f for f in CONTENT_FIELDS if getattr(before, f) != getattr(c, f)]
+        if fields_:
+            text = word_diff(before.text, c.text) if "text" in fields_ else []
+            changes.append(CriterionChange(c.key, "changed", before, c, fields_, text))
+        elif rank_old[c.key] != rank_new[c.key]:
+            changes.append(CriterionChange(c.key, "moved", before, c))
+        else:
+            changes.append(CriterionChange(c.key, "unchanged", before, c))
+    new_keys = {c.key for c in new}
+    removed = sorted((c for c in old if c.key not in new_keys), key=lambda c: old_pos[c.key])
+    changes.extend(CriterionChange(c.key, "removed", c, None) for c in removed)
+    return changes
+
+
+# --- three-way merge ----------------------------------------------------------------------
+
+
+@dataclass
+class MergeConflict:
+    key: str
+    base: CriterionSnapshot | None
+    theirs: CriterionSnapshot | None
+    mine: CriterionSnapshot | None
+
+
+@dataclass
+class MergeResult:
+    criteria: list[CriterionSnapshot]
+    conflicts: list[MergeConflict]
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
+
+def _content(c: CriterionSnapshot | None) -> tuple[object, ...] | None:
+    return None if c is None else c.content()
+
+
+def merge_criteria(
+    base: Sequence[CriterionSnapshot],
+    theirs: Sequence[CriterionSnapshot],
+    mine: Sequence[CriterionSnapshot],
+) -> MergeResult:
+    """Merge my edits of ``base`` with a version someone else saved on the same base.
+
+    Changes to different criteria merge automatically; a criterion both sides changed
+    differently (including one side deleting it) is a conflict, and the merged list keeps
+    my side of it until the person chooses. Order: mine, with criteria only they added
+    placed after the criterion that precedes them in their version.
+    """
+    b = {c.key: c for c in base}
+    t = {c.key: c for c in theirs}
+    m = {c.key: c for c in mine}
+    chosen: dict[str, CriterionSnapshot | None] = {}
+    conflicts: list[MergeConflict] = []
+    for key in [*b, *(k for k in t if k not in b), *(k for k in m if k not in b and k not in t)]:
+        bc, tc, mc = _content(b.get(key)), _content(t.get(key)), _content(m.get(key))
+        if tc in (mc, bc):
+            chosen[key] = m.get(key)
+        elif mc == bc:
+            chosen[key] = t.get(key)
+        else:
+            conflicts.append(MergeConflict(key, b.get(key), t.get(key), m.get(key)))
+            chosen[key] = m.get(key) if key in m else t.get(key)
+
+    order = [c.key for c in mine if chosen.get(c.key) is not None]
+    placed = set(order)
+    previous: str | None = None
+    for c in theirs:
+        if c.key not in placed and chosen.get(c.key) is not None:
+            at = order.index(previous) + 1 if previous in placed else len(order)
+            order.insert(at, c.key)
+            placed.add(c.key)
+        previous = c.key
+    merged = [chosen[k] for k in order]
+    return MergeResult([c for c in merged if c is not None], conflicts)
+
+
+# --- checks while editing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckIssue:
+    level: Literal["error", "warning"]
+    code: str
+    message: str
+    key: str | None = None
+
+
+NEAR_DUPLICATE_RATIO = 0.9
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation dropped, whitespace collapsed: the form duplicates share."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+_COMPOUND = re.compile(r"\b(?:and|as well as|and also)\b|;", re.IGNORECASE)
+
+
+def _is_compound(text: str) -> bool:
+    """Several requirements joined by "and": both sides of a joiner carry a verb-like
+    clause of three or more words. Noun lists ("salt and pepper") stay single."""
+    parts = [p.split() for p in _COMPOUND.split(text)]
+    return len(parts) >= 2 and sum(len(p) >= 3 for p in parts) >= 2
+
+
+def check_criteria(criteria: Iterable[CriterionSnapshot]) -> list[CheckIssue]:
+    """Errors block a save; warnings are shown inline and saved over."""
+    items = list(criteria)
+    issues: list[CheckIssue] = []
+    seen: dict[str, str] = {}
+    normalised: list[str] = []
+    for c in items:
+        if not c.text.strip():
+            issues.append(CheckIssue("error", "empty", "The criterion has no text.", c.key))
+            continue
+        if not math.isfinite(c.points):
+            issues.append(CheckIssue("error", "points", "Points must be a finite number.", c.key))
+        norm = normalise(c.text)
+        if norm in seen:
+            issues.append(
+                CheckIssue("error", "duplicate", "Same text as another criterion.", c.key)
+            )
+        else:
+            for other in normalised:
+                ratio = difflib.SequenceMatcher(a=norm, b=other, autojunk=False).ratio()
+                if ratio >= NEAR_DUPLICATE_RATIO:
+                    issues.append(
+                        CheckIssue(
+                            "warning",
+                            "near_duplicate",
+                            f"Nearly the same as another criterion ({ratio:.0%} alike).",
+                            c.key,
+                        )
+                    )
+                    break
+            seen[norm] = c.key
+            normalised.append(norm)
+        if _is_compound(c.text):
+            issues.append(
+                CheckIssue(
+                    "warning",
+                    "compound",
+                    "Joins several requirements; consider splitting it so each can be "
+                    "met or missed on its own.",
+                    c.key,
+                )
+            )
+    if items and not any(c.points > 0 for c in items):
+        issues.append(
+            CheckIssue(
+                "warning",
+                "no_positive_points",
+                "No criterion has positive points, so a score would be undefined.",
+            )
+        )
+    return issues
