@@ -12,8 +12,9 @@ from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
 from . import selectors, services
-from .models import Criterion, Membership, Project, Role, Rubric
+from .models import Criterion, Membership, Project, Role, Rubric, RubricVersion
 from .serializers import (
+    ConflictSerializer,
     ImportReportSerializer,
     ImportRequestSerializer,
     MembershipCreateSerializer,
@@ -25,6 +26,8 @@ from .serializers import (
     PromptSerializer,
     ResponseSerializer,
     RubricSerializer,
+    RubricVersionCreateSerializer,
+    RubricVersionSerializer,
 )
 
 
@@ -179,6 +182,42 @@ class RubricDetailApi(ProjectScopedMixin, generics.RetrieveAPIView):
             project=self.get_project(),
             pk=self.kwargs["pk"],
         )
+
+
+class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
+    """A rubric's versions, newest first; POST saves a new version on a base version."""
+
+    serializer_class = RubricVersionSerializer
+
+    def _rubric(self) -> Rubric:
+        return get_object_or_404(Rubric, project=self.get_project(), pk=self.kwargs["pk"])
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return (
+            RubricVersion.objects.filter(rubric=self._rubric())
+            .select_related("author", "parent")
+            .order_by("-number")
+        )
+
+    @extend_schema(
+        request=RubricVersionCreateSerializer,
+        responses={201: RubricSerializer, 409: ConflictSerializer},
+    )
+    def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        rubric = self._rubric()
+        serializer = RubricVersionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.rubric_version_create(
+            rubric=rubric,
+            criteria=[services.CriterionInput(**c) for c in data["criteria"]],
+            author=request.user,
+            note=data["note"],
+            base_number=data["base_version"],
+            check_base=True,
+        )
+        rubric.refresh_from_db()
+        return DRFResponse(RubricSerializer(rubric).data, status=status.HTTP_201_CREATED)
 
 
 class MemberListApi(ProjectScopedMixin, generics.ListAPIView):

@@ -18,6 +18,11 @@ urlpatterns = [
         api.RubricDetailApi.as_view(),
         name="api-rubric",
     ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/versions/",
+        api.RubricVersionListApi.as_view(),
+        name="api-rubric-versions",
+    ),
     path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="api-members"),
     path(
         "projects/<slug:slug>/members/<int:pk>/",

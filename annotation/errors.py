@@ -7,7 +7,23 @@ from typing import Any
 
 
 class ApplicationError(Exception):
+    status_code = 400
+
     def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+
+
+class StaleVersionError(ApplicationError):
+    """A save was based on a version that is no longer the rubric's current one."""
+
+    status_code = 409
+
+    def __init__(self, *, base: int | None, current: int) -> None:
+        super().__init__(
+            f"This rubric changed since you started: you edited version {base}, "
+            f"version {current} is now current. Nothing was overwritten.",
+            extra={"base_version": base, "current_version": current},
+        )
+        self.current = current

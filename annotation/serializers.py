@@ -4,7 +4,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .importers import FORMATS
-from .models import Criterion, Membership, Project, Prompt, Response, Role, Rubric
+from .models import (
+    Criterion,
+    Membership,
+    Project,
+    Prompt,
+    Response,
+    Role,
+    Rubric,
+    RubricVersion,
+)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -143,3 +152,37 @@ class ImportReportSerializer(serializers.Serializer):
     preference_labels_unchanged = serializers.IntegerField()
     error_count = serializers.IntegerField()
     errors = ImportErrorSerializer(many=True)
+
+
+class RubricVersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
+
+    class Meta:
+        model = RubricVersion
+        fields = ["number", "parent", "author", "author_model", "note", "created_at"]
+
+
+class CriterionInputSerializer(serializers.Serializer):
+    key = serializers.UUIDField(required=False, allow_null=True)
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    points = serializers.FloatField()
+    category = serializers.ChoiceField(
+        choices=Criterion.Category.choices, default="", allow_blank=True
+    )
+    kind = serializers.ChoiceField(choices=Criterion.Kind.choices, default=Criterion.Kind.PRINCIPLE)
+    tags = serializers.ListField(child=serializers.CharField(), default=list)
+
+
+class RubricVersionCreateSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(
+        allow_null=True, help_text="The version number the edit started from (409 if stale)."
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    criteria = CriterionInputSerializer(many=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    base_version = serializers.IntegerField(allow_null=True)
+    current_version = serializers.IntegerField()

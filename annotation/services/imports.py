@@ -145,6 +145,7 @@ def _import_record(
                 ],
                 author=actor,
                 note=f"Imported from {report.file} ({report.format})",
+                enforce_checks=False,
             )
             report.rubrics_created += 1
             report.criteria_created += len(record.criteria)

@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from ..errors import ApplicationError
+from ..errors import ApplicationError, StaleVersionError
 from ..models import Criterion, Project, Prompt, Rubric, RubricVersion
+from ..rubric_logic import CriterionSnapshot, check_criteria
 
 
 @dataclass
@@ -31,6 +32,28 @@ def _validate(criteria: list[CriterionInput]) -> None:
             raise ApplicationError(f"Criterion {i} has an unknown kind '{c.kind}'.")
 
 
+def _snapshot(c: CriterionInput | Criterion, key: str) -> CriterionSnapshot:
+    return CriterionSnapshot(key, c.text.strip(), c.points, c.category, c.kind, tuple(c.tags))
+
+
+def _carry_provenance(criteria: list[CriterionInput], parent: RubricVersion | None) -> None:
+    """Criteria that keep a key keep their provenance; a model-written criterion that a
+    person changed becomes hybrid."""
+    if parent is None:
+        return
+    before = {str(c.key): c for c in parent.criteria.all()}
+    for c in criteria:
+        old = before.get(str(c.key)) if c.key else None
+        if old is None:
+            continue
+        changed = _snapshot(old, "").content() != _snapshot(c, "").content()
+        c.provenance_model = c.provenance_model or old.provenance_model
+        if old.provenance == Criterion.Provenance.LLM and changed:
+            c.provenance = Criterion.Provenance.HYBRID
+        elif c.provenance == Criterion.Provenance.HUMAN:
+            c.provenance = old.provenance
+
+
 @transaction.atomic
 def rubric_version_create(
     *,
@@ -39,14 +62,36 @@ def rubric_version_create(
     author=None,  # type: ignore[no-untyped-def]
     author_model: str = "",
     note: str = "",
+    base_number: int | None = None,
+    check_base: bool = False,
+    enforce_checks: bool = True,
 ) -> RubricVersion:
     """Append an immutable version with ``criteria`` and make it the current one.
 
-    Takes the rubric row lock so concurrent saves get consecutive numbers.
+    Takes the rubric row lock, so concurrent saves are serialised: with ``check_base``, a
+    save whose ``base_number`` is no longer current raises StaleVersionError (HTTP 409)
+    and writes nothing. Hard errors from the editing checks refuse the save unless
+    ``enforce_checks`` is off (imports keep source data as it is).
     """
     _validate(criteria)
+    errors = enforce_checks and [
+        i
+        for i in check_criteria(_snapshot(c, str(c.key or i)) for i, c in enumerate(criteria))
+        if i.level == "error"
+    ]
+    if errors:
+        raise ApplicationError(
+            "The rubric has errors: " + "; ".join(e.message for e in errors),
+            extra={
+                "errors": [{"key": e.key, "code": e.code, "message": e.message} for e in errors]
+            },
+        )
     rubric = Rubric.objects.select_for_update().get(pk=rubric.pk)
     parent = rubric.current_version
+    current = parent.number if parent else None
+    if check_base and base_number != current:
+        raise StaleVersionError(base=base_number, current=current or 0)
+    _carry_provenance(criteria, parent)
     number = (parent.number + 1) if parent else 1
     version = RubricVersion.objects.create(
         rubric=rubric,
@@ -86,6 +131,7 @@ def rubric_create(
     author=None,  # type: ignore[no-untyped-def]
     author_model: str = "",
     note: str = "",
+    enforce_checks: bool = True,
 ) -> Rubric:
     if prompt is not None and prompt.project_id != project.pk:
         raise ApplicationError("The prompt belongs to another project.")
@@ -93,7 +139,12 @@ def rubric_create(
         raise ApplicationError("This prompt already has a rubric.")
     rubric = Rubric.objects.create(project=project, prompt=prompt, title=title[:300])
     rubric_version_create(
-        rubric=rubric, criteria=criteria, author=author, author_model=author_model, note=note
+        rubric=rubric,
+        criteria=criteria,
+        author=author,
+        author_model=author_model,
+        note=note,
+        enforce_checks=enforce_checks,
     )
     rubric.refresh_from_db()
     return rubric
