@@ -11,7 +11,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(models.Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "allow_self_approval", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
@@ -72,3 +72,10 @@ class RubricVersionAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "project", "actor", "action", "target"]
     list_filter = ["action"]
+
+
+@admin.register(models.RubricReviewDecision)
+class RubricReviewDecisionAdmin(admin.ModelAdmin):
+    list_display = ["rubric", "version", "reviewer", "decision", "created_at"]
+    list_filter = ["decision"]
+    raw_id_fields = ["rubric", "version"]

@@ -28,6 +28,7 @@ from .serializers import (
     RubricSerializer,
     RubricVersionCreateSerializer,
     RubricVersionSerializer,
+    RubricWorkflowSerializer,
 )
 
 
@@ -218,6 +219,29 @@ class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
         )
         rubric.refresh_from_db()
         return DRFResponse(RubricSerializer(rubric).data, status=status.HTTP_201_CREATED)
+
+
+class RubricWorkflowApi(ProjectScopedMixin, APIView):
+    """Move a rubric through draft → in review → approved (→ archived). The role each
+    action needs is checked by the workflow service (reviewers review, editors submit)."""
+
+    write_role = Role.VIEWER  # per-action roles are enforced in the service
+
+    @extend_schema(request=RubricWorkflowSerializer, responses=RubricSerializer)
+    def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        rubric = get_object_or_404(Rubric, project=self.get_project(), pk=pk)
+        serializer = RubricWorkflowSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        action, comment = serializer.validated_data["action"], serializer.validated_data["comment"]
+        if action == "submit":
+            rubric = services.rubric_submit_for_review(rubric=rubric, actor=request.user)
+        elif action == "archive":
+            rubric = services.rubric_archive(rubric=rubric, actor=request.user)
+        else:
+            rubric = services.rubric_review(
+                rubric=rubric, actor=request.user, decision=action, comment=comment
+            )
+        return DRFResponse(RubricSerializer(rubric).data)
 
 
 class MemberListApi(ProjectScopedMixin, generics.ListAPIView):

@@ -23,6 +23,11 @@ urlpatterns = [
         api.RubricVersionListApi.as_view(),
         name="api-rubric-versions",
     ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/workflow/",
+        api.RubricWorkflowApi.as_view(),
+        name="api-rubric-workflow",
+    ),
     path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="api-members"),
     path(
         "projects/<slug:slug>/members/<int:pk>/",

@@ -34,6 +34,9 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Guidance for rubric authors and judges.")
+    allow_self_approval = models.BooleanField(
+        default=False, help_text="Whether the author of a rubric version may approve it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
@@ -259,6 +262,29 @@ class Criterion(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.points:g}] {self.text[:60]}"
+
+
+class RubricReviewDecision(models.Model):
+    """A reviewer's decision on one version of a rubric."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="decisions")
+    version = models.ForeignKey(RubricVersion, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} on {self.version}"
 
 
 class AuditEvent(models.Model):

@@ -91,11 +91,23 @@ class CriterionSerializer(serializers.ModelSerializer):
 class RubricSerializer(serializers.ModelSerializer):
     prompt = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     version = serializers.IntegerField(source="current_version.number", allow_null=True)
+    approved_version = serializers.IntegerField(
+        source="approved_version.number", allow_null=True, default=None
+    )
     criteria = serializers.SerializerMethodField()
 
     class Meta:
         model = Rubric
-        fields = ["id", "prompt", "title", "status", "version", "criteria", "updated_at"]
+        fields = [
+            "id",
+            "prompt",
+            "title",
+            "status",
+            "version",
+            "approved_version",
+            "criteria",
+            "updated_at",
+        ]
 
     @extend_schema_field(CriterionSerializer(many=True))
     def get_criteria(self, obj: Rubric) -> list[dict]:  # type: ignore[type-arg]
@@ -186,3 +198,8 @@ class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     base_version = serializers.IntegerField(allow_null=True)
     current_version = serializers.IntegerField()
+
+
+class RubricWorkflowSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["submit", "approve", "request_changes", "archive"])
+    comment = serializers.CharField(required=False, allow_blank=True, default="")

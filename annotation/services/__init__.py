@@ -10,6 +10,7 @@ from .people import (
     project_create,
 )
 from .rubrics import CriterionInput, rubric_create, rubric_version_create
+from .workflow import rubric_archive, rubric_review, rubric_submit_for_review
 
 __all__ = [
     "CriterionInput",
@@ -22,6 +23,9 @@ __all__ = [
     "membership_remove",
     "membership_set_role",
     "project_create",
+    "rubric_archive",
     "rubric_create",
+    "rubric_review",
+    "rubric_submit_for_review",
     "rubric_version_create",
 ]

@@ -8,6 +8,8 @@ from django.db import transaction
 from ..errors import ApplicationError, StaleVersionError
 from ..models import Criterion, Project, Prompt, Rubric, RubricVersion
 from ..rubric_logic import CriterionSnapshot, check_criteria
+from .audit import audit
+from .workflow import status_after_edit
 
 
 @dataclass
@@ -91,6 +93,7 @@ def rubric_version_create(
     current = parent.number if parent else None
     if check_base and base_number != current:
         raise StaleVersionError(base=base_number, current=current or 0)
+    status_after_edit(rubric.status)  # refuses archived rubrics before writing
     _carry_provenance(criteria, parent)
     number = (parent.number + 1) if parent else 1
     version = RubricVersion.objects.create(
@@ -117,7 +120,16 @@ def rubric_version_create(
         for position, c in enumerate(criteria)
     )
     rubric.current_version = version
-    rubric.save(update_fields=["current_version", "updated_at"])
+    rubric.status = status_after_edit(rubric.status)
+    rubric.save(update_fields=["current_version", "status", "updated_at"])
+    audit(
+        project=rubric.project,
+        actor=author,
+        action="rubric.version",
+        target=str(rubric.pk),
+        version=number,
+        author_model=author_model,
+    )
     return version
 
 
