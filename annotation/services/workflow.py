@@ -18,8 +18,9 @@ Status = Rubric.Status
 
 
 def _locked(rubric: Rubric) -> Rubric:
+    """The rubric row, locked (only it: the joined version and project are read along)."""
     return (
-        Rubric.objects.select_for_update()
+        Rubric.objects.select_for_update(of=("self",))
         .select_related("current_version", "project")
         .get(pk=rubric.pk)
     )
