@@ -37,8 +37,9 @@ WordOp = tuple[Literal["equal", "insert", "delete"], str]
 
 
 def word_diff(old: str, new: str) -> list[WordOp]:
-    """Word-level diff; whitespace stays attached to the words so the pieces re-join."""
-    a, b = re.findall(r"\S+\s*", old), re.findall(r"\S+\s*", new)
+    """Word-level diff. Words and the whitespace between them are separate tokens, so a
+    word at the end of the text still matches itself, and the pieces re-join exactly."""
+    a, b = re.findall(r"\S+|\s+", old), re.findall(r"\S+|\s+", new)
     ops: list[WordOp] = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if tag == "equal":

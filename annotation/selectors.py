@@ -17,6 +17,7 @@ from .models import (
     Response,
     Role,
     Rubric,
+    RubricVersion,
 )
 
 
@@ -143,3 +144,30 @@ def memberships_of(*, project: Project) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     )
+
+
+def rubric_get(*, project: Project, rubric_id: int) -> Rubric:
+    rubric = (
+        Rubric.objects.filter(project=project, pk=rubric_id)
+        .select_related("current_version", "approved_version", "prompt")
+        .first()
+    )
+    if rubric is None:
+        raise Http404("No such rubric.")
+    return rubric
+
+
+def versions_of(*, rubric: Rubric) -> QuerySet[RubricVersion]:
+    return (
+        RubricVersion.objects.filter(rubric=rubric)
+        .select_related("author")
+        .annotate(criteria_count=Count("criteria"))
+        .order_by("-number")
+    )
+
+
+def version_get(*, rubric: Rubric, number: int) -> RubricVersion:
+    version = RubricVersion.objects.filter(rubric=rubric, number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    return version

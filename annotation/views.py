@@ -13,7 +13,8 @@ from django.views.decorators.vary import vary_on_headers
 from . import selectors, services
 from .errors import ApplicationError
 from .importers import FORMATS
-from .models import Membership, Role, Rubric
+from .models import Criterion, Membership, Role, Rubric
+from .rubric_logic import CriterionSnapshot, diff_criteria
 
 PAGE_SIZE = 50
 
@@ -183,3 +184,66 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         return redirect("annotation:account")
     token = services.api_token_get_or_create(user=request.user)
     return render(request, "annotation/account.html", {"token": token.key})
+
+
+def _snapshots(version_id: int) -> list[CriterionSnapshot]:
+    return [
+        CriterionSnapshot(str(c.key), c.text, c.points, c.category, c.kind, tuple(c.tags))
+        for c in Criterion.objects.filter(version_id=version_id).order_by("position")
+    ]
+
+
+@login_required
+def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    rubric = selectors.rubric_get(project=project, rubric_id=rubric_id)
+    versions = list(selectors.versions_of(rubric=rubric))
+    context = {
+        "project": project,
+        "rubric": rubric,
+        "versions": versions,
+        "can_edit": selectors.role_at_least(project.user_role, Role.EDITOR),
+    }
+    return render(request, "annotation/rubric_history.html", context)
+
+
+@login_required
+def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    rubric = selectors.rubric_get(project=project, rubric_id=rubric_id)
+    current = rubric.current_version.number if rubric.current_version else 1
+    try:
+        a_number = int(request.GET.get("a", max(current - 1, 1)))
+        b_number = int(request.GET.get("b", current))
+    except ValueError:
+        a_number, b_number = max(current - 1, 1), current
+    a = selectors.version_get(rubric=rubric, number=a_number)
+    b = selectors.version_get(rubric=rubric, number=b_number)
+    changes = diff_criteria(_snapshots(a.pk), _snapshots(b.pk))
+    summary = {
+        s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed", "moved")
+    }
+    context = {
+        "project": project,
+        "rubric": rubric,
+        "a": a,
+        "b": b,
+        "changes": changes,
+        "summary": summary,
+        "numbers": list(rubric.versions.order_by("-number").values_list("number", flat=True)),
+    }
+    return render(request, "annotation/rubric_diff.html", context)
+
+
+@login_required
+@require_POST
+def rubric_restore(request: HttpRequest, slug: str, rubric_id: int, number: int) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.EDITOR)
+    rubric = selectors.rubric_get(project=project, rubric_id=rubric_id)
+    try:
+        version = services.rubric_version_restore(rubric=rubric, number=number, author=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Version {number} restored as version {version.number}.")
+    return redirect("annotation:rubric_history", slug=slug, rubric_id=rubric.pk)

@@ -9,7 +9,12 @@ from .people import (
     membership_set_role,
     project_create,
 )
-from .rubrics import CriterionInput, rubric_create, rubric_version_create
+from .rubrics import (
+    CriterionInput,
+    rubric_create,
+    rubric_version_create,
+    rubric_version_restore,
+)
 from .workflow import rubric_archive, rubric_review, rubric_submit_for_review
 
 __all__ = [
@@ -28,4 +33,5 @@ __all__ = [
     "rubric_review",
     "rubric_submit_for_review",
     "rubric_version_create",
+    "rubric_version_restore",
 ]

@@ -160,3 +160,31 @@ def rubric_create(
     )
     rubric.refresh_from_db()
     return rubric
+
+
+@transaction.atomic
+def rubric_version_restore(*, rubric: Rubric, number: int, author) -> RubricVersion:  # type: ignore[no-untyped-def]
+    """Make a new version whose criteria (keys included) are those of version ``number``."""
+    old = RubricVersion.objects.filter(rubric=rubric, number=number).first()
+    if old is None:
+        raise ApplicationError(f"This rubric has no version {number}.")
+    criteria = [
+        CriterionInput(
+            text=c.text,
+            points=c.points,
+            category=c.category,
+            kind=c.kind,
+            tags=list(c.tags),
+            provenance=c.provenance,
+            provenance_model=c.provenance_model,
+            key=c.key,
+        )
+        for c in old.criteria.order_by("position")
+    ]
+    return rubric_version_create(
+        rubric=rubric,
+        criteria=criteria,
+        author=author,
+        note=f"Restored version {number}",
+        enforce_checks=False,
+    )
