@@ -98,3 +98,50 @@ def test_expert_navigates_filters_and_imports(page, live_server, healthbench_pat
     page.click("nav.tabs >> text=Members")
     assert "viewer-vic" in page.inner_text("table")
     page.screenshot(path=str(SHOTS / "members.png"))
+
+
+def test_history_and_diff_pages(page, live_server):
+    from annotation.services import CriterionInput
+    from tests.factories import PromptFactory
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    user = UserFactory(username="dr-grace")
+    project = services.project_create(name="Cardiology", slug="cardio", owner=user)
+    rubric = services.rubric_create(
+        project=project,
+        prompt=PromptFactory(project=project, external_id="chest-pain-1"),
+        title="Chest pain triage",
+        author=user,
+        criteria=[
+            CriterionInput(
+                text="Advises calling emergency services", points=10, category="essential"
+            ),
+            CriterionInput(text="Asks how long the pain has lasted", points=3),
+            CriterionInput(text="Suggests an antacid first", points=-4, category="pitfall"),
+        ],
+    )
+    keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
+    services.rubric_version_create(
+        rubric=rubric,
+        author=user,
+        note="Sharper triage wording",
+        criteria=[
+            CriterionInput(
+                text="Advises calling emergency services at once",
+                points=8,
+                category="essential",
+                key=keys[0],
+            ),
+            CriterionInput(
+                text="Suggests an antacid first", points=-4, category="pitfall", key=keys[2]
+            ),
+            CriterionInput(text="Asks about radiating arm or jaw pain", points=5),
+        ],
+    )
+    login(page, live_server, "dr-grace")
+    page.goto(f"{live_server.url}/p/cardio/rubrics/{rubric.pk}/history/")
+    assert "Sharper triage wording" in page.inner_text("table")
+    page.click("text=diff")
+    page.wait_for_selector("ol.diff")
+    assert page.locator("ol.diff ins").first.inner_text().strip() == "at once"
+    page.screenshot(path=str(SHOTS / "rubric_diff.png"))
