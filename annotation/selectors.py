@@ -4,7 +4,8 @@ the user's membership, so no view can forget the permission check."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import (
@@ -74,6 +75,30 @@ def project_counts(*, project: Project) -> dict[str, int]:
         "preference_labels": PreferenceLabel.objects.filter(prompt__project=project).count(),
         "members": Membership.objects.filter(project=project).count(),
     }
+
+
+def _count(qs: QuerySet, by: str) -> Coalesce:  # type: ignore[type-arg]
+    """A correlated COUNT subquery: ``qs`` filtered on OuterRef, grouped by ``by``."""
+    grouped = qs.order_by().values(by).annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(grouped, output_field=IntegerField()), 0)
+
+
+def projects_with_counts(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
+    """The user's projects, each annotated with the counts the project list shows, in one
+    query however many projects there are."""
+    project = OuterRef("pk")
+    return projects_for_user(user=user).annotate(
+        n_prompts=_count(Prompt.objects.filter(project=project), "project"),
+        n_responses=_count(Response.objects.filter(prompt__project=project), "prompt__project"),
+        n_rubrics=_count(Rubric.objects.filter(project=project), "project"),
+        n_criteria=_count(
+            Criterion.objects.filter(
+                version__rubric__project=project, version__rubric__current_version=F("version")
+            ),
+            "version__rubric__project",
+        ),
+        n_members=_count(Membership.objects.filter(project=project), "project"),
+    )
 
 
 def prompt_list(

@@ -35,9 +35,8 @@ def project_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("annotation:project_detail", slug=project.slug)
-    projects = selectors.projects_for_user(user=request.user).order_by("name")
-    rows = [(p, selectors.project_counts(project=p)) for p in projects[:200]]
-    return render(request, "annotation/project_list.html", {"rows": rows})
+    projects = selectors.projects_with_counts(user=request.user).order_by("name")[:200]
+    return render(request, "annotation/project_list.html", {"projects": projects})
 
 
 @login_required

@@ -210,3 +210,45 @@ def test_search_matches_message_text_not_json_syntax(client, project, viewer):
     assert client.get(url, {"q": "café"}).context["page"].paginator.count == 1
     assert client.get(url, {"q": '"noir"'}).context["page"].paginator.count == 1
     assert client.get(url, {"q": "content"}).context["page"].paginator.count == 0
+
+
+def test_project_list_counts_in_one_query_for_many_projects(
+    client, db, django_assert_max_num_queries
+):
+    from annotation import services
+    from annotation.services import CriterionInput
+
+    user = UserFactory(username="busy")
+    for i in range(25):
+        project = services.project_create(name=f"P{i:02d}", owner=user)
+        prompt = PromptFactory(project=project)
+        ResponseFactory(prompt=prompt)
+        rubric = services.rubric_create(
+            project=project,
+            prompt=prompt,
+            title="r",
+            criteria=[
+                CriterionInput(text="a b c", points=1),
+                CriterionInput(text="d e f", points=2),
+            ],
+        )
+        services.rubric_version_create(
+            rubric=rubric, criteria=[CriterionInput(text="a b c", points=1)]
+        )
+    client.force_login(user)
+    with django_assert_max_num_queries(6):
+        response = client.get(reverse("annotation:project_list"))
+    first = response.context["projects"][0]
+    assert (
+        first.n_prompts,
+        first.n_responses,
+        first.n_rubrics,
+        first.n_criteria,
+        first.n_members,
+    ) == (
+        1,
+        1,
+        1,
+        1,  # only the current version's criteria count
+        1,
+    )
