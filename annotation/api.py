@@ -191,7 +191,7 @@ class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
     serializer_class = RubricVersionSerializer
 
     def _rubric(self) -> Rubric:
-        return get_object_or_404(Rubric, project=self.get_project(), pk=self.kwargs["pk"])
+        return selectors.rubric_get(project=self.get_project(), rubric_id=self.kwargs["pk"])
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return (
@@ -229,7 +229,7 @@ class RubricWorkflowApi(ProjectScopedMixin, APIView):
 
     @extend_schema(request=RubricWorkflowSerializer, responses=RubricSerializer)
     def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
-        rubric = get_object_or_404(Rubric, project=self.get_project(), pk=pk)
+        rubric = selectors.rubric_get(project=self.get_project(), rubric_id=pk)
         serializer = RubricWorkflowSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         action, comment = serializer.validated_data["action"], serializer.validated_data["comment"]

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 CONTENT_FIELDS = ("text", "points", "category", "kind", "tags")
 
@@ -29,6 +29,19 @@ class CriterionSnapshot:
 
     def content(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in CONTENT_FIELDS)
+
+    @classmethod
+    def of(cls, criterion: object, key: str | None = None) -> CriterionSnapshot:
+        """From anything with the criterion fields (a model row, an edit input)."""
+        c: Any = criterion
+        return cls(
+            key if key is not None else str(c.key),
+            c.text.strip(),
+            c.points,
+            c.category,
+            c.kind,
+            tuple(c.tags),
+        )
 
 
 # --- diff -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .models import (
     Rubric,
     RubricVersion,
 )
+from .rubric_logic import CriterionSnapshot
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
@@ -64,30 +65,17 @@ def project_get_for_user(  # type: ignore[no-untyped-def]
     return project
 
 
-def project_counts(*, project: Project) -> dict[str, int]:
-    return {
-        "prompts": Prompt.objects.filter(project=project).count(),
-        "responses": Response.objects.filter(prompt__project=project).count(),
-        "rubrics": Rubric.objects.filter(project=project).count(),
-        "criteria": Criterion.objects.filter(
-            version__in=Rubric.objects.filter(project=project).values("current_version")
-        ).count(),
-        "preference_labels": PreferenceLabel.objects.filter(prompt__project=project).count(),
-        "members": Membership.objects.filter(project=project).count(),
-    }
-
-
 def _count(qs: QuerySet, by: str) -> Coalesce:  # type: ignore[type-arg]
     """A correlated COUNT subquery: ``qs`` filtered on OuterRef, grouped by ``by``."""
     grouped = qs.order_by().values(by).annotate(n=Count("pk")).values("n")[:1]
     return Coalesce(Subquery(grouped, output_field=IntegerField()), 0)
 
 
-def projects_with_counts(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
-    """The user's projects, each annotated with the counts the project list shows, in one
-    query however many projects there are."""
+def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """Annotate ``n_<thing>`` counts, one query however many projects there are. The one
+    definition of what the studio counts ("criteria" = those of current versions)."""
     project = OuterRef("pk")
-    return projects_for_user(user=user).annotate(
+    return projects.annotate(
         n_prompts=_count(Prompt.objects.filter(project=project), "project"),
         n_responses=_count(Response.objects.filter(prompt__project=project), "prompt__project"),
         n_rubrics=_count(Rubric.objects.filter(project=project), "project"),
@@ -97,8 +85,23 @@ def projects_with_counts(*, user) -> QuerySet[Project]:  # type: ignore[no-untyp
             ),
             "version__rubric__project",
         ),
+        n_preference_labels=_count(
+            PreferenceLabel.objects.filter(prompt__project=project), "prompt__project"
+        ),
         n_members=_count(Membership.objects.filter(project=project), "project"),
     )
+
+
+COUNTED = ("prompts", "responses", "rubrics", "criteria", "preference_labels", "members")
+
+
+def projects_with_counts(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
+    return _with_counts(projects_for_user(user=user))
+
+
+def project_counts(*, project: Project) -> dict[str, int]:
+    counted = _with_counts(Project.objects.filter(pk=project.pk)).get()
+    return {name: getattr(counted, f"n_{name}") for name in COUNTED}
 
 
 def prompt_list(
@@ -196,3 +199,11 @@ def version_get(*, rubric: Rubric, number: int) -> RubricVersion:
     if version is None:
         raise Http404("No such version.")
     return version
+
+
+def version_snapshots(*, version_id: int) -> list[CriterionSnapshot]:
+    """A version's criteria as plain snapshots, in order, for diffs and merges."""
+    return [
+        CriterionSnapshot.of(c)
+        for c in Criterion.objects.filter(version_id=version_id).order_by("position")
+    ]

@@ -13,8 +13,8 @@ from django.views.decorators.vary import vary_on_headers
 from . import selectors, services
 from .errors import ApplicationError
 from .importers import FORMATS
-from .models import Criterion, Membership, Role, Rubric
-from .rubric_logic import CriterionSnapshot, diff_criteria
+from .models import Membership, Role, Rubric
+from .rubric_logic import diff_criteria
 
 PAGE_SIZE = 50
 
@@ -185,13 +185,6 @@ def account_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/account.html", {"token": token.key})
 
 
-def _snapshots(version_id: int) -> list[CriterionSnapshot]:
-    return [
-        CriterionSnapshot(str(c.key), c.text, c.points, c.category, c.kind, tuple(c.tags))
-        for c in Criterion.objects.filter(version_id=version_id).order_by("position")
-    ]
-
-
 @login_required
 def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
@@ -218,7 +211,9 @@ def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
         a_number, b_number = max(current - 1, 1), current
     a = selectors.version_get(rubric=rubric, number=a_number)
     b = selectors.version_get(rubric=rubric, number=b_number)
-    changes = diff_criteria(_snapshots(a.pk), _snapshots(b.pk))
+    changes = diff_criteria(
+        selectors.version_snapshots(version_id=a.pk), selectors.version_snapshots(version_id=b.pk)
+    )
     summary = {
         s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed", "moved")
     }

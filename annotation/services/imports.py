@@ -191,11 +191,13 @@ def data_import(
     except OSError as exc:
         raise ApplicationError(f"{name}: cannot read the file ({exc.strerror or exc}).") from exc
     report = ImportReport(file=name, format=fmt)
+    line = 0
     try:
         with transaction.atomic():
             # Serialise imports into one project: check-then-create below relies on it.
             Project.objects.select_for_update().filter(pk=project.pk).first()
             for item in iter_records(path, fmt):
+                line = item.line
                 if isinstance(item, RecordError):
                     report.add_error(item.line, item.reason)
                     continue
@@ -220,9 +222,8 @@ def data_import(
         raise ApplicationError(f"{name}: cannot read the file ({exc}).") from exc
     except DatabaseError as exc:
         # Validation should have caught it; if not, nothing was written (rolled back).
-        line = report.records + report.error_count
         raise ApplicationError(
-            f"{name}: record near line {line} could not be stored "
+            f"{name}: line {line} could not be stored "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); nothing was imported."
         ) from exc
     return report

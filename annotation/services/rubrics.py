@@ -34,10 +34,6 @@ def _validate(criteria: list[CriterionInput]) -> None:
             raise ApplicationError(f"Criterion {i} has an unknown kind '{c.kind}'.")
 
 
-def _snapshot(c: CriterionInput | Criterion, key: str) -> CriterionSnapshot:
-    return CriterionSnapshot(key, c.text.strip(), c.points, c.category, c.kind, tuple(c.tags))
-
-
 def _carry_provenance(criteria: list[CriterionInput], parent: RubricVersion | None) -> None:
     """Criteria that keep a key keep their provenance; a model-written criterion that a
     person changed becomes hybrid."""
@@ -48,7 +44,7 @@ def _carry_provenance(criteria: list[CriterionInput], parent: RubricVersion | No
         old = before.get(str(c.key)) if c.key else None
         if old is None:
             continue
-        changed = _snapshot(old, "").content() != _snapshot(c, "").content()
+        changed = CriterionSnapshot.of(old).content() != CriterionSnapshot.of(c, "").content()
         c.provenance_model = c.provenance_model or old.provenance_model
         if old.provenance == Criterion.Provenance.LLM and changed:
             c.provenance = Criterion.Provenance.HYBRID
@@ -76,11 +72,12 @@ def rubric_version_create(
     ``enforce_checks`` is off (imports keep source data as it is).
     """
     _validate(criteria)
-    errors = enforce_checks and [
-        i
-        for i in check_criteria(_snapshot(c, str(c.key or i)) for i, c in enumerate(criteria))
-        if i.level == "error"
-    ]
+    snapshots = (CriterionSnapshot.of(c, str(c.key or i)) for i, c in enumerate(criteria))
+    errors = (
+        [issue for issue in check_criteria(snapshots) if issue.level == "error"]
+        if enforce_checks
+        else []
+    )
     if errors:
         raise ApplicationError(
             "The rubric has errors: " + "; ".join(e.message for e in errors),

@@ -66,7 +66,8 @@ def rubric_review(  # type: ignore[no-untyped-def]
     _require(actor, rubric, Role.REVIEWER)
     _expect(rubric, Status.IN_REVIEW, action="review")
     version = rubric.current_version
-    assert version is not None  # submit refuses empty rubrics
+    if version is None:
+        raise ApplicationError("This rubric has no version to review.")
     if decision == RubricReviewDecision.Decision.APPROVE:
         if version.author_id == actor.pk and not rubric.project.allow_self_approval:
             raise ApplicationError(
