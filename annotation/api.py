@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -12,9 +11,8 @@ from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
 from . import selectors, services
-from .models import Criterion, Membership, Project, Role, Rubric, RubricVersion
+from .models import Membership, Project, Role, Rubric
 from .serializers import (
-    ConflictSerializer,
     ImportReportSerializer,
     ImportRequestSerializer,
     MembershipCreateSerializer,
@@ -25,10 +23,6 @@ from .serializers import (
     ProjectSerializer,
     PromptSerializer,
     ResponseSerializer,
-    RubricSerializer,
-    RubricVersionCreateSerializer,
-    RubricVersionSerializer,
-    RubricWorkflowSerializer,
 )
 
 
@@ -128,120 +122,6 @@ class ResponseListApi(ProjectScopedMixin, generics.ListAPIView):
         if params.get("source"):
             qs = qs.filter(source=params["source"])
         return qs
-
-
-class RubricListApi(ProjectScopedMixin, generics.ListAPIView):
-    serializer_class = RubricSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("prompt", int),
-            OpenApiParameter("status", str, enum=Rubric.Status.values),
-            OpenApiParameter("scope", str, enum=["prompt", "project"]),
-        ]
-    )
-    def get(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        qs = (
-            Rubric.objects.filter(project=self.get_project())
-            .select_related("current_version")
-            .order_by("id")
-        )
-        params = self.request.query_params
-        if params.get("prompt", "").isdigit():
-            qs = qs.filter(prompt_id=int(params["prompt"]))
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
-        if params.get("scope") == "project":
-            qs = qs.filter(prompt__isnull=True)
-        elif params.get("scope") == "prompt":
-            qs = qs.filter(prompt__isnull=False)
-        return qs
-
-    def paginate_queryset(self, queryset):  # type: ignore[no-untyped-def]
-        page = super().paginate_queryset(queryset)
-        # One query for every rubric's current criteria on the page.
-        by_version: dict[int, list[Criterion]] = {}
-        ids = [r.current_version_id for r in page or [] if r.current_version_id]
-        for c in Criterion.objects.filter(version_id__in=ids).order_by("version_id", "position"):
-            by_version.setdefault(c.version_id, []).append(c)
-        for rubric in page or []:
-            rubric.current_criteria = by_version.get(rubric.current_version_id, [])
-        return page
-
-
-class RubricDetailApi(ProjectScopedMixin, generics.RetrieveAPIView):
-    serializer_class = RubricSerializer
-
-    def get_object(self):  # type: ignore[no-untyped-def]
-        return get_object_or_404(
-            Rubric.objects.select_related("current_version").prefetch_related(
-                Prefetch("current_version__criteria")
-            ),
-            project=self.get_project(),
-            pk=self.kwargs["pk"],
-        )
-
-
-class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
-    """A rubric's versions, newest first; POST saves a new version on a base version."""
-
-    serializer_class = RubricVersionSerializer
-
-    def _rubric(self) -> Rubric:
-        return selectors.rubric_get(project=self.get_project(), rubric_id=self.kwargs["pk"])
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return (
-            RubricVersion.objects.filter(rubric=self._rubric())
-            .select_related("author", "parent")
-            .order_by("-number")
-        )
-
-    @extend_schema(
-        request=RubricVersionCreateSerializer,
-        responses={201: RubricSerializer, 409: ConflictSerializer},
-    )
-    def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
-        rubric = self._rubric()
-        serializer = RubricVersionCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        services.rubric_version_create(
-            rubric=rubric,
-            criteria=[services.CriterionInput(**c) for c in data["criteria"]],
-            author=request.user,
-            note=data["note"],
-            base_number=data["base_version"],
-            check_base=True,
-        )
-        rubric.refresh_from_db()
-        return DRFResponse(RubricSerializer(rubric).data, status=status.HTTP_201_CREATED)
-
-
-class RubricWorkflowApi(ProjectScopedMixin, APIView):
-    """Move a rubric through draft → in review → approved (→ archived). The role each
-    action needs is checked by the workflow service (reviewers review, editors submit)."""
-
-    write_role = Role.VIEWER  # per-action roles are enforced in the service
-
-    @extend_schema(request=RubricWorkflowSerializer, responses=RubricSerializer)
-    def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
-        rubric = selectors.rubric_get(project=self.get_project(), rubric_id=pk)
-        serializer = RubricWorkflowSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        action, comment = serializer.validated_data["action"], serializer.validated_data["comment"]
-        if action == "submit":
-            rubric = services.rubric_submit_for_review(rubric=rubric, actor=request.user)
-        elif action == "archive":
-            rubric = services.rubric_archive(rubric=rubric, actor=request.user)
-        else:
-            rubric = services.rubric_review(
-                rubric=rubric, actor=request.user, decision=action, comment=comment
-            )
-        return DRFResponse(RubricSerializer(rubric).data)
 
 
 class MemberListApi(ProjectScopedMixin, generics.ListAPIView):

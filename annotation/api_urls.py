@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, api_rubrics
 
 urlpatterns = [
     path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
@@ -12,21 +12,41 @@ urlpatterns = [
         name="api-prompt",
     ),
     path("projects/<slug:slug>/responses/", api.ResponseListApi.as_view(), name="api-responses"),
-    path("projects/<slug:slug>/rubrics/", api.RubricListApi.as_view(), name="api-rubrics"),
+    path("projects/<slug:slug>/rubrics/", api_rubrics.RubricListApi.as_view(), name="api-rubrics"),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/",
-        api.RubricDetailApi.as_view(),
+        api_rubrics.RubricDetailApi.as_view(),
         name="api-rubric",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/versions/",
-        api.RubricVersionListApi.as_view(),
+        api_rubrics.RubricVersionListApi.as_view(),
         name="api-rubric-versions",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/workflow/",
-        api.RubricWorkflowApi.as_view(),
+        api_rubrics.RubricWorkflowApi.as_view(),
         name="api-rubric-workflow",
+    ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/versions/<int:number>/",
+        api_rubrics.RubricVersionDetailApi.as_view(),
+        name="api-rubric-version",
+    ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/comments/",
+        api_rubrics.RubricCommentListApi.as_view(),
+        name="api-rubric-comments",
+    ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/comments/<int:comment_id>/resolve/",
+        api_rubrics.RubricCommentResolveApi.as_view(),
+        name="api-rubric-comment-resolve",
+    ),
+    path(
+        "projects/<slug:slug>/rubrics/<int:pk>/export/",
+        api_rubrics.RubricExportApi.as_view(),
+        name="api-rubric-export",
     ),
     path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="api-members"),
     path(

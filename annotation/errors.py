@@ -27,3 +27,10 @@ class StaleVersionError(ApplicationError):
             extra={"base_version": base, "current_version": current},
         )
         self.current = current
+
+
+def check_text(text: str, what: str) -> str:
+    """Free text from a form: PostgreSQL cannot store a NUL character, so refuse it."""
+    if "\x00" in text:
+        raise ApplicationError(f"{what} contains a NUL character, which cannot be stored.")
+    return text

@@ -305,3 +305,62 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}"
+
+
+class RubricDraft(models.Model):
+    """One person's unsaved edits of a rubric, kept on the server so that they survive a
+    reload. Saving turns the draft into a RubricVersion on ``base_number`` and deletes it.
+
+    ``criteria`` holds plain dicts (key, text, points, category, kind, tags, provenance,
+    provenance_model). ``conflicts`` holds the criteria that both this person and the
+    author of version ``conflict_with`` changed, until the person chooses a side.
+    """
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    base_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version the edits started from."
+    )
+    criteria = models.JSONField(default=list)
+    conflicts = models.JSONField(default=list, blank=True)
+    conflict_with = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rubric", "user"], name="rubric_draft_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} editing {self.rubric}"
+
+
+class CriterionComment(models.Model):
+    """A comment on one criterion (followed by its stable key across versions), or on the
+    whole rubric when ``criterion_key`` is empty. Resolvable."""
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="comments")
+    criterion_key = models.UUIDField(null=True, blank=True)
+    version_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version shown when the comment was written."
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["rubric", "criterion_key"])]
+
+    def __str__(self) -> str:
+        return f"comment on {self.rubric} {self.criterion_key or ''}".strip()

@@ -140,8 +140,9 @@ def merge_criteria(
 
     Changes to different criteria merge automatically; a criterion both sides changed
     differently (including one side deleting it) is a conflict, and the merged list keeps
-    my side of it until the person chooses. Order: mine, with criteria only they added
-    placed after the criterion that precedes them in their version.
+    my side of it until the person chooses (their side when I deleted it). Order: mine,
+    with criteria only they kept placed after the nearest criterion that precedes them in
+    their version (first when none does).
     """
     b = {c.key: c for c in base}
     t = {c.key: c for c in theirs}
@@ -160,13 +161,13 @@ def merge_criteria(
 
     order = [c.key for c in mine if chosen.get(c.key) is not None]
     placed = set(order)
-    previous: str | None = None
+    anchor: str | None = None  # the last of their criteria already in the merged order
     for c in theirs:
         if c.key not in placed and chosen.get(c.key) is not None:
-            at = order.index(previous) + 1 if previous in placed else len(order)
-            order.insert(at, c.key)
+            order.insert(order.index(anchor) + 1 if anchor is not None else 0, c.key)
             placed.add(c.key)
-        previous = c.key
+        if c.key in placed:
+            anchor = c.key
     merged = [chosen[k] for k in order]
     return MergeResult([c for c in merged if c is not None], conflicts)
 
@@ -190,14 +191,102 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-_COMPOUND = re.compile(r"\b(?:and|as well as|and also)\b|;", re.IGNORECASE)
+# Verbs that open a rubric requirement ("Advises …", "Warns …"). A joiner followed by one
+# of them starts a second requirement; a joiner inside a list of nouns or adjectives
+# ("headers and bullet points", "newer, more effective, and proven therapies") does not.
+_REQUIREMENT_VERBS = frozenset(
+    [
+        "acknowledges",
+        "addresses",
+        "advises",
+        "answers",
+        "asks",
+        "avoids",
+        "calculates",
+        "checks",
+        "cites",
+        "clarifies",
+        "compares",
+        "confirms",
+        "considers",
+        "corrects",
+        "counsels",
+        "declines",
+        "defines",
+        "describes",
+        "directs",
+        "discusses",
+        "emphasises",
+        "emphasizes",
+        "encourages",
+        "ensures",
+        "explains",
+        "fails",
+        "gives",
+        "highlights",
+        "identifies",
+        "includes",
+        "indicates",
+        "informs",
+        "instructs",
+        "interprets",
+        "lists",
+        "maintains",
+        "mentions",
+        "notes",
+        "offers",
+        "omits",
+        "outlines",
+        "points",
+        "prompts",
+        "proposes",
+        "provides",
+        "reassures",
+        "recognises",
+        "recognizes",
+        "recommends",
+        "refers",
+        "refuses",
+        "reminds",
+        "requests",
+        "responds",
+        "seeks",
+        "specifies",
+        "states",
+        "stresses",
+        "suggests",
+        "summarises",
+        "summarizes",
+        "tells",
+        "urges",
+        "uses",
+        "validates",
+        "warns",
+    ]
+)
+_JOINER = re.compile(r"(?:\band\b|\bas well as\b|;)\s+(?:(?:also|then|\w+ly)\s+)?([A-Za-z]+)", re.I)
+
+
+def _is_requirement_verb(word: str) -> bool:
+    word = word.lower()
+    return any(w in _REQUIREMENT_VERBS for w in (word, word + "s", word + "es"))
 
 
 def _is_compound(text: str) -> bool:
-    """Several requirements joined by "and": both sides of a joiner carry a verb-like
-    clause of three or more words. Noun lists ("salt and pepper") stay single."""
-    parts = [p.split() for p in _COMPOUND.split(text)]
-    return len(parts) >= 2 and sum(len(p) >= 3 for p in parts) >= 2
+    """Several requirements joined by "and" (or "as well as", ";"): the joiner is followed
+    by a verb that opens a requirement, as in "Explains the dose and warns about …"."""
+    return any(_is_requirement_verb(m.group(1)) for m in _JOINER.finditer(text))
+
+
+def _similarity(a: str, b: str) -> float:
+    """difflib's ratio, skipped (0.0) when its cheap upper bounds already rule out a near
+    duplicate: a 60-criterion rubric is 1,770 pairs, checked on every edit."""
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO:
+        return 0.0
+    if matcher.quick_ratio() < NEAR_DUPLICATE_RATIO:
+        return 0.0
+    return matcher.ratio()
 
 
 def check_criteria(criteria: Iterable[CriterionSnapshot]) -> list[CheckIssue]:
@@ -219,7 +308,7 @@ def check_criteria(criteria: Iterable[CriterionSnapshot]) -> list[CheckIssue]:
             )
         else:
             for other in normalised:
-                ratio = difflib.SequenceMatcher(a=norm, b=other, autojunk=False).ratio()
+                ratio = _similarity(norm, other)
                 if ratio >= NEAR_DUPLICATE_RATIO:
                     issues.append(
                         CheckIssue(

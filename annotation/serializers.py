@@ -6,6 +6,7 @@ from rest_framework import serializers
 from .importers import FORMATS
 from .models import (
     Criterion,
+    CriterionComment,
     Membership,
     Project,
     Prompt,
@@ -14,6 +15,7 @@ from .models import (
     Rubric,
     RubricVersion,
 )
+from .rubric_edits import MAX_CRITERIA, MAX_TAGS
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -183,7 +185,9 @@ class CriterionInputSerializer(serializers.Serializer):
         choices=Criterion.Category.choices, default="", allow_blank=True
     )
     kind = serializers.ChoiceField(choices=Criterion.Kind.choices, default=Criterion.Kind.PRINCIPLE)
-    tags = serializers.ListField(child=serializers.CharField(), default=list)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=200), default=list, max_length=MAX_TAGS
+    )
 
 
 class RubricVersionCreateSerializer(serializers.Serializer):
@@ -191,7 +195,7 @@ class RubricVersionCreateSerializer(serializers.Serializer):
         allow_null=True, help_text="The version number the edit started from (409 if stale)."
     )
     note = serializers.CharField(required=False, allow_blank=True, default="")
-    criteria = CriterionInputSerializer(many=True)
+    criteria = CriterionInputSerializer(many=True, max_length=MAX_CRITERIA)
 
 
 class ConflictSerializer(serializers.Serializer):
@@ -203,3 +207,66 @@ class ConflictSerializer(serializers.Serializer):
 class RubricWorkflowSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["submit", "approve", "request_changes", "archive"])
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RubricVersionDetailSerializer(RubricVersionSerializer):
+    criteria = CriterionSerializer(many=True, source="criteria_list")
+
+    class Meta(RubricVersionSerializer.Meta):
+        fields = [*RubricVersionSerializer.Meta.fields, "criteria"]
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    resolved_by = serializers.CharField(
+        source="resolved_by.username", allow_null=True, default=None
+    )
+
+    class Meta:
+        model = CriterionComment
+        fields = [
+            "id",
+            "criterion_key",
+            "version_number",
+            "author",
+            "text",
+            "created_at",
+            "resolved_at",
+            "resolved_by",
+        ]
+
+
+class CommentCreateSerializer(serializers.Serializer):
+    criterion_key = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Empty for a comment on the whole rubric."
+    )
+    text = serializers.CharField()
+
+
+class CommentResolveSerializer(serializers.Serializer):
+    resolved = serializers.BooleanField(default=True, help_text="false reopens the comment.")
+
+
+class RubricVersionSummarySerializer(RubricVersionSerializer):
+    criteria_count = serializers.IntegerField()
+
+    class Meta(RubricVersionSerializer.Meta):
+        fields = [*RubricVersionSerializer.Meta.fields, "criteria_count"]
+
+
+class RubricDetailSerializer(RubricSerializer):
+    versions = RubricVersionSummarySerializer(many=True, source="version_list")
+
+    class Meta(RubricSerializer.Meta):
+        fields = [*RubricSerializer.Meta.fields, "versions"]
+
+
+class RubricCreateSerializer(serializers.Serializer):
+    prompt = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Empty for a project-wide rubric."
+    )
+    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    criteria = CriterionInputSerializer(
+        many=True, required=False, default=list, max_length=MAX_CRITERIA
+    )

@@ -9,7 +9,46 @@ urlpatterns = [
     path("account/", views.account_settings, name="account"),
     path("p/<slug:slug>/", views.project_detail, name="project_detail"),
     path("p/<slug:slug>/prompts/<int:prompt_id>/", views.prompt_detail, name="prompt_detail"),
+    path(
+        "p/<slug:slug>/prompts/<int:prompt_id>/rubric/",
+        views.prompt_rubric_start,
+        name="prompt_rubric_start",
+    ),
     path("p/<slug:slug>/import/", views.import_page, name="import"),
+    path("p/<slug:slug>/rubrics/new/", views.project_rubric_create, name="project_rubric_create"),
+    path("p/<slug:slug>/rubrics/<int:rubric_id>/", views.rubric_page, name="rubric_page"),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/editor/", views.rubric_editor, name="rubric_editor"
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/draft/<slug:op>/",
+        views.rubric_draft,
+        name="rubric_draft",
+    ),
+    path("p/<slug:slug>/rubrics/<int:rubric_id>/save/", views.rubric_save, name="rubric_save"),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/resolve/",
+        views.rubric_resolve,
+        name="rubric_resolve",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/workflow/",
+        views.rubric_workflow,
+        name="rubric_workflow",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/comments/",
+        views.rubric_comment,
+        name="rubric_comment",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/comments/<int:comment_id>/resolve/",
+        views.rubric_comment_resolve,
+        name="rubric_comment_resolve",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/export/", views.rubric_export, name="rubric_export"
+    ),
     path(
         "p/<slug:slug>/rubrics/<int:rubric_id>/history/",
         views.rubric_history,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, database_name, fresh_database_env
 
 CHILD = r"""
 import os, resource, sys, time
@@ -77,16 +76,7 @@ def make_file(path: Path, n: int, seed: int = 0) -> None:
 
 
 def run_once(path: Path, tmp: Path) -> tuple[float, int, int, int]:
-    env = {**os.environ, "DEBUG": "1", "RUBRICSTUDIO_VAR_DIR": str(tmp)}
-    if os.environ.get("BENCH_DATABASE_URL"):
-        url = env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
-        name = url.rsplit("/", 1)[1]
-        host = url.split("@")[1].split("/")[0].split(":")[0]
-        for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-            subprocess.run(["psql", "-h", host, "-U", "postgres", "-qc", sql], check=True)
-    else:
-        env.pop("DATABASE_URL", None)
-        (tmp / "rubricstudio.sqlite3").unlink(missing_ok=True)
+    env = fresh_database_env(tmp)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, env=env, capture_output=True, text=True
     )
@@ -101,7 +91,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    db = "PostgreSQL" if os.environ.get("BENCH_DATABASE_URL") else "SQLite"
+    db = database_name()
     print(f"import benchmark ({db}); median of {args.repeats} runs; 12 criteria per prompt")
     print(
         f"{'records':>8} {'MB':>6} {'seconds':>8} {'records/s':>10} {'criteria/s':>11} {'peak RSS MB':>12}"

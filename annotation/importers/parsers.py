@@ -32,11 +32,11 @@ Parser = Callable[[Mapping[str, Any], int], ParsedRecord]
 # --- healthbench -----------------------------------------------------------------------
 
 
-def parse_healthbench(obj: Mapping[str, Any], line: int) -> ParsedRecord:
-    messages = as_messages(get(obj, "prompt"), "prompt")
+def healthbench_criteria(value: Any, where: str = "rubrics") -> list[ParsedCriterion]:
+    """HealthBench rubric items ``[{criterion, points, tags}]``; negative points are pitfalls."""
     criteria = []
-    for i, item in enumerate(as_list(get(obj, "rubrics"), "rubrics", non_empty=True)):
-        at = f"rubrics[{i}]"
+    for i, item in enumerate(as_list(value, where, non_empty=True)):
+        at = f"{where}[{i}]"
         item = as_dict(item, at)
         points = as_number(get(item, "points", at), f"{at}.points")
         criteria.append(
@@ -47,6 +47,12 @@ def parse_healthbench(obj: Mapping[str, Any], line: int) -> ParsedRecord:
                 tags=as_tags(item.get("tags"), f"{at}.tags"),
             )
         )
+    return criteria
+
+
+def parse_healthbench(obj: Mapping[str, Any], line: int) -> ParsedRecord:
+    messages = as_messages(get(obj, "prompt"), "prompt")
+    criteria = healthbench_criteria(get(obj, "rubrics"))
     metadata = rest(obj, ("prompt", "rubrics", "prompt_id", "ideal_completions_data"))
     reference, responses = "", []
     ideal = obj.get("ideal_completions_data")
@@ -85,12 +91,12 @@ def split_rar_description(description: str) -> tuple[str, str]:
     return match.group(1).lower(), description[match.end() :].strip()
 
 
-def parse_rar(obj: Mapping[str, Any], line: int) -> ParsedRecord:
-    question = as_str(get(obj, "question"), "question", non_empty=True)
-    messages = [{"role": "user", "content": question}]
+def rar_criteria(value: Any, where: str = "rubric") -> list[ParsedCriterion]:
+    """RaR rubric items ``[{title, description, weight}]``, the category taken from the
+    description's ``Essential/Important/Optional/Pitfall Criteria:`` prefix."""
     criteria = []
-    for i, item in enumerate(as_list(get(obj, "rubric"), "rubric", non_empty=True)):
-        at = f"rubric[{i}]"
+    for i, item in enumerate(as_list(value, where, non_empty=True)):
+        at = f"{where}[{i}]"
         item = as_dict(item, at)
         description = as_str(get(item, "description", at), f"{at}.description", non_empty=True)
         category, text = split_rar_description(description)
@@ -106,6 +112,13 @@ def parse_rar(obj: Mapping[str, Any], line: int) -> ParsedRecord:
                 tags=tags,
             )
         )
+    return criteria
+
+
+def parse_rar(obj: Mapping[str, Any], line: int) -> ParsedRecord:
+    question = as_str(get(obj, "question"), "question", non_empty=True)
+    messages = [{"role": "user", "content": question}]
+    criteria = rar_criteria(get(obj, "rubric"))
     reference = obj.get("reference_answer")
     return ParsedRecord(
         line=line,

@@ -1,5 +1,16 @@
 """Writes. Keyword-only functions, each one transaction."""
 
+from .comments import comment_add, comment_resolve
+from .drafts import (
+    OPS,
+    SaveOutcome,
+    draft_discard,
+    draft_edit,
+    draft_edit_new_rubric,
+    draft_resolve,
+    draft_save,
+    rubric_start,
+)
 from .imports import ImportReport, data_import, data_import_upload
 from .people import (
     api_token_get_or_create,
@@ -18,7 +29,17 @@ from .rubrics import (
 from .workflow import rubric_archive, rubric_review, rubric_submit_for_review
 
 __all__ = [
+    "OPS",
     "CriterionInput",
+    "SaveOutcome",
+    "comment_add",
+    "comment_resolve",
+    "draft_discard",
+    "draft_edit",
+    "draft_edit_new_rubric",
+    "draft_resolve",
+    "draft_save",
+    "rubric_start",
     "ImportReport",
     "api_token_get_or_create",
     "api_token_rotate",

@@ -36,7 +36,7 @@ def _validate(criteria: list[CriterionInput]) -> None:
 
 def _carry_provenance(criteria: list[CriterionInput], parent: RubricVersion | None) -> None:
     """Criteria that keep a key keep their provenance; a model-written criterion that a
-    person changed becomes hybrid."""
+    person changed becomes hybrid (a model's own rewrite, marked llm, stays llm)."""
     if parent is None:
         return
     before = {str(c.key): c for c in parent.criteria.all()}
@@ -46,7 +46,11 @@ def _carry_provenance(criteria: list[CriterionInput], parent: RubricVersion | No
             continue
         changed = CriterionSnapshot.of(old).content() != CriterionSnapshot.of(c, "").content()
         c.provenance_model = c.provenance_model or old.provenance_model
-        if old.provenance == Criterion.Provenance.LLM and changed:
+        if (
+            old.provenance == Criterion.Provenance.LLM
+            and changed
+            and c.provenance != Criterion.Provenance.LLM
+        ):
             c.provenance = Criterion.Provenance.HYBRID
         elif c.provenance == Criterion.Provenance.HUMAN:
             c.provenance = old.provenance

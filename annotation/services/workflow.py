@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from ..errors import ApplicationError
+from ..errors import ApplicationError, check_text
 from ..models import Role, Rubric, RubricReviewDecision
 from ..selectors import project_role_for_user, role_at_least
 from .audit import audit
@@ -76,7 +76,7 @@ def rubric_review(  # type: ignore[no-untyped-def]
         rubric.status = Status.APPROVED
         rubric.approved_version = version
     elif decision == RubricReviewDecision.Decision.REQUEST_CHANGES:
-        if not comment.strip():
+        if not check_text(comment, "The comment").strip():
             raise ApplicationError("Say what should change: a comment is required.")
         rubric.status = Status.DRAFT
     else:

@@ -92,3 +92,16 @@ def test_rubric_without_positive_points_is_warned():
     issues = check_criteria([C("1", "Gives dangerous advice", -5)])
     assert [i.code for i in issues] == ["no_positive_points"]
     assert check_criteria([C("1", "Gives correct advice", 5)]) == []
+
+
+def test_merge_puts_their_new_first_criterion_first():
+    base = [C("a", "A", 1), C("b", "B", 1)]
+    theirs = [C("z", "Z", 1), C("a", "A", 1), C("b", "B", 1)]
+    mine = [C("a", "A", 1), C("b", "B changed", 1)]
+    result = merge_criteria(base, theirs, mine)
+    assert [c.key for c in result.criteria] == ["z", "a", "b"]
+    # Anchored to the nearest of theirs that survives when my side deleted its neighbour.
+    theirs = [C("a", "A", 1), C("y", "Y", 1), C("b", "B", 1)]
+    mine = [C("b", "B", 1)]
+    result = merge_criteria(base, theirs, mine)
+    assert [c.key for c in result.criteria] == ["y", "b"]

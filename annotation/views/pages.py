@@ -1,4 +1,4 @@
-"""Pages. Thin: selectors for reads (scoped by membership), services for writes."""
+"""Project, prompt, import, member, account and rubric history pages."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from . import selectors, services
-from .errors import ApplicationError
-from .importers import FORMATS
-from .models import Membership, Role, Rubric
-from .rubric_logic import diff_criteria
+from .. import selectors, services
+from ..errors import ApplicationError
+from ..importers import FORMATS
+from ..models import Membership, Role, Rubric
+from ..rubric_logic import diff_criteria
+from .editor import editor_context
 
 PAGE_SIZE = 50
 
@@ -68,6 +69,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "sources": selectors.response_sources(project=project),
         "statuses": Rubric.Status.choices,
         "counts": selectors.project_counts(project=project),
+        "project_rubrics": selectors.project_wide_rubrics(project=project),
         "can_edit": selectors.role_at_least(project.user_role, Role.EDITOR),
     }
     template = "annotation/project_detail.html"
@@ -77,27 +79,24 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+    """The prompt with its conversation and responses beside its rubric editor."""
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     prompt = selectors.prompt_get(project=project, prompt_id=prompt_id)
     rubric = selectors.rubric_for_prompt(prompt=prompt)
-    project_rubrics = [
-        (r, selectors.criteria_of(rubric=r))
-        for r in selectors.project_wide_rubrics(project=project)
-    ]
-    criteria = selectors.criteria_of(rubric=rubric)
     neighbours = selectors.prompt_list(project=project)
-    context = {
-        "project": project,
-        "prompt": prompt,
-        "responses": prompt.responses.order_by("source", "id"),
-        "rubric": rubric,
-        "criteria": criteria,
-        "positive_points": sum(c.points for c in criteria if c.points > 0),
-        "project_rubrics": project_rubrics,
-        "previous": neighbours.filter(id__lt=prompt.pk).order_by("-id").first(),
-        "next": neighbours.filter(id__gt=prompt.pk).order_by("id").first(),
-    }
+    context = editor_context(
+        request, project, rubric, prompt=prompt, editing=request.GET.get("editing", "")
+    )
+    context.update(
+        {
+            "responses": prompt.responses.order_by("source", "id"),
+            "project_rubrics": selectors.project_wide_criteria(project=project),
+            "previous": neighbours.filter(id__lt=prompt.pk).order_by("-id").first(),
+            "next": neighbours.filter(id__gt=prompt.pk).order_by("id").first(),
+        }
+    )
     return render(request, "annotation/prompt_detail.html", context)
 
 

@@ -1,0 +1,51 @@
+"""Pages. Thin: selectors for reads (scoped by membership), services for writes."""
+
+from .editor import (
+    project_rubric_create,
+    prompt_rubric_start,
+    rubric_comment,
+    rubric_comment_resolve,
+    rubric_draft,
+    rubric_editor,
+    rubric_export,
+    rubric_page,
+    rubric_resolve,
+    rubric_save,
+    rubric_workflow,
+)
+from .pages import (
+    account_settings,
+    import_page,
+    member_update,
+    members_page,
+    project_detail,
+    project_list,
+    prompt_detail,
+    rubric_diff,
+    rubric_history,
+    rubric_restore,
+)
+
+__all__ = [
+    "account_settings",
+    "import_page",
+    "member_update",
+    "members_page",
+    "project_detail",
+    "project_list",
+    "project_rubric_create",
+    "prompt_detail",
+    "prompt_rubric_start",
+    "rubric_comment",
+    "rubric_comment_resolve",
+    "rubric_diff",
+    "rubric_draft",
+    "rubric_editor",
+    "rubric_export",
+    "rubric_history",
+    "rubric_page",
+    "rubric_resolve",
+    "rubric_restore",
+    "rubric_save",
+    "rubric_workflow",
+]
