@@ -29,5 +29,7 @@ screenshots: venv ## Browser test; screenshots of the main pages land in var/scr
 
 .PHONY: help venv run test lint format screenshots bench
 
-bench: venv ## Benchmarks (import throughput and peak memory)
+bench: venv ## Benchmarks: import, rubric editor latency, scoring throughput (PostgreSQL + Redis)
 	$(PY) benchmarks/bench_import.py
+	$(PY) benchmarks/bench_editor.py
+	$(PY) benchmarks/bench_scoring.py

@@ -176,6 +176,32 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # environment at call time and never stored: endpoints keep only the variable's name.
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
 OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+# The environment variables that judge endpoints may name as their API key: any whose name
+# starts with the prefix, and those listed. Nothing else (never SECRET_KEY, DATABASE_URL…),
+# since a project owner chooses an endpoint's URL and the key is sent there.
+LLM_KEY_ENV_PREFIX = env.str("LLM_KEY_ENV_PREFIX", default="RUBRICSTUDIO_LLM_KEY_")
+LLM_KEY_ENV_ALLOWED = env.list("LLM_KEY_ENV_ALLOWED", default=[OPENAI_API_KEY_ENV])
+
+# Shared state for LLM calls: rate limits (requests/tokens per minute) shared by every
+# worker process of an endpoint, and the result cache. Redis when the broker is Redis (or
+# LLM_REDIS_URL is set); otherwise each process keeps its own, which is right for the
+# embedded single-worker setup.
+LLM_REDIS_URL = env.str(
+    "LLM_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+LLM_CACHE_TTL = env.int("LLM_CACHE_TTL", default=30 * 24 * 3600)
+# Worker processes that share each endpoint's concurrency cap: each keeps at most
+# max_concurrency / LLM_PROCESS_SHARE calls in flight (set it to the number of worker
+# processes serving the default queue).
+LLM_PROCESS_SHARE = env.int("LLM_PROCESS_SHARE", default=1)
+
+# Scoring runs: how long a worker owns a claimed chunk before another may take it over
+# (its worker presumably died); renewed by finishing the chunk.
+SCORING_CHUNK_LEASE = env.int("SCORING_CHUNK_LEASE", default=600)
+# Write judgments from a thread while the judge calls go on (off in tests whose data lives
+# in the test's own transaction, which another connection cannot see).
+SCORING_WRITE_THREAD = env.bool("SCORING_WRITE_THREAD", default=True)
 
 # Import limits.
 IMPORT_MAX_REPORTED_ERRORS = 50

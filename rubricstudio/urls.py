@@ -13,5 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("annotation.api_urls")),
+    path("api/", include("scoring.api_urls")),
+    path("", include("scoring.urls")),
     path("", include("annotation.urls")),
 ]

@@ -14,11 +14,17 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py demo_setup
+FAKE_LLM_PORT=${FAKE_LLM_PORT:-8001}
+.venv/bin/python manage.py demo_llm_endpoint --url "http://127.0.0.1:${FAKE_LLM_PORT}/v1"
 
 .venv/bin/celery -A rubricstudio worker -Q default,gpu --loglevel=info --concurrency=2 \
   --logfile=var/worker.log &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
+# An offline, OpenAI-compatible fake LLM so co-authoring works with no network or key.
+.venv/bin/python -m scoring.fakellm --port "$FAKE_LLM_PORT" > var/fakellm.log 2>&1 &
+FAKE_LLM=$!
+trap 'kill $WORKER $FAKE_LLM 2>/dev/null || true' EXIT INT TERM
 echo "Celery worker started (pid $WORKER, log var/worker.log)"
+echo "Offline fake LLM on http://127.0.0.1:${FAKE_LLM_PORT}/v1 (log var/fakellm.log)"
 echo "RubricStudio: http://127.0.0.1:${PORT}/  (health: http://127.0.0.1:${PORT}/healthz)"
 .venv/bin/python manage.py runserver "127.0.0.1:${PORT}"

@@ -91,3 +91,56 @@ def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
     terminalreporter.write_line(
         f"database: {name}; broker: {settings.CELERY_BROKER_URL.split(':')[0]}"
     )
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server():  # type: ignore[no-untyped-def]
+    """One fake OpenAI-compatible server on loopback for the whole run."""
+    from scoring.fakellm import FakeConfig, FakeLLMServer
+
+    server = FakeLLMServer(FakeConfig())
+    server.start_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server):  # type: ignore[no-untyped-def]
+    """The fake server with no faults, no latency, no rules and zeroed statistics."""
+    from scoring.fakellm import FakeConfig
+
+    defaults = FakeConfig()
+    fake_llm_server.configure(
+        latency=0.0,
+        rate_429=0.0,
+        rate_500=0.0,
+        rate_timeout=0.0,
+        rate_malformed=0.0,
+        rules=[],
+        seed=defaults.seed,
+        retry_after=0.01,
+        hang_seconds=1.0,
+    )
+    fake_llm_server.reset()
+    yield fake_llm_server
+
+
+@pytest.fixture(autouse=True)
+def _judgments_written_in_the_test_transaction(settings):  # type: ignore[no-untyped-def]
+    """In-process runs write judgments on the test's own connection (a writer thread's
+    connection could not see the test's uncommitted data); worker processes started by
+    tests use the threaded writer, as in production."""
+    settings.SCORING_WRITE_THREAD = False
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_llm_results(settings):  # type: ignore[no-untyped-def]
+    """Each test starts without cached LLM results (in-process, or in Redis under CI)."""
+    from scoring import llm
+
+    llm._memory_cache.cache_clear()
+    if settings.LLM_REDIS_URL:
+        client = llm._redis(settings.LLM_REDIS_URL)
+        keys = list(client.scan_iter("rubricstudio:llmcache:*", count=1000))
+        if keys:
+            client.delete(*keys)

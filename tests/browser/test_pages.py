@@ -3,59 +3,13 @@ table (htmx), open a prompt, import a file; screenshots go to var/screenshots/."
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from annotation import services
+from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, UserFactory
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("REQUIRE_BROWSER_TESTS"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, live_server):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def login(page, live_server, username):  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw")
-    page.click("button.primary")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_expert_navigates_filters_and_imports(page, live_server, healthbench_path):

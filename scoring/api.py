@@ -1,0 +1,132 @@
+"""Thin DRF views for judge endpoints and co-authoring: scoped through annotation's project
+selector (outsiders 404), one service call each."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response as DRFResponse
+from rest_framework.views import APIView
+
+from annotation.api import ProjectScopedMixin
+from annotation.models import Role
+from annotation.serializers import RubricVersionSerializer
+
+from . import selectors, services
+from .serializers import (
+    DecisionSerializer,
+    EndpointSerializer,
+    JobCreateSerializer,
+    JobSerializer,
+    ProposalSerializer,
+)
+
+
+class EndpointListApi(ProjectScopedMixin, generics.ListAPIView):
+    """Editors list endpoints; owners add them."""
+
+    serializer_class = EndpointSerializer
+    read_role = Role.EDITOR
+    write_role = Role.OWNER
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.endpoints_of(project=self.get_project())
+
+    @extend_schema(request=EndpointSerializer, responses={201: EndpointSerializer})
+    def post(self, request: Request, slug: str) -> DRFResponse:
+        serializer = EndpointSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = services.endpoint_save(
+            project=self.get_project(), actor=request.user, data=serializer.validated_data
+        )
+        return DRFResponse(EndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetailApi(ProjectScopedMixin, APIView):
+    read_role = Role.EDITOR
+    write_role = Role.OWNER
+
+    def _endpoint(self):  # type: ignore[no-untyped-def]
+        return selectors.endpoint_get(project=self.get_project(), endpoint_id=self.kwargs["pk"])
+
+    @extend_schema(responses=EndpointSerializer)
+    def get(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        return DRFResponse(EndpointSerializer(self._endpoint()).data)
+
+    @extend_schema(request=EndpointSerializer, responses=EndpointSerializer)
+    def patch(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        endpoint = self._endpoint()
+        serializer = EndpointSerializer(endpoint, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        endpoint = services.endpoint_save(
+            project=self.get_project(),
+            actor=request.user,
+            data=serializer.validated_data,
+            endpoint=endpoint,
+        )
+        return DRFResponse(EndpointSerializer(endpoint).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        services.endpoint_delete(endpoint=self._endpoint(), actor=request.user)
+        return DRFResponse(status=status.HTTP_204_NO_CONTENT)
+
+
+class JobListApi(ProjectScopedMixin, generics.ListAPIView):
+    """Co-authoring jobs; POST starts one (a single prompt or a batch)."""
+
+    serializer_class = JobSerializer
+    read_role = Role.EDITOR
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return self.get_project().coauthor_jobs.select_related("endpoint")
+
+    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    def post(self, request: Request, slug: str) -> DRFResponse:
+        serializer = JobCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.job_start(
+            project=self.get_project(),
+            actor=request.user,
+            kind=data["kind"],
+            prompt_ids=data["prompts"],
+            label_ids=data["labels"],
+            reference=data["reference"],
+            endpoint_id=data["endpoint"],
+        )
+        return DRFResponse(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(ProjectScopedMixin, APIView):
+    read_role = Role.EDITOR
+
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        job = selectors.job_get(project=self.get_project(), job_id=pk)
+        body = JobSerializer(job).data
+        body["proposals"] = ProposalSerializer(job.proposals.all(), many=True).data
+        return DRFResponse(body)
+
+
+class ProposalDecideApi(ProjectScopedMixin, APIView):
+    """Accept some or all of a proposal's changes as one new version, or reject it."""
+
+    read_role = Role.EDITOR
+
+    @extend_schema(request=DecisionSerializer, responses={200: RubricVersionSerializer})
+    def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        proposal = selectors.proposal_get(project=self.get_project(), proposal_id=pk)
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.proposal_decide(
+            proposal=proposal, actor=request.user, accept=serializer.validated_data["accept"]
+        )
+        proposal.refresh_from_db()
+        return DRFResponse(
+            {
+                "proposal": ProposalSerializer(proposal).data,
+                "version": RubricVersionSerializer(version).data if version else None,
+            }
+        )

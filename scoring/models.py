@@ -1,2 +1,0 @@
-"""The machine side (judge endpoints, runs, judgments, exports). Imports ``annotation``;
-``annotation`` never imports this app."""

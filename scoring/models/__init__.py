@@ -1,0 +1,17 @@
+"""The machine side: judge endpoints, co-authoring jobs and proposals, scoring runs and
+judgments. Imports ``annotation``; ``annotation`` never imports this app."""
+
+from .coauthoring import ENV_NAME, CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
+from .runs import Judgment, Run, RunChunk, RunJudgment
+
+__all__ = [
+    "ENV_NAME",
+    "CoauthorJob",
+    "CoauthorSettings",
+    "Judgment",
+    "JudgeEndpoint",
+    "Proposal",
+    "Run",
+    "RunChunk",
+    "RunJudgment",
+]

@@ -1,0 +1,23 @@
+"""Celery tasks: thin, ids in, one service call."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services.coauthor import job_run
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def coauthor_job_run(job_id: int) -> None:
+    """Safe to repeat: a redelivered job skips the items that already have a proposal
+    (a unique constraint stops duplicates)."""
+    job_run(job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def score_chunk(run_id: int, index: int) -> None:
+    """Safe to repeat: the chunk is claimed with a status-guarded update and judgments are
+    unique by key, so a redelivered chunk judges only what is still missing."""
+    from .services.runs import chunk_run
+
+    chunk_run(run_id, index)

@@ -1,0 +1,41 @@
+from django.urls import path
+
+from . import views
+
+app_name = "scoring"
+
+urlpatterns = [
+    path("p/<slug:slug>/judges/", views.judges_page, name="judges"),
+    path("p/<slug:slug>/judges/<int:endpoint_id>/", views.endpoint_edit, name="endpoint_edit"),
+    path(
+        "p/<slug:slug>/judges/<int:endpoint_id>/test/",
+        views.endpoint_test,
+        name="endpoint_test",
+    ),
+    path(
+        "p/<slug:slug>/prompts/<int:prompt_id>/coauthor/",
+        views.coauthor_panel,
+        name="coauthor_panel",
+    ),
+    path(
+        "p/<slug:slug>/prompts/<int:prompt_id>/coauthor/start/",
+        views.coauthor_start,
+        name="coauthor_start",
+    ),
+    path(
+        "p/<slug:slug>/proposals/<int:proposal_id>/decide/",
+        views.proposal_decide,
+        name="proposal_decide",
+    ),
+    path("p/<slug:slug>/coauthor/", views.batch_page, name="batch"),
+    path("p/<slug:slug>/coauthor/jobs/<int:job_id>/", views.job_page, name="job"),
+    path("p/<slug:slug>/coauthor/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
+    path("p/<slug:slug>/runs/", views.runs_page, name="runs"),
+    path("p/<slug:slug>/runs/<int:run_id>/", views.run_page, name="run"),
+    path("p/<slug:slug>/runs/<int:run_id>/control/", views.run_control, name="run_control"),
+    path(
+        "p/<slug:slug>/runs/<int:run_id>/responses/<int:response_id>/",
+        views.run_response,
+        name="run_response",
+    ),
+]

@@ -1,0 +1,101 @@
+"""SIGKILL of a worker in the middle of a 2,000-judgment run, then a new worker and a
+resume: exactly 2,000 judgments, none lost and none duplicated (real worker processes,
+the real broker and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from django.db import connection
+
+from annotation import services as annotation_services
+from annotation.services import CriterionInput
+from scoring import services
+from scoring.models import Judgment, Run, RunChunk, RunJudgment
+from tests.factories import PromptFactory, ResponseFactory
+from tests.workers import celery_worker
+
+LEASE = 2
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigkill_mid_run_then_restart_gives_exactly_2000_judgments(
+    project, owner, editor, fake_llm, settings
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("worker processes need the test database on a server (CI: PostgreSQL)")
+    settings.SCORING_CHUNK_LEASE = LEASE
+    db = connection.settings_dict
+    env = {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "SCORING_CHUNK_LEASE": str(LEASE),
+    }
+    annotation_services.rubric_create(
+        project=project,
+        title="Every answer",
+        author=editor,
+        criteria=[CriterionInput(text=f"Covers point {i}", points=i + 1) for i in range(10)],
+    )
+    for p in range(20):
+        prompt = PromptFactory(project=project)
+        for r in range(10):
+            ResponseFactory(prompt=prompt, source=f"m{r % 3}", content=f"Answer {p}.{r}")
+    endpoint = services.endpoint_save(
+        project=project,
+        actor=owner,
+        data={
+            "name": "j",
+            "base_url": fake_llm.url + "/v1",
+            "model": "fake-judge",
+            "max_concurrency": 8,
+        },  # fmt: skip
+    )
+    fake_llm.configure(latency=0.02)
+    import scoring.services.runs as runs_module
+
+    runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 250
+    try:
+        with celery_worker(f"kill-{os.getpid()}@localhost", env=env) as worker:
+            run = services.runs.run_create(
+                project=project, actor=editor, endpoint=endpoint, mode="per_criterion"
+            )
+            assert run.total == 2000 and run.chunks.count() == 8
+
+            def mid_run() -> bool:
+                made = Judgment.objects.filter(created_by_run=run).count()
+                return 300 <= made < 1800
+
+            assert wait_for(mid_run, 60), "the run never got going"
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+        made_before = Judgment.objects.filter(created_by_run=run).count()
+        assert made_before < 2000
+        assert RunChunk.objects.filter(run=run).exclude(status="done").exists()
+        time.sleep(LEASE + 0.5)  # the dead worker's claim runs out
+        with celery_worker(f"again-{os.getpid()}@localhost", env=env):
+            services.runs.run_resume(run=run, actor=editor)
+            assert wait_for(lambda: Run.objects.get(pk=run.pk).status == "done", 120), (
+                Run.objects.get(pk=run.pk).note
+            )
+    finally:
+        runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 500
+    run.refresh_from_db()
+    links = RunJudgment.objects.filter(run=run)
+    assert links.count() == 2000
+    assert Judgment.objects.filter(created_by_run=run).count() == 2000
+    assert not Judgment.objects.filter(created_by_run=run).exclude(error="").exists()
+    assert (run.done, run.failed, run.total) == (2000, 0, 2000)
+    keys = list(Judgment.objects.filter(created_by_run=run).values_list("key", flat=True))
+    assert len(set(keys)) == 2000
