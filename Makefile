@@ -27,9 +27,14 @@ format: venv ## Format the code
 screenshots: venv ## Browser test; screenshots of the main pages land in var/screenshots (needs chromium)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-secret} $(PY) -m pytest tests/browser
 
-.PHONY: help venv run test lint format screenshots bench
+.PHONY: help venv run test lint format screenshots bench bench-gpu
 
-bench: venv ## Benchmarks: import, rubric editor latency, scoring throughput (PostgreSQL + Redis)
+bench: venv ## Benchmarks: import, editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small)
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_editor.py
 	$(PY) benchmarks/bench_scoring.py
+	$(PY) benchmarks/bench_local_judge.py --size small
+
+bench-gpu: venv ## Local judge benchmark at full size on CUDA (0.5B and 1.5B, bf16)
+	$(PY) benchmarks/bench_local_judge.py --size 0.5b --device cuda
+	$(PY) benchmarks/bench_local_judge.py --size 1.5b --device cuda

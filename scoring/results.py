@@ -26,6 +26,8 @@ class ResponseResult:
     sample: int
     score: float | None
     verdicts: list[tuple[dict[str, Any], Judgment | None]] = field(default_factory=list)
+    # A local judge's continuous score: the HealthBench score in expectation over P(met).
+    expected: float | None = None
     failed: int = 0
     reused: int = 0
 
@@ -48,6 +50,8 @@ class PairResult:
     winner: str  # "a", "b" or "tie"
     consistent: bool
     failed: bool
+    # A local judge's P(a is better), both orders averaged: (P_ab(A) + 1 − P_ba(A)) / 2.
+    probability: float | None = None
 
 
 @dataclass
@@ -94,6 +98,7 @@ def run_results(run: Run, *, with_verdicts: bool = False) -> RunResults:
             _count(result, judgment, reused, failures, criterion)
     for result in results.values():
         result.score = _score(run, result)
+        result.expected = _expected(run, result)
         if not with_verdicts:
             result.verdicts = []
     ordered = sorted(
@@ -124,6 +129,14 @@ def _score(run: Run, result: ResponseResult) -> float | None:
         return aggregate.rar_implicit(judgments[0].rating)
     points = [c["points"] for c, _ in result.verdicts]
     return aggregate.healthbench_score(points, [j.met for j in judgments])
+
+
+def _expected(run: Run, result: ResponseResult) -> float | None:
+    if run.mode != Run.Mode.PER_CRITERION or result.score is None:
+        return None
+    probabilities = [j.probability if j is not None else None for _, j in result.verdicts]
+    points = [c["points"] for c, _ in result.verdicts]
+    return aggregate.healthbench_expected(points, probabilities)
 
 
 def _by_source(results: list[ResponseResult]) -> list[SourceResult]:
@@ -170,6 +183,11 @@ def _pairs(
             out.append(PairResult(responses[a], responses[b], sample, "tie", False, True))
             continue
         winner, consistent = pairwise.merge_orders(ab.winner, ba.winner)
-        out.append(PairResult(responses[a], responses[b], sample, winner, consistent, False))
+        probability = None
+        if ab.probability is not None and ba.probability is not None:
+            probability = (ab.probability + 1 - ba.probability) / 2
+        out.append(
+            PairResult(responses[a], responses[b], sample, winner, consistent, False, probability)
+        )
         verdicts.append((ab.winner, ba.winner))
     return out, verdicts

@@ -23,10 +23,18 @@ class EndpointSerializer(serializers.ModelSerializer):
             "tpm",
             "price_input_per_m",
             "price_output_per_m",
+            "model_path",
+            "dtype",
+            "device",
+            "batch_tokens",
+            "threshold",
             "created_at",
         ]
-        read_only_fields = ["id", "backend", "created_at"]
-        extra_kwargs = {"api_key_env": {"help_text": "The NAME of the variable, never the key."}}
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "api_key_env": {"help_text": "The NAME of the variable, never the key."},
+            "model": {"required": False, "allow_blank": True},
+        }
 
 
 class JobCreateSerializer(serializers.Serializer):

@@ -20,7 +20,7 @@ from annotation.errors import ApplicationError
 from annotation.models import PreferenceLabel, Prompt, Role
 
 from . import selectors, services
-from .models import CoauthorJob, CoauthorSettings, Proposal, Run
+from .models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal, Run
 from .results import run_results
 from .services.endpoints import FIELDS
 
@@ -30,6 +30,10 @@ PROMPT_FILTERS = {
     "with_pairs": "Prompts with a preference pair",
 }
 MAX_REFERENCE_UPLOAD = 1024 * 1024
+ENDPOINT_CHOICES = {
+    "backends": JudgeEndpoint.Backend.choices,
+    "dtypes": JudgeEndpoint.Dtype.choices,
+}
 
 
 def _project(request: HttpRequest, slug: str, role: Role) -> Any:
@@ -48,6 +52,8 @@ def _endpoint_data(request: HttpRequest) -> dict[str, Any]:
         "max_concurrency": int,
         "rpm": int,
         "tpm": int,
+        "batch_tokens": int,
+        "threshold": float,
     }
     for name in FIELDS:
         if name not in request.POST:
@@ -92,6 +98,7 @@ def judges_page(request: HttpRequest, slug: str) -> HttpResponse:
         "endpoints": selectors.endpoints_of(project=project),
         "options": services.coauthor_settings(project),
         "styles": CoauthorSettings.Style.choices,
+        **ENDPOINT_CHOICES,
         "is_owner": is_owner,
         "values": request.POST
         if request.method == "POST"
@@ -122,7 +129,11 @@ def endpoint_edit(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResp
         except ApplicationError as exc:
             messages.error(request, exc.message)
             endpoint.refresh_from_db()
-    return render(request, "scoring/endpoint_edit.html", {"project": project, "endpoint": endpoint})
+    return render(
+        request,
+        "scoring/endpoint_edit.html",
+        {"project": project, "endpoint": endpoint, **ENDPOINT_CHOICES},
+    )
 
 
 @login_required
@@ -373,7 +384,9 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
         project = _project(request, slug, Role.EDITOR)
         try:
             options = _run_options(request)
-            endpoint = services.endpoint_for(project, request.POST.get("endpoint"))
+            endpoint = services.endpoint_for(
+                project, request.POST.get("endpoint"), generating=False
+            )
             if request.POST.get("launch"):
                 run = services.runs.run_create(
                     project=project,

@@ -12,10 +12,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+# Local judges and embeddings (torch, transformers, sentence-transformers): opt in.
+if [ "${RUBRICSTUDIO_ML:-0}" = "1" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-ml.txt
+fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py demo_setup
 FAKE_LLM_PORT=${FAKE_LLM_PORT:-8001}
 .venv/bin/python manage.py demo_llm_endpoint --url "http://127.0.0.1:${FAKE_LLM_PORT}/v1"
+if [ "${RUBRICSTUDIO_ML:-0}" = "1" ]; then
+  .venv/bin/python manage.py demo_local_judge
+fi
 
 .venv/bin/celery -A rubricstudio worker -Q default,gpu --loglevel=info --concurrency=2 \
   --logfile=var/worker.log &

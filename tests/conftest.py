@@ -144,3 +144,34 @@ def _no_cached_llm_results(settings):  # type: ignore[no-untyped-def]
         keys = list(client.scan_iter("rubricstudio:llmcache:*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+# Tiny random Llama-style judges with a small tokenizer, built once per session, saved to a
+# temporary directory and loaded through the real loading code (torch is imported only by
+# the tests that use them).
+
+
+def _build(directory, *, chat: bool):  # type: ignore[no-untyped-def]
+    tokenizer = _synthetic().build_tokenizer(directory, chat=chat)
+    # Larger initial weights than a trained model's spread the probabilities over (0, 1), so
+    # an equivalence check compares varied numbers, not values all near ½.
+    _synthetic().build_model(directory, vocab_size=len(tokenizer), initializer_range=0.2)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Plain-text prompts (the tokenizer has no chat template)."""
+    return _build(tmp_path_factory.mktemp("tiny-judge"), chat=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Prompts through a ChatML chat template, as instruction-tuned judges ship."""
+    return _build(tmp_path_factory.mktemp("tiny-chat-judge"), chat=True)
+
+
+def _synthetic():  # type: ignore[no-untyped-def]
+    from scoring.local import synthetic
+
+    return synthetic

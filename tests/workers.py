@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def celery_worker(name: str, *, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """Start a worker on the default queue and wait until it answers a ping."""
+def celery_worker(
+    name: str, *, env: dict[str, str] | None = None, queues: str = "default"
+) -> Iterator[subprocess.Popen]:
+    """Start a worker on ``queues`` (comma-separated) and wait until it answers a ping."""
     from rubricstudio.celery import app
 
     worker = subprocess.Popen(
@@ -27,7 +29,7 @@ def celery_worker(name: str, *, env: dict[str, str] | None = None) -> Iterator[s
             "rubricstudio",
             "worker",
             "-Q",
-            "default",
+            queues,
             "--pool",
             "solo",
             "-n",

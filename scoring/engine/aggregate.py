@@ -29,6 +29,7 @@ from collections.abc import Sequence
 __all__ = [
     "bootstrap_se",
     "essential_gate",
+    "healthbench_expected",
     "healthbench_score",
     "healthbench_subscores",
     "mean_clipped",
@@ -61,6 +62,27 @@ def healthbench_score(points: Sequence[float], met: Sequence[Met]) -> float | No
     0.5
     """
     return _weighted_met(points, met)
+
+
+def healthbench_expected(
+    points: Sequence[float], probabilities: Sequence[float | None]
+) -> float | None:
+    """The HealthBench score in expectation, from a local judge's P(met) per item:
+    Σ points·P / Σ positive points. Continuous where the thresholded score jumps; equal to
+    ``healthbench_score`` when every probability is 0 or 1. None as there.
+
+    >>> healthbench_expected([7, 5, 10, -6], [1.0, 0.0, 1.0, 1.0])
+    0.5
+    >>> round(healthbench_expected([4, -2], [0.5, 0.25]), 3)  # (2 - 0.5) / 4
+    0.375
+    """
+    if any(p is None for p in probabilities):
+        return None
+    pairs = list(zip(points, probabilities, strict=True))
+    positive = sum(w for w, _ in pairs if w > 0)
+    if positive <= 0:
+        return None
+    return sum(w * p for w, p in pairs) / positive
 
 
 def healthbench_subscores(

@@ -32,15 +32,26 @@ class BilledUsage(models.Model):
 
 
 class JudgeEndpoint(models.Model):
-    """An OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, LiteLLM…) for a project."""
+    """A judge for a project: an OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama,
+    LiteLLM…), or a local causal LM on disk that workers on the ``gpu`` queue load with
+    PyTorch and read P(yes) from (no generation)."""
 
     class Backend(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
+        LOCAL = "local", "Local model (PyTorch)"
+
+    class Dtype(models.TextChoices):
+        AUTO = "auto", "Automatic (bf16 on CUDA, fp32 on CPU)"
+        BFLOAT16 = "bfloat16", "bfloat16"
+        FLOAT16 = "float16", "float16"
+        FLOAT32 = "float32", "float32"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_endpoints")
     name = models.CharField(max_length=100)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.OPENAI)
-    base_url = models.CharField(max_length=500, help_text="e.g. http://127.0.0.1:8001/v1")
+    base_url = models.CharField(
+        max_length=500, blank=True, help_text="e.g. http://127.0.0.1:8001/v1"
+    )
     model = models.CharField(max_length=200)
     api_key_env = models.CharField(
         max_length=100,
@@ -56,6 +67,20 @@ class JudgeEndpoint(models.Model):
     tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
     price_input_per_m = models.FloatField(default=0.0, help_text="Price per 1M input tokens.")
     price_output_per_m = models.FloatField(default=0.0, help_text="Price per 1M output tokens.")
+    # Local backend only.
+    model_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Local: the directory of a Hugging Face causal LM on the GPU workers' disk.",
+    )
+    dtype = models.CharField(max_length=16, choices=Dtype.choices, default=Dtype.AUTO)
+    device = models.CharField(
+        max_length=32, default="auto", help_text="Local: auto, cpu, cuda or cuda:N."
+    )
+    batch_tokens = models.PositiveIntegerField(
+        default=16384, help_text="Local: tokens (rows × padded length) per forward pass."
+    )
+    threshold = models.FloatField(default=0.5, help_text="Local: met when P(yes) ≥ this.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

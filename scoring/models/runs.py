@@ -82,6 +82,12 @@ class Run(BilledUsage):
     def finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
 
+    @property
+    def is_local(self) -> bool:
+        """Judged by a local model (its prompts are the local templates), whatever the
+        endpoint has become since."""
+        return self.template_version.startswith("local-")
+
 
 class RunChunk(models.Model):
     """Tens to hundreds of units, claimed by one task at a time."""
@@ -129,6 +135,11 @@ class Judgment(models.Model):
     model = models.CharField(max_length=200)
     template_version = models.CharField(max_length=50)
     met = models.BooleanField(null=True)
+    probability = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Local judges: P(yes) for a criterion; pairwise, P(the response shown as A).",
+    )
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     winner = models.CharField(max_length=4, blank=True, help_text="Pairwise: A, B or tie.")
     detail = models.JSONField(default=dict, blank=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +21,7 @@ from ..models import CoauthorSettings, JudgeEndpoint
 
 FIELDS = (
     "name",
+    "backend",
     "base_url",
     "model",
     "api_key_env",
@@ -30,7 +33,13 @@ FIELDS = (
     "tpm",
     "price_input_per_m",
     "price_output_per_m",
+    "model_path",
+    "dtype",
+    "device",
+    "batch_tokens",
+    "threshold",
 )
+DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")
 
 
 def key_variable_allowed(name: str) -> bool:
@@ -43,8 +52,45 @@ def key_variable_allowed(name: str) -> bool:
     )
 
 
+def model_path_allowed(path: str) -> bool:
+    """A local model is read from the GPU workers' disk, so an owner may only name a
+    directory under one of LOCAL_MODEL_DIRS, set by the site admin."""
+    candidate = Path(path)
+    if not candidate.is_absolute() or ".." in candidate.parts:
+        return False
+    return any(candidate.is_relative_to(Path(root)) for root in settings.LOCAL_MODEL_DIRS)
+
+
+def _clean_local(endpoint: JudgeEndpoint) -> None:
+    if not endpoint.model_path:
+        raise ApplicationError("A local endpoint needs the directory of its model.")
+    check_text(endpoint.model_path, "model path")
+    if not model_path_allowed(endpoint.model_path):
+        roots = ", ".join(str(r) for r in settings.LOCAL_MODEL_DIRS) or "none configured"
+        raise ApplicationError(
+            f"“{endpoint.model_path}” is not an absolute directory under LOCAL_MODEL_DIRS "
+            f"({roots}), set by the site admin."
+        )
+    if endpoint.dtype not in JudgeEndpoint.Dtype.values:
+        raise ApplicationError(
+            f"Unknown dtype “{endpoint.dtype}”: auto, bfloat16, float16 or float32."
+        )
+    if not DEVICE.match(endpoint.device or ""):
+        raise ApplicationError(f"Unknown device “{endpoint.device}”: auto, cpu, cuda or cuda:N.")
+    if not 256 <= endpoint.batch_tokens <= 1_048_576:
+        raise ApplicationError("Tokens per batch are between 256 and 1,048,576.")
+    if not 0 < endpoint.threshold < 1:
+        raise ApplicationError("The threshold is a probability between 0 and 1 (exclusive).")
+    endpoint.model = endpoint.model or Path(endpoint.model_path).name
+    endpoint.base_url = endpoint.api_key_env = ""  # nothing to call, no key to read
+
+
 def _clean(endpoint: JudgeEndpoint) -> None:
-    if not endpoint.base_url.startswith(("http://", "https://")):
+    if endpoint.backend not in JudgeEndpoint.Backend.values:
+        raise ApplicationError(f"Unknown backend “{endpoint.backend}”: openai or local.")
+    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        _clean_local(endpoint)
+    elif not endpoint.base_url.startswith(("http://", "https://")):
         raise ApplicationError("The base URL must start with http:// or https://.")
     for name in ("name", "base_url", "model"):
         check_text(getattr(endpoint, name), name)
@@ -91,7 +137,7 @@ def endpoint_save(  # type: ignore[no-untyped-def]
             f"This project already has an endpoint named “{endpoint.name}”."
         ) from None
     settings_, _ = CoauthorSettings.objects.get_or_create(project=project)
-    if settings_.endpoint_id is None:
+    if settings_.endpoint_id is None and endpoint.backend == JudgeEndpoint.Backend.OPENAI:
         settings_.endpoint = endpoint
         settings_.save(update_fields=["endpoint"])
     audit(
@@ -111,7 +157,10 @@ def endpoint_delete(*, endpoint: JudgeEndpoint, actor) -> None:  # type: ignore[
 
 
 def endpoint_test(*, endpoint: JudgeEndpoint) -> str:
-    """Ask the endpoint for its models: a short message saying what was found."""
+    """Ask the endpoint for its models: a short message saying what was found. A local
+    model is looked for on this machine's disk (the GPU workers load it)."""
+    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        return _local_test(endpoint)
 
     async def probe() -> list[str]:
         async with gateway_for(endpoint) as gateway:
@@ -125,6 +174,23 @@ def endpoint_test(*, endpoint: JudgeEndpoint) -> str:
         listed = ", ".join(models[:10]) or "none"
         return f"Connected, but the model “{endpoint.model}” is not listed (models: {listed})."
     return f"Connected: “{endpoint.model}” is available ({len(models)} models listed)."
+
+
+def _local_test(endpoint: JudgeEndpoint) -> str:
+    directory = Path(endpoint.model_path)
+    if not directory.is_dir():
+        return (
+            f"“{endpoint.model_path}” is not visible from the web server; the GPU workers "
+            "load it when a run starts and fail the run with the reason if they cannot."
+        )
+    if not (directory / "config.json").is_file():
+        raise ApplicationError(
+            f"“{endpoint.model_path}” has no config.json: not a model directory."
+        )
+    weights = sorted(p.name for p in directory.glob("*.safetensors"))
+    if not weights:
+        raise ApplicationError(f"“{endpoint.model_path}” has no .safetensors weights.")
+    return f"Found the model: config.json and {len(weights)} weight file(s); GPU workers load it."
 
 
 @transaction.atomic

@@ -45,6 +45,9 @@ TEMPLATE = {
     Mode.PAIRWISE: "pairwise",
 }
 CHUNK_SIZE = {Mode.PER_CRITERION: 500, Mode.GROUPED: 100, Mode.HOLISTIC: 100, Mode.PAIRWISE: 100}
+# A local judge's chunk feeds whole GPU batches (a response's criteria stay together but
+# for the one a chunk boundary cuts); gpu workers are few, so there is no spreading to do.
+LOCAL_CHUNK_SIZE = {Mode.PER_CRITERION: 1000, Mode.PAIRWISE: 200}
 MAX_UNITS = 2_000_000
 
 
@@ -52,6 +55,8 @@ def chunk_size(mode: str, endpoint: JudgeEndpoint, units: int) -> int:
     """Chunks small enough to spread evenly over the worker processes (about eight rounds
     each: the last round is where processes sit idle) and large enough to hold four waves
     of a process's share of the endpoint's concurrency; at most CHUNK_SIZE[mode]."""
+    if is_local(endpoint):
+        return LOCAL_CHUNK_SIZE[mode]
     processes = max(1, settings.LLM_PROCESS_SHARE)
     per_process = max(1, endpoint.max_concurrency // processes)
     balanced = math.ceil(units / (8 * processes))
@@ -63,8 +68,30 @@ def chunk_lease() -> timedelta:
     return timedelta(seconds=settings.SCORING_CHUNK_LEASE)
 
 
+def is_local(endpoint: JudgeEndpoint | None) -> bool:
+    return endpoint is not None and endpoint.backend == JudgeEndpoint.Backend.LOCAL
+
+
+def template_version(endpoint: JudgeEndpoint, mode: str) -> str:
+    if is_local(endpoint):
+        from ..local.prompting import template_version as local_version
+
+        return local_version(mode == Mode.PAIRWISE)
+    return judging.TEMPLATE_VERSIONS[TEMPLATE[mode]]
+
+
 def judge_hash(endpoint: JudgeEndpoint, temperature: float | None) -> str:
-    """What about the judge decides a verdict: the server, model and sampling parameters."""
+    """What about the judge decides a verdict: the server, model and sampling parameters;
+    for a local model its directory, dtype and threshold (the device changes nothing
+    beyond float rounding)."""
+    if is_local(endpoint):
+        local = {
+            "backend": "local",
+            "model_path": endpoint.model_path,
+            "dtype": endpoint.dtype,
+            "threshold": endpoint.threshold,
+        }
+        return hashlib.sha256(json.dumps(local, sort_keys=True).encode()).hexdigest()
     spec = {
         "base_url": endpoint.base_url.rstrip("/"),
         "model": endpoint.model,
@@ -144,6 +171,8 @@ def plan_units(
     if prompt_ids:
         responses = responses.filter(prompt_id__in=prompt_ids)
     _check_options(mode, samples, pair_plan, baseline_source, pairs_per_prompt)
+    if is_local(endpoint):
+        _check_local(endpoint, mode, samples, temperature)
     rows = list(
         responses.values("id", "prompt_id", "source", "content_hash", "content", "prompt__messages")
     )
@@ -151,7 +180,7 @@ def plan_units(
         row["seen"] = _key(row["id"], row["content_hash"], row.pop("prompt__messages"))
     criteria = _criteria_by_prompt(project, {r["prompt_id"] for r in rows}, versions)
     judge = judge_hash(endpoint, temperature)
-    version = judging.TEMPLATE_VERSIONS[TEMPLATE[mode]]
+    version = template_version(endpoint, mode)
     units: list[dict[str, Any]] = []
     judgments = chars = 0
     by_prompt: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -256,7 +285,7 @@ class RunPreview:
     input_tokens: int
     output_tokens: int
     cost: float
-    seconds: float
+    seconds: float | None  # None: a local judge, whose speed is the GPU's
 
 
 INSTRUCTION_CHARS = {
@@ -279,6 +308,10 @@ def preview(plan: Plan, *, endpoint: JudgeEndpoint, mode: str) -> RunPreview:
     )
     share = 1 - (reusable / plan.judgments if plan.judgments else 0)
     calls = math.ceil(plan.calls * share)
+    if is_local(endpoint):  # forward passes on the GPU workers: no bill, no rate limits
+        input_tokens = math.ceil(plan.input_chars * share / 4)
+        return RunPreview(plan.responses, plan.judgments, calls, reusable, input_tokens, 0,
+                          0.0, None)  # fmt: skip
     input_tokens = math.ceil((plan.input_chars * share + INSTRUCTION_CHARS[mode] * calls) / 4)
     per_call_out = OUTPUT_TOKENS[mode] * (1 if mode != Mode.GROUPED else 10)
     output_tokens = per_call_out * calls
@@ -332,7 +365,7 @@ def run_create(  # type: ignore[no-untyped-def]
         versions=versions, sources=list(sources or []), prompt_ids=list(prompt_ids or []),
         samples=samples, temperature=temperature, pair_plan=pair_plan,
         baseline_source=baseline_source, pairs_per_prompt=pairs_per_prompt, budget=budget,
-        model=endpoint.model, template_version=judging.TEMPLATE_VERSIONS[TEMPLATE[mode]],
+        model=endpoint.model, template_version=template_version(endpoint, mode),
         judge_hash=judge_hash(endpoint, temperature), total=plan.judgments,
     )  # fmt: skip
     size = chunk_size(mode, endpoint, len(plan.units))
@@ -345,6 +378,23 @@ def run_create(  # type: ignore[no-untyped-def]
     return run
 
 
+def _check_local(
+    endpoint: JudgeEndpoint, mode: str, samples: int, temperature: float | None
+) -> None:
+    """A local judge reads one probability per question: per criterion or pairwise, and
+    deterministic (no samples, no temperature)."""
+    if mode not in (Mode.PER_CRITERION, Mode.PAIRWISE):
+        raise ApplicationError(
+            f"“{endpoint.name}” is a local model: it grades per criterion or pairwise "
+            "(grouped and holistic grading need a generating LLM endpoint)."
+        )
+    if samples != 1 or temperature is not None:
+        raise ApplicationError(
+            f"“{endpoint.name}” is a local model: its probabilities are deterministic, so "
+            "one sample and no temperature."
+        )
+
+
 def unit_key(unit: dict[str, Any]) -> str:
     return "|".join(unit.get("keys", [unit.get("k", "")]))
 
@@ -353,7 +403,10 @@ def _enqueue(run: Run, indexes: Iterable[int]) -> None:
     from ..tasks import score_chunk
 
     indexes = list(indexes)
-    transaction.on_commit(lambda: [score_chunk.delay(run.pk, i) for i in indexes])
+    queue = "gpu" if is_local(run.endpoint) else settings.CELERY_TASK_DEFAULT_QUEUE
+    transaction.on_commit(
+        lambda: [score_chunk.apply_async((run.pk, i), queue=queue) for i in indexes]
+    )
 
 
 # --- run control --------------------------------------------------------------------------
@@ -629,8 +682,11 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
         return
     if run.endpoint is None:
         raise ApplicationError("The run's judge endpoint was deleted.")
-    loop, gateway = _worker_gateway(run.endpoint)
     failed = {k: j for k, j in existing.items() if j.error}  # judged again, updated in place
+    if is_local(run.endpoint):
+        _process_local(run, run.endpoint, todo, failed, mine)
+        return
+    loop, gateway = _worker_gateway(run.endpoint)
     held = loop.run_until_complete(
         _judge_and_write(gateway, run, todo, _contexts(todo), failed, mine)
     )
@@ -638,8 +694,31 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
         _write(run, held, failed, mine)
 
 
+def _process_local(
+    run: Run,
+    endpoint: JudgeEndpoint,
+    units: list[dict[str, Any]],
+    failed: dict[str, Judgment],
+    mine: Any,
+) -> None:
+    """Judge with this worker's local model; rows are written slice by slice."""
+    from . import local_runs
+
+    judge = local_runs.load(endpoint)
+
+    def make_row(unit: dict[str, Any], key: str, **values: Any) -> dict[str, Any]:
+        return _row(unit, key, run, **values)
+
+    local_runs.judge_units(
+        judge, run, units, _contexts(units), make_row, endpoint.threshold,
+        lambda rows: _write(run, rows, failed, mine),
+    )  # fmt: skip
+
+
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "cost")
-VERDICT_FIELDS = ("met", "rating", "winner", "detail", "explanation", "error", "latency")
+VERDICT_FIELDS = (
+    "met", "probability", "rating", "winner", "detail", "explanation", "error", "latency",
+)  # fmt: skip
 
 
 def _write(run: Run, rows: list[dict[str, Any]], failed: dict[str, Judgment], mine: Any) -> None:

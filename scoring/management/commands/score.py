@@ -71,5 +71,10 @@ class Command(BaseCommand):
             return
         self.stdout.write(title)
         for name, value in data.items():
-            shown = f"{value:,.4f}" if isinstance(value, float) else f"{value:,}"
+            if value is None:
+                shown = "—"
+            elif isinstance(value, float):
+                shown = f"{value:,.4f}"
+            else:
+                shown = f"{value:,}"
             self.stdout.write(f"  {name.replace('_', ' '):<16} {shown}")

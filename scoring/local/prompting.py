@@ -1,0 +1,150 @@
+"""Judge prompts for local models, cut into a shared prefix and per-question suffixes.
+
+A local judge reads one probability at the answer position instead of generating, so each
+prompt ends with its question and the model's next token is the answer (yes/no, or A/B).
+Everything before the question — instructions, conversation, response(s) — is the same for
+every criterion of one response: the *prefix*, whose KV cache is computed once. The
+question (a criterion, or the rubric) and what follows it is the *suffix*.
+
+A prompt is the concatenation of the prefix's token ids and the suffix's token ids (each
+tokenized on its own), never a re-tokenization of the joined text: the shared-prefix and
+the full computation then see exactly the same tokens.
+
+Untrusted text goes between boundary markers keyed by an HMAC of the conversation and the
+response(s), as in the LLM judge prompts (``engine.prompts``), so a criterion never changes
+the prefix. No torch here: only a tokenizer's ``encode`` and ``apply_chat_template``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from string import Template
+from typing import Any
+
+from ..engine import prompts
+from ..engine.judging import JudgeCriterion, _label, _numbered
+
+__all__ = [
+    "CRITERION_TEMPLATE",
+    "PAIRWISE_TEMPLATE",
+    "PromptPieces",
+    "criterion_pieces",
+    "pairwise_pieces",
+    "template_version",
+]
+
+CRITERION_TEMPLATE = "local_criterion"
+PAIRWISE_TEMPLATE = "local_pairwise"
+_SPLIT = "\x00QUESTION\x00"
+
+
+def template_version(pairwise: bool) -> str:
+    return prompts.load(PAIRWISE_TEMPLATE if pairwise else CRITERION_TEMPLATE).version
+
+
+@dataclass(frozen=True)
+class PromptPieces:
+    """Token ids: ``prefix`` shared by every ``suffixes[i]``; prompt i is prefix + suffix i."""
+
+    prefix: list[int]
+    suffixes: list[list[int]]
+
+
+def _head_and_tail(tokenizer: Any, system: str, user: str) -> tuple[str, str, bool]:
+    """The prompt text before and after the question, and whether the head carries its own
+    special tokens (a chat template writes them; plain text gets the tokenizer's BOS)."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        templated = True
+    else:
+        text = f"{system}\n\n{user}\n\nAnswer:"
+        templated = False
+    head, found, tail = text.partition(_SPLIT)
+    if not found:
+        raise ValueError("the chat template dropped the question")
+    return head, tail, templated
+
+
+def _pieces(
+    tokenizer: Any,
+    template_name: str,
+    keyed: dict[str, str],
+    questions: Sequence[str],
+    criteria: Sequence[JudgeCriterion],
+) -> PromptPieces:
+    template = prompts.load(template_name)
+    secret = _secret()
+    nonce = prompts.boundary_key(secret, template.version, *keyed.values())
+    named = [*keyed.items(), *((f"criterion {c.id}", c.text) for c in criteria)]
+    for name, text in named:
+        if nonce in text:
+            raise ValueError(f"the {name} text contains the boundary key")
+    system = Template(template.system).substitute(nonce=nonce).strip()
+    user = Template(template.user).substitute(keyed, nonce=nonce, question=_SPLIT).strip()
+    head, tail, templated = _head_and_tail(tokenizer, system, user)
+    prefix = tokenizer.encode(head, add_special_tokens=not templated)
+    suffixes = []
+    for question in questions:
+        body = Template(question).substitute(nonce=nonce)
+        suffixes.append(tokenizer.encode(body + tail, add_special_tokens=False))
+    return PromptPieces(prefix, suffixes)
+
+
+def _secret() -> bytes:
+    from django.conf import settings
+
+    return settings.SECRET_KEY.encode()
+
+
+def _criterion_block(criterion: JudgeCriterion) -> str:
+    text = criterion.text.strip().replace("$", "$$")
+    return f"<<<CRITERION $nonce>>>\n{_label(criterion)} {text}\n<<<END CRITERION $nonce>>>"
+
+
+def criterion_pieces(
+    tokenizer: Any,
+    conversation: list[dict[str, str]],
+    response: str,
+    criteria: Sequence[JudgeCriterion],
+) -> PromptPieces:
+    """One suffix per criterion, in order: "does the response meet it? yes or no"."""
+    questions = [
+        _criterion_block(c) + "\n\nDoes the RESPONSE above meet the CRITERION above? "
+        "If the criterion has negative points, it is met when the response makes that "
+        "mistake. Answer yes or no."
+        for c in criteria
+    ]
+    keyed = {"conversation": prompts.conversation_text(conversation), "response": response}
+    return _pieces(tokenizer, CRITERION_TEMPLATE, keyed, questions, criteria)
+
+
+def pairwise_pieces(
+    tokenizer: Any,
+    conversation: list[dict[str, str]],
+    response_a: str,
+    response_b: str,
+    criteria: Sequence[JudgeCriterion],
+) -> PromptPieces:
+    """Suffix 0 asks which response is better overall under the whole rubric; suffix i
+    (1..n) which satisfies criterion i better. The answer is A or B."""
+    rubric = _numbered(criteria).replace("$", "$$") if criteria else "(no criteria)"
+    questions = [
+        f"<<<RUBRIC $nonce>>>\n{rubric}\n<<<END RUBRIC $nonce>>>\n\n"
+        "Which response is better overall under the RUBRIC above? Answer A or B."
+    ]
+    questions += [
+        _criterion_block(c) + "\n\nWhich response satisfies the CRITERION above better? "
+        "If it has negative points, the better one avoids the mistake. Answer A or B."
+        for c in criteria
+    ]
+    keyed = {
+        "conversation": prompts.conversation_text(conversation),
+        "response_a": response_a,
+        "response_b": response_b,
+    }
+    return _pieces(tokenizer, PAIRWISE_TEMPLATE, keyed, questions, criteria)
