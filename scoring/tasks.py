@@ -21,3 +21,13 @@ def score_chunk(run_id: int, index: int) -> None:
     from .services.runs import chunk_run
 
     chunk_run(run_id, index)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def embed_rubric_texts(rubric_id: int, user_id: int | None) -> int:
+    """Embed the texts a rubric's near-duplicate report still misses; enqueued on the ``gpu``
+    queue. Safe to repeat: only missing vectors are computed and they are unique by
+    (model, text)."""
+    from .services.duplicates import rubric_texts_embed
+
+    return rubric_texts_embed(rubric_id=rubric_id, user_id=user_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_duplicates
 
 app_name = "scoring"
 
@@ -26,6 +26,16 @@ urlpatterns = [
         "p/<slug:slug>/proposals/<int:proposal_id>/decide/",
         views.proposal_decide,
         name="proposal_decide",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/duplicates/",
+        views_duplicates.duplicates_panel,
+        name="duplicates_panel",
+    ),
+    path(
+        "p/<slug:slug>/rubrics/<int:rubric_id>/duplicates/merge/",
+        views_duplicates.duplicates_merge,
+        name="duplicates_merge",
     ),
     path("p/<slug:slug>/coauthor/", views.batch_page, name="batch"),
     path("p/<slug:slug>/coauthor/jobs/<int:job_id>/", views.job_page, name="job"),

@@ -39,6 +39,8 @@ def test_web_process_does_not_import_torch():
     code = (
         "import os, sys; os.environ['DEBUG']='1'; os.environ['DJANGO_SETTINGS_MODULE']='rubricstudio.settings';"
         "import django; django.setup(); import rubricstudio.urls, annotation.api, annotation.views;"
+        # what the web process reaches of embeddings: the duplicates panel and its task
+        "import scoring.tasks, scoring.views_duplicates, scoring.local.embeddings;"
         "print(sorted(m for m in ('torch','transformers','sentence_transformers') if m in sys.modules))"
     )
     out = subprocess.run(

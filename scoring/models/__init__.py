@@ -2,12 +2,14 @@
 judgments. Imports ``annotation``; ``annotation`` never imports this app."""
 
 from .coauthoring import ENV_NAME, CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
+from .embeddings import Embedding
 from .runs import Judgment, Run, RunChunk, RunJudgment
 
 __all__ = [
     "ENV_NAME",
     "CoauthorJob",
     "CoauthorSettings",
+    "Embedding",
     "Judgment",
     "JudgeEndpoint",
     "Proposal",

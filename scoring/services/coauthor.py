@@ -37,6 +37,7 @@ from ..engine import coauthor as engine
 from ..engine.gateway import Gateway, GatewayError, Usage
 from ..llm import gateway_for
 from ..models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
+from . import duplicates
 
 logger = logging.getLogger(__name__)
 Kind = CoauthorJob.Kind
@@ -52,8 +53,12 @@ def coauthor_settings(project: Project) -> CoauthorSettings:
     return found
 
 
-def endpoint_for(project: Project, endpoint_id: object = None) -> JudgeEndpoint:
-    """The chosen endpoint of the project, else its default, else its first one."""
+def endpoint_for(
+    project: Project, endpoint_id: object = None, *, generating: bool = True
+) -> JudgeEndpoint:
+    """The chosen endpoint of the project, else its default, else its first one.
+    ``generating``: the caller needs text written (co-authoring), which a local judge,
+    reading one probability, cannot do."""
     if endpoint_id not in (None, ""):
         text = str(endpoint_id)
         if not (text.isascii() and text.isdigit()):
@@ -61,9 +66,17 @@ def endpoint_for(project: Project, endpoint_id: object = None) -> JudgeEndpoint:
         endpoint = JudgeEndpoint.objects.filter(project=project, pk=int(text)).first()
         if endpoint is None:
             raise ApplicationError("Choose one of this project's endpoints.")
+        if generating and endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+            raise ApplicationError(
+                f"“{endpoint.name}” is a local model: it grades runs but cannot write "
+                "rubrics. Choose an OpenAI-compatible endpoint."
+            )
         return endpoint
     endpoint = coauthor_settings(project).endpoint
-    endpoint = endpoint or JudgeEndpoint.objects.filter(project=project).order_by("name").first()
+    candidates = JudgeEndpoint.objects.filter(project=project).order_by("name")
+    if generating:
+        candidates = candidates.filter(backend=JudgeEndpoint.Backend.OPENAI)
+    endpoint = endpoint or candidates.first()
     if endpoint is None:
         raise ApplicationError(
             "No judge endpoint is configured for this project: add one on the Judges page."
@@ -170,6 +183,7 @@ class Item:
     chosen: str = ""
     rejected: str = ""
     responses: tuple[str, ...] = ()
+    selection: dict[str, Any] | None = None  # which responses refine grades, and how chosen
 
 
 def _items(job: CoauthorJob) -> list[Item]:
@@ -195,8 +209,13 @@ def _items(job: CoauthorJob) -> list[Item]:
         current = version_dicts(rubric.current_version_id if rubric else None)
         label = labels.get(prompt.pk)
         responses: tuple[str, ...] = ()
+        selection = None
         if job.kind == Kind.REFINE:
-            responses = tuple(prompt.responses.order_by("id").values_list("content", flat=True)[:8])
+            # More than 8 responses: 8 spread by embedding, so the two best are not near twins.
+            rows = prompt.responses.order_by("id").values_list("id", "content")
+            picked, how = duplicates.diverse_responses(list(rows[: duplicates.REFINE_CANDIDATES]))
+            responses = tuple(content for _, content in picked)
+            selection = {"response_ids": [pk for pk, _ in picked], "response_choice": how}
         items.append(
             Item(
                 prompt=prompt,
@@ -214,6 +233,7 @@ def _items(job: CoauthorJob) -> list[Item]:
                 chosen=label.chosen.content if label else "",
                 rejected=label.rejected.content if label else "",
                 responses=responses,
+                selection=selection,
             )
         )
     return items
@@ -302,7 +322,7 @@ def _write(job: CoauthorJob, item: Item, results: list[engine.ActionResult]) -> 
                     "base_number": item.base_number,
                     "base_criteria": base,
                     "criteria": criteria,
-                    "notes": result.notes,
+                    "notes": {**result.notes, **(item.selection or {})},
                     "model": job.model,
                     "template_version": result.template_version,
                     "status": Proposal.Status.FAILED if result.error else Proposal.Status.PENDING,

@@ -36,6 +36,13 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
+@pytest.fixture(autouse=True)
+def _tasks_in_the_request(settings):  # type: ignore[no-untyped-def]
+    """Tasks a page starts (runs, jobs, the near-duplicate embeddings) run in the request,
+    never left in the broker for a worker of a later test."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
 @pytest.fixture
 def page(browser, live_server):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1360, "height": 900})
