@@ -13,11 +13,16 @@ Two ways to read many prompts, equal within float tolerance:
   and position ids that start at 0 on each prompt's first real token; the answer position
   is then the last column for every row.
 * ``score_shared``: prompts grouped by a shared prefix (instructions + conversation +
-  response). Each batch of prefixes is run once, keeping its KV cache; then every suffix
-  (a criterion and the question) is run against its prefix's cache — the cache rows are
-  gathered per suffix — with position ids continuing from the prefix's length. Prefixes
-  and suffixes are right-padded (so no query row is fully masked) and the answer is read
-  at each suffix's last real token.
+  response). Each batch of prefixes is run once (right-padded, so no query row is fully
+  masked), keeping its KV cache; then every suffix (a criterion and the question) is run
+  against its prefix's cache — the cache rows are gathered per suffix — left-padded after
+  the prefix's columns, with position ids continuing from the prefix's real length, so the
+  answer is again the last column. Models with sliding-window attention are read in full
+  (``uses_sliding_window``).
+
+Logits come from the model's own forward (``logits_to_keep=1``), so final softcapping or
+logit scaling is applied, and each batch is reduced at once to the two answer
+log-probabilities: nothing vocabulary-sized outlives its batch.
 
 Importing this module imports torch: only the ``gpu`` workers, the benchmark and the tests
 do. The web process never imports ``scoring.local`` beyond ``prompting``.
@@ -44,21 +49,35 @@ KV_ROWS_FACTOR = 4
 
 def answer_token_ids(tokenizer: Any, words: Sequence[str]) -> tuple[int, ...]:
     """Ids of every single-token spelling of ``words``, bare and after a space (byte-level
-    BPE writes " yes" as its own token; SentencePiece marks the space with "▁")."""
+    BPE writes " yes" as its own token; SentencePiece marks the space with "▁"). A token
+    counts only if it decodes to the word itself: never an unknown-word or other special
+    token."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
     ids: set[int] = set()
     for word in words:
         for variant in (word, " " + word):
             encoded = tokenizer.encode(variant, add_special_tokens=False)
-            if len(encoded) == 1:
+            if len(encoded) == 2 and tokenizer.decode(encoded[:1]).strip() == "":
+                encoded = encoded[1:]  # a lone space token, then the word
+            single = len(encoded) == 1 and encoded[0] not in special
+            if single and tokenizer.decode(encoded).strip() == word:
                 ids.add(encoded[0])
-            elif len(encoded) == 2 and tokenizer.decode(encoded[:1]).strip() == "":
-                ids.add(encoded[1])  # a lone space token, then the word
     if not ids:
         raise ValueError(
             f"the tokenizer has no single token for {', '.join(repr(w) for w in words)}: "
             "this model cannot be read as a yes/no (or A/B) judge"
         )
     return tuple(sorted(ids))
+
+
+def uses_sliding_window(config: Any) -> bool:
+    """Whether some attention layer sees only a window of recent tokens. Its cache keeps
+    the last window of the padded width, which loses a short prefix's real keys when
+    prefixes of different lengths share a batch: such models are read in full instead."""
+    if "sliding_attention" in (getattr(config, "layer_types", None) or []):
+        return True
+    window = getattr(config, "sliding_window", None)
+    return bool(window) and getattr(config, "use_sliding_window", True) is not False
 
 
 @dataclass(frozen=True)
@@ -79,24 +98,39 @@ class LocalJudge:
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.device = next(model.parameters()).device
-        self.body = model.base_model  # the decoder without its LM head
-        self.head = model.get_output_embeddings()
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.vocab = model.get_output_embeddings().out_features
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self.shared_prefix = not uses_sliding_window(model.config)
         self.yes = answer_token_ids(tokenizer, YES)
         self.no = answer_token_ids(tokenizer, NO)
         self.letter_a = answer_token_ids(tokenizer, LETTER_A)
         self.letter_b = answer_token_ids(tokenizer, LETTER_B)
+        for positive, negative in ((self.yes, self.no), (self.letter_a, self.letter_b)):
+            if set(positive) & set(negative):
+                raise ValueError("the tokenizer spells both answers with the same token")
+        self._answers = {
+            pairwise: (
+                torch.tensor(positive, device=self.device),
+                torch.tensor(negative, device=self.device),
+            )
+            for pairwise, (positive, negative) in (
+                (False, (self.yes, self.no)),
+                (True, (self.letter_a, self.letter_b)),
+            )
+        }
         self.tokens_run = 0  # prompt tokens through the model (padding excluded), for MFU
 
     # --- public -------------------------------------------------------------------------
 
     def score(self, prompts: Sequence[Sequence[int]], *, pairwise: bool = False) -> list[Reading]:
         """One reading per full prompt (token ids), in the given order."""
+        if any(not p for p in prompts):
+            raise ValueError("every prompt needs at least one token")
         self.check_fits(len(p) for p in prompts)
-        logits = self._naive_logits([list(p) for p in prompts])
-        return self._readings(logits, pairwise)
+        return self._readings(self._naive([list(p) for p in prompts], pairwise))
 
     def score_shared(
         self,
@@ -105,19 +139,23 @@ class LocalJudge:
         pairwise: bool = False,
     ) -> list[list[Reading]]:
         """For each (prefix, suffixes) group, one reading per prompt prefix + suffix."""
-        self.check_fits(len(p) + len(s) for p, suffixes in groups for s in suffixes)
         for prefix, suffixes in groups:
             if not prefix or any(not s for s in suffixes):
                 raise ValueError("a prefix and every suffix need at least one token")
-        flat = self._shared_logits([(list(p), [list(s) for s in ss]) for p, ss in groups])
-        readings = self._readings(flat, pairwise)
+        self.check_fits(len(p) + len(s) for p, suffixes in groups for s in suffixes)
+        if self.shared_prefix:
+            flat = self._readings(
+                self._shared([(list(p), [list(s) for s in ss]) for p, ss in groups], pairwise)
+            )
+        else:
+            flat = self.score(
+                [list(p) + list(s) for p, ss in groups for s in ss], pairwise=pairwise
+            )
         out, start = [], 0
         for _, suffixes in groups:
-            out.append(readings[start : start + len(suffixes)])
+            out.append(flat[start : start + len(suffixes)])
             start += len(suffixes)
         return out
-
-    # --- internals ----------------------------------------------------------------------
 
     def check_fits(self, lengths: Any) -> None:
         """ValueError when a prompt of these lengths is longer than the model allows."""
@@ -128,14 +166,26 @@ class LocalJudge:
                 f"{self.max_positions} positions"
             )
 
-    def _readings(self, logits: torch.Tensor, pairwise: bool) -> list[Reading]:
-        """Answer probabilities from last-position logits [n, vocab], in float32."""
-        if logits.shape[0] == 0:
-            return []
-        positive, negative = (self.letter_a, self.letter_b) if pairwise else (self.yes, self.no)
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        pos = torch.logsumexp(logprobs[:, list(positive)], dim=-1)
-        neg = torch.logsumexp(logprobs[:, list(negative)], dim=-1)
+    # --- internals ----------------------------------------------------------------------
+
+    def _answer_logprobs(self, logits: torch.Tensor, pairwise: bool) -> torch.Tensor:
+        """[rows, 2]: log P(positive answers), log P(negative answers) from the logits at
+        the answer position (the model's own final logits, softcapping and scaling
+        included), in float32. Only these two numbers per prompt are kept."""
+        positive, negative = self._answers[pairwise]
+        logits = logits.float()
+        total = torch.logsumexp(logits, dim=-1)
+        return torch.stack(
+            [
+                torch.logsumexp(logits[:, positive], dim=-1) - total,
+                torch.logsumexp(logits[:, negative], dim=-1) - total,
+            ],
+            dim=-1,
+        )
+
+    @staticmethod
+    def _readings(logprobs: torch.Tensor) -> list[Reading]:
+        pos, neg = logprobs[:, 0], logprobs[:, 1]
         probability = torch.sigmoid(pos - neg)
         mass = torch.exp(torch.logaddexp(pos, neg))
         return [
@@ -154,38 +204,44 @@ class LocalJudge:
                 batches.append([index])
         return batches
 
+    def _left_padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, tokens in enumerate(rows):
+            ids[i, width - len(tokens) :] = torch.tensor(tokens)
+            mask[i, width - len(tokens) :] = 1
+            self.tokens_run += len(tokens)
+        return ids.to(self.device), mask.to(self.device)
+
     @torch.inference_mode()
-    def _naive_logits(self, prompts: list[list[int]]) -> torch.Tensor:
+    def _naive(self, prompts: list[list[int]], pairwise: bool) -> torch.Tensor:
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        out = torch.empty(len(prompts), self.head.out_features, device=self.device)
+        out = torch.empty(len(prompts), 2, device=self.device)
         for batch in self._batches(order, lambda i: len(prompts[i])):
-            width = len(prompts[batch[0]])
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, index in enumerate(batch):
-                tokens = prompts[index]
-                ids[row, width - len(tokens) :] = torch.tensor(tokens)
-                mask[row, width - len(tokens) :] = 1
-                self.tokens_run += len(tokens)
-            ids, mask = ids.to(self.device), mask.to(self.device)
+            ids, mask = self._left_padded([prompts[i] for i in batch])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            hidden = self.body(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-            ).last_hidden_state
-            out[batch] = self.head(hidden[:, -1]).float()
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                logits_to_keep=1,
+            ).logits[:, -1]  # fmt: skip
+            out[torch.tensor(batch, device=self.device)] = self._answer_logprobs(logits, pairwise)
         return out
 
     @torch.inference_mode()
-    def _shared_logits(self, groups: list[tuple[list[int], list[list[int]]]]) -> torch.Tensor:
+    def _shared(
+        self, groups: list[tuple[list[int], list[list[int]]]], pairwise: bool
+    ) -> torch.Tensor:
         from transformers import DynamicCache
 
         starts, total = [], 0
         for _, suffixes in groups:
             starts.append(total)
             total += len(suffixes)
-        out = torch.empty(total, self.head.out_features, device=self.device)
+        out = torch.empty(total, 2, device=self.device)
         order = sorted(range(len(groups)), key=lambda g: -len(groups[g][0]))
         for batch in self._batches(order, lambda g: len(groups[g][0])):
+            # Prefixes right-padded: every query row sees at least its first token.
             width = len(groups[batch[0]][0])
             ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -196,9 +252,10 @@ class LocalJudge:
                 self.tokens_run += len(prefix)
             ids, mask = ids.to(self.device), mask.to(self.device)
             positions = torch.arange(width, device=self.device).expand(len(batch), -1)
-            cache = self.body(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True
-            ).past_key_values
+            cache = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1,
+            ).past_key_values  # fmt: skip
             layers = [(layer.keys, layer.values) for layer in cache.layers]
             lengths = mask.sum(-1)
             # Every suffix of this batch: (tokens, its prefix's row, its output index),
@@ -212,30 +269,23 @@ class LocalJudge:
                 key=lambda item: -len(item[0]),
             )
             for part in self._suffix_batches([len(item[0]) for item in items], width):
-                span = len(items[part[0]][0])
-                sids = torch.full((len(part), span), self.pad_id, dtype=torch.long)
-                smask = torch.zeros((len(part), span), dtype=torch.long)
-                for i, k in enumerate(part):
-                    tokens = items[k][0]
-                    sids[i, : len(tokens)] = torch.tensor(tokens)
-                    smask[i, : len(tokens)] = 1
-                    self.tokens_run += len(tokens)
-                last = torch.tensor([len(items[k][0]) - 1 for k in part], device=self.device)
-                where = torch.tensor([items[k][2] for k in part], device=self.device)
+                # Suffixes left-padded after the prefix's columns (the padding is masked,
+                # positions continue from each prefix's real length): the answer position
+                # is the last column for every row.
+                sids, smask = self._left_padded([items[k][0] for k in part])
                 source = torch.tensor([items[k][1] for k in part], device=self.device)
+                where = torch.tensor([items[k][2] for k in part], device=self.device)
                 past = DynamicCache(ddp_cache_data=[(k[source], v[source]) for k, v in layers])
-                sids, smask = sids.to(self.device), smask.to(self.device)
-                full_mask = torch.cat([mask[source], smask], dim=-1)
-                spos = lengths[source, None] + torch.arange(span, device=self.device)
-                hidden = self.body(
+                spos = lengths[source, None] + (smask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(
                     input_ids=sids,
-                    attention_mask=full_mask,
+                    attention_mask=torch.cat([mask[source], smask], dim=-1),
                     position_ids=spos,
                     past_key_values=past,
                     use_cache=True,
-                ).last_hidden_state
-                picked = hidden[torch.arange(len(part), device=self.device), last]
-                out[where] = self.head(picked).float()
+                    logits_to_keep=1,
+                ).logits[:, -1]
+                out[where] = self._answer_logprobs(logits, pairwise)
         return out
 
     def _suffix_batches(self, lengths: list[int], prefix: int) -> list[list[int]]:

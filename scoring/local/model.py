@@ -30,6 +30,8 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: this worker has no CUDA device")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this worker has {torch.cuda.device_count()} GPUs")
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"device {device!r}: use auto, cpu, cuda or cuda:N")
     return device
@@ -67,7 +69,6 @@ def load_judge(spec: LocalSpec) -> Any:
         path,
         local_files_only=True,
         dtype=resolve_dtype(spec.dtype, device),
-        attn_implementation="sdpa",
     ).to(device)
     return LocalJudge(model, tokenizer, batch_tokens=spec.batch_tokens)
 

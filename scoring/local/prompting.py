@@ -55,11 +55,18 @@ def _head_and_tail(tokenizer: Any, system: str, user: str) -> tuple[str, str, bo
     """The prompt text before and after the question, and whether the head carries its own
     special tokens (a chat template writes them; plain text gets the tokenizer's BOS)."""
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
+        try:
+            text = tokenizer.apply_chat_template(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        except Exception:  # noqa: BLE001 - templates that refuse a system turn raise their own errors
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": f"{system}\n\n{user}"}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
         templated = True
     else:
         text = f"{system}\n\n{user}\n\nAnswer:"

@@ -73,6 +73,8 @@ def endpoint_for(
             )
         return endpoint
     endpoint = coauthor_settings(project).endpoint
+    if endpoint is not None and generating and endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        endpoint = None  # the default became a local model: it cannot write
     candidates = JudgeEndpoint.objects.filter(project=project).order_by("name")
     if generating:
         candidates = candidates.filter(backend=JudgeEndpoint.Backend.OPENAI)

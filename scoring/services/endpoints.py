@@ -58,7 +58,9 @@ def model_path_allowed(path: str) -> bool:
     candidate = Path(path)
     if not candidate.is_absolute() or ".." in candidate.parts:
         return False
-    return any(candidate.is_relative_to(Path(root)) for root in settings.LOCAL_MODEL_DIRS)
+    real = candidate.resolve()  # a link under a root must not lead out of it
+    roots = [Path(root).resolve() for root in settings.LOCAL_MODEL_DIRS if Path(root).is_absolute()]
+    return any(real.is_relative_to(root) for root in roots)
 
 
 def _clean_local(endpoint: JudgeEndpoint) -> None:
@@ -81,7 +83,7 @@ def _clean_local(endpoint: JudgeEndpoint) -> None:
         raise ApplicationError("Tokens per batch are between 256 and 1,048,576.")
     if not 0 < endpoint.threshold < 1:
         raise ApplicationError("The threshold is a probability between 0 and 1 (exclusive).")
-    endpoint.model = endpoint.model or Path(endpoint.model_path).name
+    endpoint.model = Path(endpoint.model_path).name  # what runs record as the model
     endpoint.base_url = endpoint.api_key_env = ""  # nothing to call, no key to read
 
 
@@ -187,9 +189,9 @@ def _local_test(endpoint: JudgeEndpoint) -> str:
         raise ApplicationError(
             f"“{endpoint.model_path}” has no config.json: not a model directory."
         )
-    weights = sorted(p.name for p in directory.glob("*.safetensors"))
+    weights = sorted(p.name for p in (*directory.glob("*.safetensors"), *directory.glob("*.bin")))
     if not weights:
-        raise ApplicationError(f"“{endpoint.model_path}” has no .safetensors weights.")
+        raise ApplicationError(f"“{endpoint.model_path}” has no weights (.safetensors or .bin).")
     return f"Found the model: config.json and {len(weights)} weight file(s); GPU workers load it."
 
 

@@ -63,6 +63,11 @@ def load(endpoint: JudgeEndpoint) -> Any:
         ) from None
 
 
+def _read_with(judge: Any) -> dict[str, str]:
+    """The dtype and device a reading was made with, kept with the judgment."""
+    return {"dtype": judge.dtype, "device": str(judge.device)}
+
+
 def verdict(p: float) -> str:
     """The single-order verdict of P(A): the more likely letter ("tie" only at exactly ½)."""
     return "A" if p > 0.5 else "B" if p < 0.5 else "tie"
@@ -148,7 +153,7 @@ def _per_criterion(
                     criterion_key=unit["crit"][0]["key"],
                     met=reading.probability >= threshold,
                     probability=reading.probability,
-                    detail={"mass": round(reading.mass, 6)},
+                    detail={"mass": round(reading.mass, 6), **_read_with(judge)},
                     prompt_tokens=len(pieces.prefix) + len(suffix),
                     latency=latency,
                 )
@@ -192,6 +197,7 @@ def _pairwise(
             "criteria": {i: verdict(r.probability) for i, r in enumerate(per_criterion, 1)},
             "criteria_p": {i: round(r.probability, 6) for i, r in enumerate(per_criterion, 1)},
             "mass": round(overall.mass, 6),
+            **_read_with(judge),
         }
         rows.append(
             make_row(

@@ -82,13 +82,14 @@ def template_version(endpoint: JudgeEndpoint, mode: str) -> str:
 
 def judge_hash(endpoint: JudgeEndpoint, temperature: float | None) -> str:
     """What about the judge decides a verdict: the server, model and sampling parameters;
-    for a local model its directory, dtype and threshold (the device changes nothing
-    beyond float rounding)."""
+    for a local model its directory, dtype, device and threshold (bf16 readings differ
+    from fp32 ones, and with the batch they were read in, at the 1e-2 level)."""
     if is_local(endpoint):
         local = {
             "backend": "local",
             "model_path": endpoint.model_path,
             "dtype": endpoint.dtype,
+            "device": endpoint.device,
             "threshold": endpoint.threshold,
         }
         return hashlib.sha256(json.dumps(local, sort_keys=True).encode()).hexdigest()
@@ -141,6 +142,7 @@ def _criteria_by_prompt(
                 "points": c.points,
                 "category": c.category,
                 "tags": list(c.tags),
+                "version": c.version_id,  # where it came from (not part of any key)
             }  # fmt: skip
         )
     shared = [c for v in wide for c in by_version[v]]
@@ -403,7 +405,7 @@ def _enqueue(run: Run, indexes: Iterable[int]) -> None:
     from ..tasks import score_chunk
 
     indexes = list(indexes)
-    queue = "gpu" if is_local(run.endpoint) else settings.CELERY_TASK_DEFAULT_QUEUE
+    queue = "gpu" if run.is_local else settings.CELERY_TASK_DEFAULT_QUEUE
     transaction.on_commit(
         lambda: [score_chunk.apply_async((run.pk, i), queue=queue) for i in indexes]
     )
@@ -682,8 +684,16 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
         return
     if run.endpoint is None:
         raise ApplicationError("The run's judge endpoint was deleted.")
+    if judge_hash(run.endpoint, run.temperature) != run.judge_hash or run.is_local != is_local(
+        run.endpoint
+    ):
+        # Its answers would be stored under this run's keys, as if the old judge gave them.
+        raise ApplicationError(
+            f"The judge endpoint “{run.endpoint.name}” was changed since this run started "
+            "(server, model, parameters or backend): start a new run to use it."
+        )
     failed = {k: j for k, j in existing.items() if j.error}  # judged again, updated in place
-    if is_local(run.endpoint):
+    if run.is_local:
         _process_local(run, run.endpoint, todo, failed, mine)
         return
     loop, gateway = _worker_gateway(run.endpoint)
@@ -705,6 +715,7 @@ def _process_local(
     from . import local_runs
 
     judge = local_runs.load(endpoint)
+    mine.update(claimed_at=timezone.now())  # loading a model can take a while: renew
 
     def make_row(unit: dict[str, Any], key: str, **values: Any) -> dict[str, Any]:
         return _row(unit, key, run, **values)

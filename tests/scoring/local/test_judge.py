@@ -46,7 +46,7 @@ def chat_judge(tiny_chat_model_dir):  # type: ignore[no-untyped-def]
 
 def _random_prompts(judge: LocalJudge, count: int, seed: int) -> list[list[int]]:
     rng = random.Random(seed)
-    vocab = judge.head.out_features
+    vocab = judge.vocab
     return [[rng.randrange(1, vocab) for _ in range(rng.randint(3, 90))] for _ in range(count)]
 
 
@@ -109,7 +109,7 @@ def test_batches_respect_the_token_budget(judge):  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("budget", [16384, 300])
 def test_shared_prefix_equals_the_full_computation(judge, budget):  # type: ignore[no-untyped-def]
     rng = random.Random(3)
-    vocab = judge.head.out_features
+    vocab = judge.vocab
     groups = []
     for _ in range(6):
         prefix = [rng.randrange(1, vocab) for _ in range(rng.randint(5, 120))]
@@ -171,12 +171,61 @@ def test_pairwise_both_orders_averaged_and_consistency(judge):  # type: ignore[n
             < TOLERANCE
         )
     p_ab, p_ba = shared[0][0].probability, shared[1][0].probability
-    p_a_better = (p_ab + (1 - p_ba)) / 2
-    p_b_better = (p_ba + (1 - p_ab)) / 2
-    assert p_a_better + p_b_better == pytest.approx(1.0)
+    # a shown first wins when P(A) > ½; shown second (as B) when P(A) < ½: the orders agree
+    # exactly when those two readings point to the same response.
     winner, consistent = pairwise.merge_orders(verdict(p_ab), verdict(p_ba))
     assert consistent == ((p_ab > 0.5) != (p_ba > 0.5))
     assert winner == ("tie" if not consistent else "a" if p_ab > 0.5 else "b")
+
+
+def test_sliding_window_models_are_read_in_full(tmp_path):  # type: ignore[no-untyped-def]
+    """A sliding-window cache keeps the last window of the padded width, losing a short
+    prefix's keys: such a model falls back to the full computation, which stays exact."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from scoring.local import synthetic
+    from scoring.local.judge import uses_sliding_window
+
+    tokenizer = synthetic.build_tokenizer(tmp_path)
+    config = Qwen2Config(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=len(tokenizer), use_sliding_window=True,
+        sliding_window=16, max_window_layers=0, initializer_range=0.2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    judge = LocalJudge(AutoModelForCausalLM.from_config(config), tokenizer)
+    assert uses_sliding_window(config) and not judge.shared_prefix
+    assert not uses_sliding_window(synthetic.llama_config())
+    rng = random.Random(5)
+    groups = [
+        (
+            [rng.randrange(1, judge.vocab) for _ in range(n)],
+            [[rng.randrange(1, judge.vocab)] * 5] * 3,
+        )
+        for n in (10, 60, 35)
+    ]
+    shared = [r.probability for found in judge.score_shared(groups) for r in found]
+    full = [judge.score([p + s])[0].probability for p, ss in groups for s in ss]
+    assert max(abs(a - b) for a, b in zip(shared, full, strict=True)) < TOLERANCE
+
+
+def test_unknown_and_special_tokens_never_stand_for_an_answer():  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel({"[UNK]": 0, "no": 1, "A": 2, "B": 3}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]")
+    assert answer_token_ids(tokenizer, ["no"]) == (1,)
+    with pytest.raises(ValueError, match="no single token for 'yes'"):
+        answer_token_ids(tokenizer, ["yes"])
+
+
+def test_an_empty_prompt_is_a_clear_error(judge):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="at least one token"):
+        judge.score([[]])
+    with pytest.raises(ValueError, match="at least one token"):
+        judge.score_shared([([1, 2], [[]])])
 
 
 def test_verdict_of_a_probability():  # type: ignore[no-untyped-def]

@@ -168,6 +168,46 @@ def test_what_a_local_judge_cannot_do_is_a_clear_error(project, editor, local_en
         services.endpoint_for(project, local_endpoint.pk)
 
 
+def test_an_endpoint_changed_mid_run_fails_the_run_instead_of_mixing_judges(
+    project, owner, editor, local_endpoint, tiny_chat_model_dir, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    _rubric_project(project, editor, prompts=1, responses=2)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.runs.run_create(
+            project=project, actor=editor, endpoint=local_endpoint, mode="per_criterion"
+        )
+    services.endpoint_save(
+        project=project, actor=owner, endpoint=local_endpoint,
+        data={"model_path": str(tiny_chat_model_dir)},
+    )  # fmt: skip
+    services.runs.chunk_run(run.pk, 0)
+    run.refresh_from_db()
+    assert run.status == "failed" and "was changed since this run started" in run.note
+    assert not Judgment.objects.exists()
+
+
+def test_a_default_coauthor_endpoint_turned_local_is_passed_over(
+    project, owner, settings, tiny_model_dir
+):  # type: ignore[no-untyped-def]
+    settings.LOCAL_MODEL_DIRS = [str(Path(tiny_model_dir).parent)]
+    first = services.endpoint_save(
+        project=project, actor=owner,
+        data={"name": "a-llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+    )  # fmt: skip
+    services.endpoint_save(
+        project=project, actor=owner, endpoint=first,
+        data={"backend": "local", "model_path": str(tiny_model_dir)},
+    )  # fmt: skip
+    with pytest.raises(ApplicationError, match="No judge endpoint is configured"):
+        services.endpoint_for(project)
+    other = services.endpoint_save(
+        project=project, actor=owner,
+        data={"name": "b-llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+    )  # fmt: skip
+    assert services.endpoint_for(project) == other
+    assert services.endpoint_for(project, generating=False) == first
+
+
 def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.LOCAL_MODEL_DIRS = [str(tmp_path / "models")]
     base = {"name": "l", "backend": "local", "device": "cpu"}
@@ -190,6 +230,14 @@ def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type:
         data={**base, "model_path": str(tmp_path / "models" / "Qwen2-1.5B"), "api_key_env": "X"},
     )
     assert (endpoint.model, endpoint.base_url, endpoint.api_key_env) == ("Qwen2-1.5B", "", "")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "link").symlink_to("/etc")
+    with pytest.raises(ApplicationError, match="not an absolute directory under"):
+        services.endpoint_save(
+            project=project,
+            actor=owner,
+            data={**base, "model_path": str(tmp_path / "models" / "link")},
+        )
     assert "not visible from the web server" in services.endpoint_test(endpoint=endpoint)
 
 
