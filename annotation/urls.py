@@ -60,6 +60,30 @@ urlpatterns = [
         views.rubric_restore,
         name="rubric_restore",
     ),
+    path("p/<slug:slug>/reviews/", views.review_queues, name="review_queues"),
+    path("p/<slug:slug>/reviews/mine/", views.review_mine, name="review_mine"),
+    path("p/<slug:slug>/reviews/<int:queue_id>/review/", views.review_next, name="review_next"),
+    path(
+        "p/<slug:slug>/reviews/<int:queue_id>/items/<int:slot_id>/",
+        views.review_item,
+        name="review_item",
+    ),
+    path(
+        "p/<slug:slug>/reviews/<int:queue_id>/items/<int:slot_id>/commit/",
+        views.review_commit,
+        name="review_commit",
+    ),
+    path(
+        "p/<slug:slug>/reviews/<int:queue_id>/items/<int:slot_id>/flag/",
+        views.review_flag,
+        name="review_flag",
+    ),
+    path("p/<slug:slug>/reviews/<int:queue_id>/undo/", views.review_undo, name="review_undo"),
+    path(
+        "p/<slug:slug>/reviews/<int:queue_id>/adjudicate/",
+        views.review_adjudicate,
+        name="review_adjudicate",
+    ),
     path("p/<slug:slug>/members/", views.members_page, name="members"),
     path(
         "p/<slug:slug>/members/<int:membership_id>/",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_duplicates
+from . import views, views_agreement, views_duplicates
 
 app_name = "scoring"
 
@@ -44,8 +44,13 @@ urlpatterns = [
     path("p/<slug:slug>/runs/<int:run_id>/", views.run_page, name="run"),
     path("p/<slug:slug>/runs/<int:run_id>/control/", views.run_control, name="run_control"),
     path(
+        "p/<slug:slug>/runs/<int:run_id>/review/", views.run_review_queue, name="run_review_queue"
+    ),
+    path(
         "p/<slug:slug>/runs/<int:run_id>/responses/<int:response_id>/",
         views.run_response,
         name="run_response",
     ),
+    path("p/<slug:slug>/agreement/", views_agreement.agreement_page, name="agreement"),
+    path("p/<slug:slug>/agreement.csv", views_agreement.agreement_csv, name="agreement_csv"),
 ]

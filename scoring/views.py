@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import selectors as annotation_selectors
 from annotation.errors import ApplicationError
-from annotation.models import PreferenceLabel, Prompt, Role
+from annotation.models import PreferenceLabel, Prompt, ReviewQueue, Role
 
 from . import selectors, services
 from .models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal, Run
@@ -454,6 +454,7 @@ def run_page(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     results = run_results(run)
     context["results"] = results
     context["results_loaded"] = True
+    context["review_plans"] = ReviewQueue.Plan.choices
     context["chart"] = {
         "labels": [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)],
         "sources": [{"source": s.source, "histogram": s.histogram} for s in results.sources],
@@ -472,6 +473,40 @@ def run_response(request: HttpRequest, slug: str, run_id: int, response_id: int)
     if not rows:
         raise Http404("This response is not in the run.")
     return render(request, "scoring/_run_response.html", {"rows": rows, "run": run})
+
+
+def _int_or_none(raw: str | None, what: str) -> int | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ApplicationError(f"{what} must be a whole number.")
+    return int(raw)
+
+
+@login_required
+@require_POST
+def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    """Make a review queue of a pairwise run's pairs (editors and owners)."""
+    project = _project(request, slug, Role.EDITOR)
+    run = selectors.run_get(project=project, run_id=run_id)
+    post = request.POST
+    try:
+        queue = services.queue_from_run(
+            run=run,
+            actor=request.user,
+            name=post.get("name", ""),
+            plan=post.get("plan", "all"),
+            sample_size=_int_or_none(post.get("sample_size"), "k"),
+            overlap=_int_or_none(post.get("overlap"), "Reviewers per item") or 2,
+            lock_minutes=_int_or_none(post.get("lock_minutes"), "Hold minutes") or 15,
+            show_sources=post.get("show_sources") == "on",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("scoring:run", slug=slug, run_id=run.pk)
+    messages.success(request, f"Review queue “{queue.name}” made with {queue.items.count()} pairs.")
+    return redirect("annotation:review_queues", slug=slug)
 
 
 @login_required

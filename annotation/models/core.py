@@ -1,8 +1,4 @@
-"""The human side and the content: projects, people, prompts, responses, rubrics.
-
-Writes go through ``annotation.services``; reads a view touches go through
-``annotation.selectors`` so that every queryset is scoped by membership.
-"""
+"""Projects, people, prompts, responses, preference labels and rubrics."""
 
 from __future__ import annotations
 

@@ -20,6 +20,16 @@ from .people import (
     membership_set_role,
     project_create,
 )
+from .reviews import (
+    ItemInput,
+    item_adjudicate,
+    queue_from_labels,
+    review_commit,
+    review_flag,
+    review_queue_create,
+    review_undo,
+    slot_next,
+)
 from .rubrics import (
     CriterionInput,
     rubric_create,
@@ -30,6 +40,14 @@ from .workflow import rubric_archive, rubric_review, rubric_submit_for_review
 
 __all__ = [
     "OPS",
+    "ItemInput",
+    "item_adjudicate",
+    "queue_from_labels",
+    "review_commit",
+    "review_flag",
+    "review_queue_create",
+    "review_undo",
+    "slot_next",
     "CriterionInput",
     "SaveOutcome",
     "comment_add",

@@ -25,6 +25,16 @@ from .pages import (
     rubric_history,
     rubric_restore,
 )
+from .reviews import (
+    review_adjudicate,
+    review_commit,
+    review_flag,
+    review_item,
+    review_mine,
+    review_next,
+    review_queues,
+    review_undo,
+)
 
 __all__ = [
     "account_settings",
@@ -36,6 +46,14 @@ __all__ = [
     "project_rubric_create",
     "prompt_detail",
     "prompt_rubric_start",
+    "review_adjudicate",
+    "review_commit",
+    "review_flag",
+    "review_item",
+    "review_mine",
+    "review_next",
+    "review_queues",
+    "review_undo",
     "rubric_comment",
     "rubric_comment_resolve",
     "rubric_diff",

@@ -12,6 +12,7 @@ from .coauthor import (
     proposal_decide,
 )
 from .endpoints import coauthor_settings_save, endpoint_delete, endpoint_save, endpoint_test
+from .reviews import queue_from_run
 
 __all__ = [
     "runs",
@@ -27,4 +28,5 @@ __all__ = [
     "job_start",
     "proposal_changes",
     "proposal_decide",
+    "queue_from_run",
 ]
