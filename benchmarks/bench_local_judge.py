@@ -10,8 +10,9 @@ Three ways to score all R × C pairs, each timed `--repeats` times (median quote
 
 * naive: every prompt in full, sorted by length, packed by the token budget, left-padded;
 * shared: each response's prefix once (its KV cache kept), then every criterion against it;
-* generate: `model.generate()` decoding up to 4 tokens (the answer and end of turn) on a
-  sample of prompts, batched like naive; its rate is extrapolated from the sample.
+* generate: `model.generate()` decoding 2 tokens (the answer and the end of turn, the
+  least a generating judge writes) on a sample of prompts, batched like naive; its rate
+  is extrapolated from the sample.
 
 Prints (response, criterion) scores/s, prefill tokens/s (prompt tokens through the model,
 padding excluded), model FLOPs utilisation — the forward FLOPs the prompts need
@@ -269,14 +270,14 @@ def main() -> None:
             with torch.inference_mode():
                 model.generate(
                     input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
-                    max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=pad,
+                    max_new_tokens=2, min_new_tokens=2, do_sample=False, pad_token_id=pad,
                 )  # fmt: skip
 
     generate_all()  # warm-up
     generate_time, _, _ = timed(generate_all)
     generate_rate = len(chosen) / generate_time
     print(
-        f"generate: {generate_rate:10.1f} scores/s  (sample of {len(chosen)} prompts, up to 4 new tokens)"
+        f"generate: {generate_rate:10.1f} scores/s  (sample of {len(chosen)} prompts, 2 new tokens)"
     )
     figures["generate"] = {"scores_per_s": generate_rate, "sample": len(chosen)}
     speedup = naive_time / shared_time
