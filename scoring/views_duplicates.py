@@ -1,6 +1,8 @@
 """The near-duplicates panel of the rubric editor: an htmx fragment loaded by URL from the
 editor (``annotation`` never imports this app). It polls while a worker embeds the
-criteria it has not seen yet.
+criteria it has not seen yet: every 2 s for three minutes, then every 30 s, for as long as
+the panel is open. The ``gpu`` workers run one task at a time, so the embedding task may
+wait behind a long scoring run's chunks; the panel says so rather than giving up.
 
 Viewers see the warnings; editors merge a pair within the rubric (the editor beside the
 panel then reloads through the ``rubric-changed`` event).
@@ -24,8 +26,11 @@ from annotation.models import Role, Rubric
 from .services.duplicates import duplicate_merge, duplicate_report, embeddings_request
 
 POLL_SECONDS = 2
-ASK_EVERY = 15  # polls between two requests to the workers (one at the first load)
-GIVE_UP_AFTER = 90  # polls (three minutes) before saying that no worker answers
+SLOW_POLL_SECONDS = 30
+SLOW_AFTER = 90  # polls (three minutes) before polling every SLOW_POLL_SECONDS
+# Polls between two requests to the workers (one at the first load). The client says which
+# poll it is; the service sends at most one task per rubric every 30 s whatever it says.
+ASK_EVERY = 15
 
 
 def _rubric(request: HttpRequest, slug: str, rubric_id: int, role: Role) -> tuple[Any, Rubric]:
@@ -42,16 +47,17 @@ def _panel(
     request: HttpRequest, project: Any, rubric: Rubric, *, attempt: int = 0, error: str = ""
 ) -> HttpResponse:
     report = duplicate_report(project=project, rubric=rubric, user=request.user)
-    waiting = report.pending and attempt < GIVE_UP_AFTER
-    if waiting and attempt % ASK_EVERY == 0:
-        embeddings_request(rubric=rubric, user=request.user)
+    if report.pending and attempt % ASK_EVERY == 0:
+        embeddings_request(rubric=rubric, user=request.user)  # throttled per rubric
+    slow = attempt >= SLOW_AFTER
     context = {
         "project": project,
         "rubric": rubric,
         "report": report,
-        "waiting": waiting,
+        "waiting": report.pending,
+        "slow": slow,
         "next_attempt": attempt + 1,
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": SLOW_POLL_SECONDS if slow else POLL_SECONDS,
         "can_edit": rubric.status != Rubric.Status.ARCHIVED
         and annotation_selectors.role_at_least(project.user_role, Role.EDITOR),
         "error": error,
@@ -78,7 +84,8 @@ def _page_url(project: Any, rubric: Rubric) -> str:
 @require_POST
 def duplicates_merge(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     """Keep one criterion of a near-duplicate pair and remove the other from the person's
-    draft. ``base`` is the version the page showed, as for the editor's own edits."""
+    draft. ``base`` is the version the page showed, as the editor's own forms send it (the
+    panel's forms carry it too); a page gone stale changes nothing and says so."""
     project, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     try:
         duplicate_merge(

@@ -30,6 +30,7 @@ __all__ = [
     "near_duplicate_pairs",
     "packaged_model_path",
     "resolve_model_path",
+    "top_matches",
 ]
 
 PACKAGED_KEY = "packaged:all-MiniLM-L6-v2"
@@ -153,6 +154,50 @@ def near_duplicate_pairs(
     found = [(int(i), int(j), min(float(sims[i, j]), 1.0)) for i, j in zip(rows, cols, strict=True)]
     found.sort(key=lambda p: (-p[2], p[0], p[1]))
     return found
+
+
+def top_matches(
+    vectors: Any, others: Any, *, threshold: float, k: int, weights: Any = None
+) -> list[tuple[int, list[tuple[int, float]], int]]:
+    """For each row of ``vectors`` with a row of ``others`` at cosine >= ``threshold``, in
+    row order: (i, its ``k`` closest such rows of ``others`` as (j, cosine), most similar
+    first with ties to the lower j, and how many such rows there are in all, row j counting
+    ``weights[j]`` times (once each without weights)). Vectorised: one matrix product, and
+    sorting only the cosines that reach the threshold. Rows must be L2-normalised."""
+    if not -1.0 <= threshold <= 1.0:
+        raise EmbeddingError(f"The threshold is a cosine between -1 and 1, not {threshold}.")
+    if k < 0:
+        raise EmbeddingError(f"k must be 0 or more, not {k}.")
+    a = _matrix(vectors, "vectors")
+    b = _matrix(others, "others")
+    w = np.ones(b.shape[0], dtype=np.int64) if weights is None else np.asarray(weights, np.int64)
+    if w.shape != (b.shape[0],):
+        raise EmbeddingError(f"One weight per row of others: {w.shape} for {b.shape[0]} rows.")
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return []
+    if a.shape[1] != b.shape[1]:
+        raise EmbeddingError(f"Vectors of {a.shape[1]} and {b.shape[1]} dimensions do not compare.")
+    sims = a @ b.T
+    rows, cols = np.nonzero(sims >= np.float32(threshold) - np.float32(1e-6))
+    if rows.size == 0:
+        return []
+    cosines = np.minimum(sims[rows, cols], np.float32(1.0))
+    order = np.lexsort((cols, -cosines, rows))  # by row, then most similar, then lower j
+    rows, cols, cosines = rows[order], cols[order], cosines[order]
+    found, starts = np.unique(rows, return_index=True)
+    totals = np.bincount(rows, weights=w[cols], minlength=a.shape[0])
+    ends = np.append(starts[1:], rows.size)
+    return [
+        (
+            int(i),
+            [
+                (int(j), float(c))
+                for j, c in zip(cols[s : min(s + k, e)], cosines[s : min(s + k, e)], strict=True)
+            ],
+            int(totals[i]),
+        )
+        for i, s, e in zip(found, starts, ends, strict=True)
+    ]
 
 
 def diverse_subset(vectors: Any, k: int) -> list[int]:

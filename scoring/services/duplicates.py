@@ -1,13 +1,22 @@
 """Embeddings of criteria and responses: the stored vectors, near-duplicate criteria for the
 rubric editor, and diverse responses for the refine action.
 
-Vectors are computed only in workers (the ``gpu`` queue: ``embed_missing``,
-``vectors_for``); the web process reads stored vectors and compares them with numpy, and
-asks a worker for the missing ones (``embeddings_request``).
+Near-duplicate criteria: the web process only reads stored vectors and compares them with
+numpy; the missing ones are embedded by a worker on the ``gpu`` queue (``embeddings_request``
+sends ``embed_rubric_texts`` there, at most once per rubric and model every
+``REQUEST_EVERY_SECONDS``, whatever the panel's requests say).
+
+Diverse responses for refine (``diverse_responses``) are chosen inside the co-authoring job,
+which runs on the ``default`` queue's worker, not on the ``gpu`` queue: that worker embeds
+the responses itself (``vectors_for`` loads the model in its own process, on
+``EMBEDDING_DEVICE``) when requirements-ml.txt is installed there. Otherwise (as in
+docker-compose, whose ``default`` worker image has no torch) the first ``REFINE_RESPONSES``
+responses are graded and the proposal's notes say ``"response_choice": "first"``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +26,12 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 
 from annotation import services as annotation_services
 from annotation.errors import ApplicationError
-from annotation.models import Criterion, Project, Rubric, RubricDraft, RubricVersion
+from annotation.models import Criterion, Project, Rubric, RubricDraft
 from annotation.selectors import version_dicts
 
 from ..local.embeddings import (
@@ -29,6 +39,7 @@ from ..local.embeddings import (
     diverse_subset,
     model_key,
     near_duplicate_pairs,
+    top_matches,
 )
 from ..models.embeddings import Embedding, text_hash
 
@@ -38,7 +49,12 @@ MAX_PROJECT_CRITERIA = 20_000  # criteria of other rubrics compared (the most re
 MATCHES_SHOWN = 3  # other rubrics' matches shown per criterion
 REFINE_RESPONSES = 8
 REFINE_CANDIDATES = 200  # responses of one prompt considered for the diverse selection
+REQUEST_EVERY_SECONDS = 30  # at most one embedding task per rubric and model in this time
 _CHUNK = 500
+# Text hashes looked up in one query. Bound parameters, well under SQLite's limit (32,766
+# since 3.32) and with psycopg's client-side binding none: reading the stored vectors of a
+# report (MAX_PROJECT_CRITERIA + a rubric's 300 criteria) takes at most three queries.
+_LOOKUP_CHUNK = 10_000
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
@@ -54,16 +70,43 @@ def _key() -> str:
 # --- stored vectors -----------------------------------------------------------------------
 
 
+def _read_vectors(hashes: Iterable[str]) -> tuple[dict[str, int], np.ndarray]:
+    """The stored vectors of the text ``hashes`` under the configured model, as one float32
+    matrix (a row per hash found) and the row of each hash found; decoded in one go."""
+    index: dict[str, int] = {}
+    blobs: list[bytes] = []
+    dim = 0
+    for chunk in _chunks(sorted(set(hashes)), _LOOKUP_CHUNK):
+        rows = Embedding.objects.filter(model=_key(), text_hash__in=chunk)
+        for h, d, vector in rows.values_list("text_hash", "dim", "vector"):
+            blob = bytes(vector)
+            dim = dim or d
+            if d != dim or len(blob) != 4 * d:
+                raise ValueError(
+                    f"embedding {h[:12]}: {len(blob) // 4} values of {d} stored, {dim} expected"
+                )
+            index[h] = len(blobs)
+            blobs.append(blob)
+    if not blobs:
+        return index, np.zeros((0, 0), dtype=np.float32)
+    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+    return index, flat.reshape(len(blobs), dim).astype(np.float32)
+
+
+def _stored_hashes(hashes: Iterable[str]) -> set[str]:
+    """Which of the text ``hashes`` have a stored vector (the vectors themselves unread)."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(hashes)), _LOOKUP_CHUNK):
+        rows = Embedding.objects.filter(model=_key(), text_hash__in=chunk)
+        found.update(rows.values_list("text_hash", flat=True))
+    return found
+
+
 def stored_vectors(texts: Iterable[str]) -> dict[str, np.ndarray]:
     """The stored vectors of ``texts`` under the configured model, by text hash; texts not
     embedded yet are absent."""
-    hashes = sorted({text_hash(t) for t in texts})
-    found: dict[str, np.ndarray] = {}
-    for chunk in _chunks(hashes):
-        rows = Embedding.objects.filter(model=_key(), text_hash__in=chunk)
-        for row in rows.only("pk", "text_hash", "dim", "vector"):
-            found[row.text_hash] = row.array()
-    return found
+    index, matrix = _read_vectors(text_hash(t) for t in texts)
+    return {h: matrix[i] for h, i in index.items()}
 
 
 def embed_missing(texts: Iterable[str]) -> int:
@@ -73,13 +116,7 @@ def embed_missing(texts: Iterable[str]) -> int:
     from ..local.embeddings import embed
 
     unique = {text_hash(t): t for t in texts}
-    have: set[str] = set()
-    for chunk in _chunks(sorted(unique)):
-        have.update(
-            Embedding.objects.filter(model=_key(), text_hash__in=chunk).values_list(
-                "text_hash", flat=True
-            )
-        )
+    have = _stored_hashes(unique)
     missing = [(h, t) for h, t in unique.items() if h not in have]
     for chunk in _chunks(missing, 256):
         vectors = embed(
@@ -107,14 +144,23 @@ def vectors_for(texts: Sequence[str]) -> np.ndarray:
 # --- near-duplicate criteria in the editor ------------------------------------------------
 
 
-def working_criteria(*, rubric: Rubric, user) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """What the person's editor shows: their draft, or the current version."""
+def _working(rubric: Rubric, user) -> tuple[list[dict[str, Any]], int | None]:  # type: ignore[no-untyped-def]
+    """What the person's editor shows (their draft, or the current version), and the
+    version number it is on: what the editor's forms send as ``base``."""
     draft = (
         RubricDraft.objects.filter(rubric=rubric, user=user).first()
         if user is not None and user.is_authenticated
         else None
     )
-    return list(draft.criteria) if draft else version_dicts(rubric.current_version_id)
+    if draft is not None:
+        return list(draft.criteria), draft.base_number
+    version = rubric.current_version
+    return version_dicts(version.pk if version else None), version.number if version else None
+
+
+def working_criteria(*, rubric: Rubric, user) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """What the person's editor shows: their draft, or the current version."""
+    return _working(rubric, user)[0]
 
 
 @dataclass(frozen=True)
@@ -132,7 +178,8 @@ class Other:
 
 def _other_criteria(project: Project, rubric: Rubric) -> tuple[list[Other], int]:
     """The current criteria of the project's other rubrics (archived ones aside), the most
-    recently saved first, at most ``MAX_PROJECT_CRITERIA``; and how many there are in all."""
+    recently saved first, at most ``MAX_PROJECT_CRITERIA``; and how many there are in all
+    (counted only when the cap was reached). One or two queries."""
     versions = (
         Rubric.objects.filter(project=project, current_version__isnull=False)
         .exclude(pk=rubric.pk)
@@ -140,7 +187,6 @@ def _other_criteria(project: Project, rubric: Rubric) -> tuple[list[Other], int]
         .values("current_version_id")
     )
     rows = Criterion.objects.filter(version_id__in=versions)
-    total = rows.count()
     fields = (
         "key",
         "text",
@@ -155,6 +201,7 @@ def _other_criteria(project: Project, rubric: Rubric) -> tuple[list[Other], int]
         Other(str(k), text.strip(), points, rid, title, pid, ext or "")
         for k, text, points, rid, title, pid, ext in ordered[:MAX_PROJECT_CRITERIA]
     ]
+    total = rows.count() if len(others) == MAX_PROJECT_CRITERIA else len(others)
     return others, total
 
 
@@ -195,6 +242,7 @@ class DuplicateReport:
     compared: int = 0  # other rubrics' criteria compared with (those with a vector)
     considered: int = 0  # other rubrics' criteria read (at most MAX_PROJECT_CRITERIA)
     total_other: int = 0  # other rubrics' criteria in all
+    base: int | None = None  # the version the person's working criteria are on
 
     @property
     def pending(self) -> bool:
@@ -212,52 +260,90 @@ def rubric_texts(*, rubric: Rubric, user) -> list[str]:  # type: ignore[no-untyp
 def duplicate_report(*, project: Project, rubric: Rubric, user) -> DuplicateReport:  # type: ignore[no-untyped-def]
     """Near-duplicate criteria of the person's working rubric: pairs within it, and its
     criteria against the current criteria of the project's other rubrics, from stored
-    vectors (texts not embedded yet are counted in ``missing`` and left out)."""
+    vectors (texts not embedded yet are counted in ``missing`` and left out).
+
+    A bounded number of queries whatever the sizes (the working criteria, the other
+    rubrics' criteria, and one to three reading vectors). The other rubrics' vectors (up to
+    ``MAX_PROJECT_CRITERIA`` of them) are read only once every criterion of this rubric has
+    one: until then only whether they exist, and the report is pending anyway."""
     threshold = settings.NEAR_DUPLICATE_THRESHOLD
-    mine = [c for c in working_criteria(rubric=rubric, user=user) if c["text"].strip()]
+    criteria, base = _working(rubric, user)
+    mine = [c for c in criteria if c["text"].strip()]
     others, total = _other_criteria(project, rubric)
-    texts = [c["text"].strip() for c in mine]
-    other_texts = sorted({o.text for o in others})
-    stored = stored_vectors(texts + other_texts)
     report = DuplicateReport(
-        threshold=threshold, criteria=len(mine), considered=len(others), total_other=total
+        threshold=threshold,
+        criteria=len(mine),
+        considered=len(others),
+        total_other=total,
+        base=base,
     )
-    report.missing = len({t for t in texts + other_texts if text_hash(t) not in stored})
-
-    ready = [i for i, t in enumerate(texts) if text_hash(t) in stored]
-    if not ready:
-        return report
-    a = np.stack([stored[text_hash(texts[i])] for i in ready])
-    for i, j, cosine in near_duplicate_pairs(a, threshold=threshold):
-        report.within.append(WithinPair(mine[ready[i]], mine[ready[j]], cosine))
-
-    known = [t for t in other_texts if text_hash(t) in stored]
-    report.compared = sum(text_hash(o.text) in stored for o in others)
-    if not known:
-        return report
-    by_text: dict[str, list[Other]] = {}
+    if not mine:
+        return report  # nothing to compare
+    own = [text_hash(c["text"].strip()) for c in mine]
+    by_text: dict[str, list[Other]] = {}  # the most recently saved first
     for o in others:
         by_text.setdefault(o.text, []).append(o)
-    b = np.stack([stored[text_hash(t)] for t in known])
-    found: dict[int, list[Match]] = {}
-    for i, j, cosine in near_duplicate_pairs(a, b, threshold=threshold):
-        found.setdefault(i, []).extend(Match(o, cosine) for o in by_text[known[j]])
-    for i in sorted(found, key=lambda i: ready[i]):
-        matches = found[i]  # most similar first: near_duplicate_pairs sorts by cosine
-        report.across.append(
-            AcrossGroup(
-                mine[ready[i]], matches[:MATCHES_SHOWN], max(len(matches) - MATCHES_SHOWN, 0)
-            )
-        )
+    other_texts = list(by_text)
+    theirs = [text_hash(t) for t in other_texts]
+
+    index, matrix = _read_vectors(own)
+    rest = set(theirs) - set(own)
+    own_missing = len(set(own) - set(index))
+    if own_missing:
+        report.missing = own_missing + len(rest - _stored_hashes(rest))
+    else:
+        more, extra = _read_vectors(rest)
+        report.missing = len(rest) - len(more)
+        if more:
+            index.update((h, i + len(matrix)) for h, i in more.items())
+            matrix = np.concatenate([matrix, extra])
+
+    ready = [i for i, h in enumerate(own) if h in index]
+    if not ready:
+        return report
+    a = matrix[[index[own[i]] for i in ready]]
+    for i, j, cosine in near_duplicate_pairs(a, threshold=threshold):
+        report.within.append(WithinPair(mine[ready[i]], mine[ready[j]], cosine))
+    if own_missing:
+        return report  # across the project once this rubric is embedded
+
+    known = [j for j, h in enumerate(theirs) if h in index]
+    if not known:
+        return report
+    b = matrix[[index[theirs[j]] for j in known]]
+    weights = np.array([len(by_text[other_texts[j]]) for j in known], dtype=np.int64)
+    report.compared = int(weights.sum())
+    found = top_matches(a, b, threshold=threshold, k=MATCHES_SHOWN, weights=weights)
+    for i, closest, count in found:
+        matches = [
+            Match(o, cosine) for j, cosine in closest for o in by_text[other_texts[known[j]]]
+        ][:MATCHES_SHOWN]
+        report.across.append(AcrossGroup(mine[ready[i]], matches, count - len(matches)))
     return report
 
 
-def embeddings_request(*, rubric: Rubric, user) -> None:  # type: ignore[no-untyped-def]
-    """Ask a worker on the ``gpu`` queue to embed the report's missing texts."""
+def _request_key(rubric: Rubric) -> str:
+    model = hashlib.sha256(_key().encode()).hexdigest()[:16]
+    return f"rubricstudio:embed-request:{model}:{rubric.pk}"
+
+
+def embeddings_request(*, rubric: Rubric, user) -> bool:  # type: ignore[no-untyped-def]
+    """Ask a worker on the ``gpu`` queue to embed the report's missing texts, unless this
+    rubric's texts were asked for (under this model) less than ``REQUEST_EVERY_SECONDS``
+    ago: the panel's ``attempt`` is the client's word, this is the bound. Returns whether a
+    task was sent.
+
+    The bound lives in Django's cache. The settings configure no ``CACHES``, so it is the
+    default local-memory cache, one per process: each web process (gunicorn worker) sends at
+    most one task per rubric and model in the period. A shared cache (Redis) in
+    ``CACHES`` makes it one for the whole site."""
     from ..tasks import embed_rubric_texts
 
+    if not cache.add(_request_key(rubric), 1, timeout=REQUEST_EVERY_SECONDS):
+        return False
     user_id = user.pk if user is not None and user.is_authenticated else None
     transaction.on_commit(lambda: embed_rubric_texts.apply_async((rubric.pk, user_id), queue="gpu"))
+    return True
 
 
 def rubric_texts_embed(*, rubric_id: int, user_id: int | None) -> int:
@@ -269,38 +355,46 @@ def rubric_texts_embed(*, rubric_id: int, user_id: int | None) -> int:
     return embed_missing(rubric_texts(rubric=rubric, user=user))
 
 
-def _page_version(rubric: Rubric, base: int | None) -> RubricVersion | None:
-    """The version the person's page showed (as annotation's drafts read ``base``)."""
-    version = rubric.current_version
-    if base is not None and (version is None or base != version.number):
-        version = RubricVersion.objects.filter(rubric=rubric, number=base).first() or version
-    return version
-
-
 @transaction.atomic
 def duplicate_merge(  # type: ignore[no-untyped-def]
     *, rubric: Rubric, user, keep: str, drop: str, base: int | None = None
 ) -> None:
     """Merge two near-duplicate criteria of the person's draft: keep ``keep`` and remove
-    ``drop``, through the editor's own delete edit (so a stale page merges at save like any
-    other edit). Both must still be in the draft, or nothing changes."""
+    ``drop``, through the editor's own delete edit. Both must still be in the draft, or
+    nothing changes.
+
+    ``base`` is what the page's forms send (as the editor's own): the version the person's
+    working criteria were on when the panel was shown. When they are on another version
+    now (someone saved a version, or the person saved or discarded their draft in another
+    tab), the pair was judged on texts that may have changed since: nothing changes and the
+    person is told to look again. Without ``base`` the current state is taken as is."""
     if not keep or not drop:
         raise ApplicationError("Choose the criterion to keep and the one to remove.")
     if keep == drop:
         raise ApplicationError("A criterion cannot be merged with itself.")
     draft = RubricDraft.objects.select_for_update().filter(rubric=rubric, user=user).first()
     if draft is not None:
-        criteria = list(draft.criteria)
+        criteria, now = list(draft.criteria), draft.base_number
     else:
-        version = _page_version(rubric, base)
-        criteria = version_dicts(version.pk if version else None)
+        criteria, now = _working(rubric, None)
+    if base is not None and base != now:
+        shown = f"v{base}"
+        current = f"v{now}" if now is not None else "no saved version"
+        raise ApplicationError(
+            f"This rubric changed since the page was loaded (it showed {shown}; your working "
+            f"copy is now on {current}); nothing was changed. Reload the page and merge again "
+            "if the pair is still there."
+        )
     keys = {c["key"] for c in criteria}
     if keep not in keys or drop not in keys:
         raise ApplicationError(
             "These two criteria are no longer both in your draft; nothing was changed."
         )
     annotation_services.draft_edit(
-        rubric=rubric, user=user, op="delete", data={"key": drop, "base": base or ""}
+        rubric=rubric,
+        user=user,
+        op="delete",
+        data={"key": drop, "base": "" if now is None else now},
     )
 
 
@@ -312,7 +406,8 @@ def diverse_responses(
 ) -> tuple[list[tuple[int, str]], str]:
     """``k`` of the (id, content) responses, spread by embedding (in their original order),
     and how they were chosen: "all", "diverse", or "first" when the embedding model is not
-    available in this worker. Worker only."""
+    available in this worker. Called by the co-authoring job, on the ``default`` queue's
+    worker (see the module's docstring)."""
     if len(responses) <= k:
         return list(responses), "all"
     try:

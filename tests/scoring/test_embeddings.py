@@ -20,6 +20,7 @@ from scoring.local.embeddings import (
     embed,
     model_key,
     near_duplicate_pairs,
+    top_matches,
 )
 from scoring.models import CoauthorSettings, Embedding, Proposal
 from scoring.services import duplicates
@@ -100,6 +101,51 @@ def test_near_duplicate_pairs_on_known_vectors_and_bad_input():
         embed("one string")  # type: ignore[arg-type]
 
 
+def test_top_matches_keeps_the_closest_per_row_and_counts_the_rest():
+    v = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    others = np.array(
+        [[0.96, 0.28, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [0.28, 0.96, 0]], dtype=np.float32
+    )
+    found = top_matches(v, others, threshold=0.95, k=2)
+    assert [(i, [j for j, _ in top], n) for i, top, n in found] == [
+        (0, [1, 3], 3),  # the tie at 1.0 goes to the lower j; the 0.96 row is counted
+        (1, [2, 4], 2),
+    ]  # row 2 has no match: left out
+    assert [c for _, c in found[0][1]] == [1.0, 1.0]
+    assert found[1][1][1][1] == pytest.approx(0.96)
+    # Weights: each row of others standing for several criteria (the same text).
+    weighted = top_matches(v, others, threshold=0.95, k=1, weights=[5, 1, 1, 2, 1])
+    assert [(i, [j for j, _ in top], n) for i, top, n in weighted] == [(0, [1], 8), (1, [2], 2)]
+    assert [(i, top, n) for i, top, n in top_matches(v, others, threshold=0.95, k=0)] == [
+        (0, [], 3),
+        (1, [], 2),
+    ]
+    # The same as near_duplicate_pairs, grouped by row and cut at k.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 8)).astype(np.float32)
+    b = rng.normal(size=(200, 8)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    pairs = near_duplicate_pairs(a, b, threshold=0.8)
+    expected = {}
+    for i, j, c in pairs:
+        expected.setdefault(i, []).append((j, c))
+    got = top_matches(a, b, threshold=0.8, k=3)
+    assert [i for i, *_ in got] == sorted(expected)
+    for i, top, n in got:
+        assert n == len(expected[i])
+        assert [j for j, _ in top] == [j for j, _ in expected[i][:3]]
+    assert top_matches(a[:0], b, threshold=0.8, k=3) == []
+    with pytest.raises(EmbeddingError, match="between -1 and 1"):
+        top_matches(v, others, threshold=2, k=1)
+    with pytest.raises(EmbeddingError, match="k must be 0 or more"):
+        top_matches(v, others, threshold=0.9, k=-1)
+    with pytest.raises(EmbeddingError, match="One weight per row"):
+        top_matches(v, others, threshold=0.9, k=1, weights=[1, 2])
+    with pytest.raises(EmbeddingError, match="3 and 2 dimensions"):
+        top_matches(v, others[:, :2], threshold=0.9, k=1)
+
+
 def _clusters() -> tuple[np.ndarray, list[int]]:
     """Three tight clusters (sizes 5, 3, 2) around random directions."""
     rng = np.random.default_rng(0)
@@ -176,6 +222,15 @@ def test_diverse_responses_fall_back_to_the_first_without_the_libraries(monkeypa
 
     monkeypatch.setattr(duplicates, "vectors_for", missing)
     assert duplicates.diverse_responses(rows) == (rows[:8], "first")
+
+
+def test_the_docs_say_where_diverse_responses_are_chosen():
+    """The co-authoring job (on the default queue) chooses them, not a gpu worker."""
+    doc = " ".join(duplicates.__doc__.split())
+    assert "runs on the ``default`` queue's worker, not on the ``gpu`` queue" in doc
+    assert "requirements-ml.txt is installed there" in doc
+    assert '``"response_choice": "first"``' in doc
+    assert "(the ``gpu`` queue: ``embed_missing``, ``vectors_for``)" not in doc
 
 
 NEAR_TWINS = [
