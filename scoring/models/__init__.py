@@ -3,6 +3,7 @@ judgments. Imports ``annotation``; ``annotation`` never imports this app."""
 
 from .coauthoring import ENV_NAME, CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
 from .embeddings import Embedding
+from .exports import Export
 from .runs import Judgment, Run, RunChunk, RunJudgment
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "CoauthorJob",
     "CoauthorSettings",
     "Embedding",
+    "Export",
     "Judgment",
     "JudgeEndpoint",
     "Proposal",

@@ -1,0 +1,90 @@
+"""What an export asks for, checked once: a bad option is a clear error before any work."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from annotation.errors import ApplicationError
+
+KINDS = {
+    "rl_verl": "RL prompts with rubric rewards (verl)",
+    "rl_healthbench": "RL prompts with rubrics, HealthBench shape",
+    "rl_rar": "RL prompts with rubrics, RaR shape",
+    "preferences": "Preference pairs (TRL: prompt, chosen, rejected)",
+    "rubric_sft": "Rubric-generation SFT (chat messages)",
+    "judge_sft": "Judge distillation: criterion verdicts",
+    "pairwise_sft": "Judge distillation: pairwise verdicts",
+}
+FORMATS = {"jsonl": "JSONL", "parquet": "Parquet", "hf": "Hugging Face datasets folder"}
+SPLITS = ("train", "validation", "test")
+ORIGINS = ("dataset", "expert", "judge")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    kind: str
+    format: str = "jsonl"
+    versions: str = "approved"  # approved | latest
+    ratios: tuple[float, float, float] = (1.0, 0.0, 0.0)  # train, validation, test
+    tags: tuple[str, ...] = ()  # keep rubrics with a criterion carrying one of these tags
+    sources: tuple[str, ...] = ()  # responses from these sources only (empty: all)
+    since: str = ""  # ISO dates on the prompt's import time, inclusive
+    until: str = ""
+    exclude: tuple[str, ...] = ()  # prompt external ids or prompt texts (contamination)
+    origins: tuple[str, ...] = ORIGINS  # preference pairs: where the label came from
+    min_agreement: float | None = None  # expert pairs: share of reviewers agreeing
+    consistent_only: bool = False  # judge pairs: both presentation orders agreed
+    min_margin: float = 0.0  # judge pairs: rubric score margin between chosen and rejected
+    conversational: bool = True  # preference pairs: messages (True) or plain text
+    license: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("ratios", "tags", "sources", "exclude", "origins"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportOptions:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("ratios", "tags", "sources", "exclude", "origins"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known).checked()
+
+    def checked(self) -> ExportOptions:
+        if self.kind not in KINDS:
+            raise ApplicationError(f"Unknown export kind “{self.kind}”: {', '.join(KINDS)}.")
+        if self.format not in FORMATS:
+            raise ApplicationError(f"Unknown format “{self.format}”: {', '.join(FORMATS)}.")
+        if self.versions not in ("approved", "latest"):
+            raise ApplicationError("Rubric versions are “approved” or “latest”.")
+        if (
+            len(self.ratios) != 3
+            or any(r < 0 for r in self.ratios)
+            or abs(sum(self.ratios) - 1) > 1e-9
+        ):
+            raise ApplicationError("Split ratios are three non-negative numbers adding up to 1.")
+        if set(self.origins) - set(ORIGINS) or not self.origins:
+            raise ApplicationError(f"Label origins are among {', '.join(ORIGINS)}.")
+        if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
+            raise ApplicationError("Minimum agreement is between 0 and 1.")
+        return self
+
+
+def split_of(external_id: str, ratios: tuple[float, float, float]) -> str:
+    """The split of a prompt: its external id hashed to a number in [0, 1), against the
+    cumulative ratios. The same prompt always lands in the same split."""
+    digest = hashlib.sha256(external_id.encode("utf-8")).digest()
+    x = int.from_bytes(digest[:8], "big") / 2**64
+    cumulative = 0.0
+    for name, ratio in zip(SPLITS, ratios, strict=True):
+        cumulative += ratio
+        if x < cumulative:
+            return name
+    return next(
+        name for name, ratio in reversed(list(zip(SPLITS, ratios, strict=True))) if ratio > 0
+    )

@@ -1,0 +1,689 @@
+"""The rows of each export kind, streamed from the database, with their pyarrow schemas.
+
+Prompts are read in id order, ``PROMPT_BATCH`` at a time, with their rubrics and criteria
+fetched per batch (a constant number of queries per batch, memory bounded by the batch);
+judgments are read run by run, chunk by chunk (a chunk holds what each judge was shown).
+Every row carries its split (``options.split_of`` on the prompt's external id) and the
+rubric version(s) it was made from.
+
+What goes in: the approved rubric versions (or the latest, by option) — a prompt's own
+rubric and the project-wide ones, as runs use them; prompts without one are left out.
+Prompts whose messages duplicate an earlier prompt's are dropped, and so are those on the
+exclusion list (external ids, or texts matched against the last user message and the whole
+conversation, case and spacing ignored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.errors import ApplicationError
+from annotation.models import (
+    Criterion,
+    PairwiseReview,
+    PreferenceLabel,
+    Project,
+    Prompt,
+    Response,
+    ReviewItem,
+    Rubric,
+)
+
+from ..models import Judgment, Run, RunJudgment
+from .options import ExportOptions, split_of
+
+PROMPT_BATCH = 1000
+Row = tuple[str, dict[str, Any]]  # (split, row)
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+def schema(kind: str, conversational: bool = True) -> Any:
+    """The pyarrow schema of ``kind``'s rows (preference pairs: messages or plain text)."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    messages = pa.list_(message)
+    rubric_item = pa.struct(
+        [("criterion", pa.string()), ("points", pa.float64()), ("tags", pa.list_(pa.string()))]
+    )
+    versions = ("rubric_version_ids", pa.list_(pa.int64()))
+    if kind == "rl_verl":
+        return pa.schema(
+            [
+                ("data_source", pa.string()),
+                ("prompt", messages),
+                ("ability", pa.string()),
+                (
+                    "reward_model",
+                    pa.struct(
+                        [
+                            ("style", pa.string()),
+                            ("rubrics", pa.list_(rubric_item)),
+                            ("ground_truth", pa.string()),
+                        ]
+                    ),
+                ),
+                (
+                    "extra_info",
+                    pa.struct(
+                        [
+                            ("prompt_id", pa.string()),
+                            ("split", pa.string()),
+                            ("index", pa.int64()),
+                            versions,
+                            ("rubric", pa.string()),
+                        ]
+                    ),
+                ),
+            ]  # fmt: skip
+        )
+    if kind == "rl_healthbench":
+        return pa.schema(
+            [
+                ("prompt_id", pa.string()),
+                ("prompt", messages),
+                ("rubrics", pa.list_(rubric_item)),
+                ("example_tags", pa.list_(pa.string())),
+                ("ideal_completion", pa.string()),
+                versions,
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    if kind == "rl_rar":
+        rar_item = pa.struct(
+            [("title", pa.string()), ("description", pa.string()), ("weight", pa.float64())]
+        )
+        return pa.schema(
+            [
+                ("prompt_id", pa.string()),
+                ("question", pa.string()),
+                ("messages", messages),
+                ("reference_answer", pa.string()),
+                ("rubric", pa.list_(rar_item)),
+                versions,
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    if kind == "preferences":
+        text = messages if conversational else pa.string()
+        return pa.schema(
+            [
+                ("prompt", text),
+                ("chosen", text),
+                ("rejected", text),
+                ("origin", pa.string()),
+                ("margin", pa.float64()),
+                ("agreement", pa.float64()),
+                ("consistent", pa.bool_()),
+                ("prompt_id", pa.string()),
+                ("chosen_source", pa.string()),
+                ("rejected_source", pa.string()),
+                versions,
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    if kind == "rubric_sft":
+        return pa.schema(
+            [
+                ("messages", messages),
+                ("task", pa.string()),
+                ("prompt_id", pa.string()),
+                versions,
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    if kind == "judge_sft":
+        return pa.schema(
+            [
+                ("prompt", messages),
+                ("response", pa.string()),
+                ("criterion", pa.string()),
+                ("points", pa.float64()),
+                ("met", pa.bool_()),
+                ("probability", pa.float64()),
+                ("explanation", pa.string()),
+                ("judge_model", pa.string()),
+                ("template_version", pa.string()),
+                ("prompt_id", pa.string()),
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    if kind == "pairwise_sft":
+        verdict = pa.struct([("criterion", pa.string()), ("winner", pa.string())])
+        return pa.schema(
+            [
+                ("prompt", messages),
+                ("response_a", pa.string()),
+                ("response_b", pa.string()),
+                ("winner", pa.string()),
+                ("criteria", pa.list_(verdict)),
+                ("explanation", pa.string()),
+                ("judge_model", pa.string()),
+                ("template_version", pa.string()),
+                ("prompt_id", pa.string()),
+                ("split", pa.string()),
+            ]  # fmt: skip
+        )
+    raise ApplicationError(f"Unknown export kind “{kind}”.")
+
+
+# --- prompts and their rubrics -------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _messages(prompt: Prompt) -> list[dict[str, str]]:
+    return [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
+            for m in prompt.messages]  # fmt: skip
+
+
+@dataclass
+class PromptRubric:
+    prompt: Prompt
+    split: str
+    criteria: list[Criterion]  # project-wide first, then the prompt's own, in order
+    version_ids: list[int]
+
+
+def _day(value: str, end: bool) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ApplicationError(f"“{value}” is not a date (YYYY-MM-DD).") from None
+    return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
+
+
+def _prompts(project: Project, options: ExportOptions) -> Any:
+    prompts = Prompt.objects.filter(project=project)
+    since, until = _day(options.since, False), _day(options.until, True)
+    if since:
+        prompts = prompts.filter(created_at__gte=since)
+    if until:
+        prompts = prompts.filter(created_at__lte=until)
+    return prompts.order_by("pk")
+
+
+def _version_field(options: ExportOptions) -> str:
+    return "approved_version_id" if options.versions == "approved" else "current_version_id"
+
+
+def _wide_versions(project: Project, options: ExportOptions) -> list[int]:
+    field = _version_field(options)
+    rubrics = Rubric.objects.filter(project=project, prompt__isnull=True).exclude(
+        status=Rubric.Status.ARCHIVED
+    )
+    return [v for v in rubrics.order_by("pk").values_list(field, flat=True) if v]
+
+
+def prompt_rubrics(
+    project: Project, options: ExportOptions, *, need_rubric: bool = True
+) -> Iterator[PromptRubric]:
+    """Each kept prompt with its effective rubric, in id order, batch by batch."""
+    excluded = {_norm(x) for x in options.exclude if x.strip()}
+    field = _version_field(options)
+    wide = _wide_versions(project, options)
+    wide_criteria = list(
+        Criterion.objects.filter(version_id__in=wide).order_by("version_id", "position")
+    )
+    wide_criteria.sort(key=lambda c: (wide.index(c.version_id), c.position))
+    seen: set[bytes] = set()
+    last = 0
+    base = _prompts(project, options)
+    while True:
+        batch = list(base.filter(pk__gt=last)[:PROMPT_BATCH])
+        if not batch:
+            return
+        last = batch[-1].pk
+        own = dict(
+            Rubric.objects.filter(prompt__in=batch)
+            .exclude(status=Rubric.Status.ARCHIVED)
+            .values_list("prompt_id", field)
+        )
+        by_version: dict[int, list[Criterion]] = defaultdict(list)
+        for c in Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
+            "position"
+        ):
+            by_version[c.version_id].append(c)
+        for prompt in batch:
+            identity = hashlib.sha256(json.dumps(prompt.messages, sort_keys=True).encode()).digest()
+            if identity in seen:
+                continue  # a duplicate prompt: the first one stands
+            if excluded and (
+                _norm(prompt.external_id) in excluded
+                or _norm(prompt.last_user_message) in excluded
+                or _norm(prompt.search_text) in excluded
+            ):
+                continue
+            version = own.get(prompt.pk)
+            criteria = (
+                [*wide_criteria, *by_version.get(version, [])] if version else list(wide_criteria)
+            )
+            versions = [*wide, *([version] if version else [])]
+            if need_rubric and not criteria:
+                continue
+            if options.tags and not _has_tags(prompt, criteria, set(options.tags)):
+                continue
+            seen.add(identity)
+            yield PromptRubric(
+                prompt, split_of(prompt.external_id, options.ratios), criteria, versions
+            )
+
+
+def _has_tags(prompt: Prompt, criteria: list[Criterion], wanted: set[str]) -> bool:
+    tags = {t for c in criteria for t in c.tags}
+    tags |= set(prompt.metadata.get("example_tags") or []) | set(prompt.metadata.get("tags") or [])
+    return bool(tags & wanted)
+
+
+def _rubric_items(criteria: list[Criterion]) -> list[dict[str, Any]]:
+    return [{"criterion": c.text, "points": float(c.points), "tags": [str(t) for t in c.tags]}
+            for c in criteria]  # fmt: skip
+
+
+def _rubric_json(criteria: list[Criterion]) -> str:
+    return json.dumps(
+        [{"key": str(c.key), "text": c.text, "points": c.points, "category": c.category,
+          "kind": c.kind, "tags": c.tags} for c in criteria],
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+    )  # fmt: skip
+
+
+# --- RL prompts with rubric rewards ------------------------------------------------------------
+
+
+def _rl_verl(project: Project, options: ExportOptions) -> Iterator[Row]:
+    for index, pr in enumerate(prompt_rubrics(project, options)):
+        yield (
+            pr.split,
+            {
+                "data_source": f"rubricstudio/{project.slug}",
+                "prompt": _messages(pr.prompt),
+                "ability": "rubric",
+                "reward_model": {
+                    "style": "rubric",
+                    "rubrics": _rubric_items(pr.criteria),
+                    "ground_truth": pr.prompt.reference_answer,
+                },
+                "extra_info": {
+                    "prompt_id": pr.prompt.external_id,
+                    "split": pr.split,
+                    "index": index,
+                    "rubric_version_ids": pr.version_ids,
+                    "rubric": _rubric_json(pr.criteria),
+                },
+            },
+        )
+
+
+def _rl_healthbench(project: Project, options: ExportOptions) -> Iterator[Row]:
+    for pr in prompt_rubrics(project, options):
+        yield (
+            pr.split,
+            {
+                "prompt_id": pr.prompt.external_id,
+                "prompt": _messages(pr.prompt),
+                "rubrics": _rubric_items(pr.criteria),
+                "example_tags": [str(t) for t in pr.prompt.metadata.get("example_tags") or []],
+                "ideal_completion": pr.prompt.reference_answer,
+                "rubric_version_ids": pr.version_ids,
+                "split": pr.split,
+            },
+        )
+
+
+def _rar_item(c: Criterion) -> dict[str, Any]:
+    title = next((t[6:] for t in c.tags if isinstance(t, str) and t.startswith("title:")), "")
+    prefix = f"{c.category.capitalize()} Criteria: " if c.category else ""
+    return {
+        "title": title or c.text[:60],
+        "description": prefix + c.text,
+        "weight": float(c.points),
+    }
+
+
+def _rl_rar(project: Project, options: ExportOptions) -> Iterator[Row]:
+    for pr in prompt_rubrics(project, options):
+        yield (
+            pr.split,
+            {
+                "prompt_id": pr.prompt.external_id,
+                "question": pr.prompt.last_user_message,
+                "messages": _messages(pr.prompt),
+                "reference_answer": pr.prompt.reference_answer,
+                "rubric": [_rar_item(c) for c in pr.criteria],
+                "rubric_version_ids": pr.version_ids,
+                "split": pr.split,
+            },
+        )
+
+
+# --- rubric-generation SFT ---------------------------------------------------------------------
+
+RUBRIC_TASK = (
+    "Write a grading rubric for the conversation below: a JSON list of criteria, each with "
+    '"criterion" (one checkable statement about the next assistant turn), "points" '
+    '(negative for a mistake to avoid) and "tags".\n\n'
+)
+CONTRASTIVE_TASK = (
+    "Write a grading rubric for the conversation below that prefers the CHOSEN response to "
+    "the REJECTED one for the right reasons: a JSON list of criteria, each with "
+    '"criterion", "points" (negative for a mistake to avoid) and "tags".\n\n'
+)
+
+
+def _conversation(prompt: Prompt) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in _messages(prompt))
+
+
+def _rubric_sft(project: Project, options: ExportOptions) -> Iterator[Row]:
+    for batch in _batched(prompt_rubrics(project, options), PROMPT_BATCH):
+        labels: dict[int, list[PreferenceLabel]] = defaultdict(list)
+        for label in (
+            PreferenceLabel.objects.filter(
+                prompt__in=[pr.prompt for pr in batch], source=PreferenceLabel.Source.DATASET
+            )
+            .select_related("chosen", "rejected")
+            .order_by("pk")
+        ):
+            labels[label.prompt_id].append(label)
+        for pr in batch:
+            answer = json.dumps(_rubric_items(pr.criteria), ensure_ascii=False)
+            common = {"prompt_id": pr.prompt.external_id, "rubric_version_ids": pr.version_ids,
+                      "split": pr.split}  # fmt: skip
+            user = RUBRIC_TASK + _conversation(pr.prompt)
+            yield pr.split, {"messages": [{"role": "user", "content": user},
+                                          {"role": "assistant", "content": answer}],
+                             "task": "draft", **common}  # fmt: skip
+            for label in labels.get(pr.prompt.pk, []):
+                user = (CONTRASTIVE_TASK + _conversation(pr.prompt)
+                        + f"\n\n[CHOSEN]\n{label.chosen.content}\n\n[REJECTED]\n{label.rejected.content}")  # fmt: skip
+                yield pr.split, {"messages": [{"role": "user", "content": user},
+                                              {"role": "assistant", "content": answer}],
+                                 "task": "contrastive", **common}  # fmt: skip
+
+
+def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- preference pairs ------------------------------------------------------------------------
+
+
+def _pair_row(
+    pr: PromptRubric, chosen: Response, rejected: Response, options: ExportOptions, **extra: Any
+) -> Row:
+    if options.conversational:
+        prompt: Any = _messages(pr.prompt)
+        good: Any = [{"role": "assistant", "content": chosen.content}]
+        bad: Any = [{"role": "assistant", "content": rejected.content}]
+    else:
+        prompt, good, bad = pr.prompt.last_user_message, chosen.content, rejected.content
+    row = {"prompt": prompt, "chosen": good, "rejected": bad, "margin": None, "agreement": None,
+           "consistent": None, "prompt_id": pr.prompt.external_id, "chosen_source": chosen.source,
+           "rejected_source": rejected.source, "rubric_version_ids": pr.version_ids,
+           "split": pr.split, **extra}  # fmt: skip
+    return pr.split, row
+
+
+def _preferences(project: Project, options: ExportOptions) -> Iterator[Row]:
+    sources = set(options.sources)
+    for batch in _batched(prompt_rubrics(project, options, need_rubric=False), PROMPT_BATCH):
+        by_prompt = {pr.prompt.pk: pr for pr in batch}
+        rows: list[tuple[int, int, Row]] = []  # (prompt pk, order, row): per prompt in order
+        labels = PreferenceLabel.objects.filter(prompt_id__in=by_prompt).select_related(
+            "chosen", "rejected"
+        )
+        agreement = _expert_agreement(by_prompt) if "expert" in options.origins else {}
+        for label in labels.order_by("pk"):
+            origin = label.source
+            if origin not in options.origins:
+                continue
+            if sources and not {label.chosen.source, label.rejected.source} <= sources:
+                continue
+            share = agreement.get(label.pk) if origin == "expert" else None
+            if (
+                options.min_agreement is not None
+                and origin == "expert"
+                and (share or 0) < options.min_agreement
+            ):
+                continue
+            rows.append((label.prompt_id, label.pk, _pair_row(by_prompt[label.prompt_id], label.chosen,
+                                                              label.rejected, options, origin=origin,
+                                                              agreement=share)))  # fmt: skip
+        if "judge" in options.origins:
+            for prompt_id, order, row in _judge_pairs(project, by_prompt, options):
+                rows.append((prompt_id, order, row))
+        rows.sort(key=lambda r: (r[0], r[2][1]["origin"], r[1]))
+        for _, _, row in rows:
+            yield row
+
+
+def _expert_agreement(by_prompt: dict[int, PromptRubric]) -> dict[int, float]:
+    """Expert labels made by review: the share of the item's reviewers who chose as the
+    final label did (the adjudicated share may be below 1)."""
+    items = ReviewItem.objects.filter(prompt_id__in=by_prompt, label__isnull=False)
+    reviews: dict[int, list[str]] = defaultdict(list)
+    for item_id, winner in PairwiseReview.objects.filter(item__in=items).values_list(
+        "item_id", "winner"
+    ):
+        reviews[item_id].append(winner)
+    out: dict[int, float] = {}
+    for item in items.only("pk", "label_id", "final"):
+        winners = reviews.get(item.pk, [])
+        if winners:
+            share = sum(1 for w in winners if w == item.final) / len(winners)
+            out[item.label_id] = max(out.get(item.label_id, 0.0), share)
+    return out
+
+
+def _judge_pairs(
+    project: Project, by_prompt: dict[int, PromptRubric], options: ExportOptions
+) -> Iterator[tuple[int, int, Row]]:
+    """Pairs a judge decided: pairwise runs (both orders merged; a tie or an inconsistent
+    pair is no preference) and per-criterion runs (the rubric score margin between two
+    responses of a prompt, at least ``min_margin``)."""
+    from ..results import run_results
+
+    sources = set(options.sources)
+    runs = Run.objects.filter(project=project, status=Run.Status.DONE).order_by("pk")
+    for run in runs.filter(mode=Run.Mode.PAIRWISE):
+        for pair in run_results(run).pairs:
+            if (
+                pair.failed
+                or pair.sample
+                or pair.a.prompt_id not in by_prompt
+                or pair.winner == "tie"
+            ):
+                continue
+            if options.consistent_only and not pair.consistent:
+                continue
+            chosen, rejected = (pair.a, pair.b) if pair.winner == "a" else (pair.b, pair.a)
+            if sources and not {chosen.source, rejected.source} <= sources:
+                continue
+            margin = None if pair.probability is None else abs(2 * pair.probability - 1)
+            yield pair.a.prompt_id, run.pk, _pair_row(
+                by_prompt[pair.a.prompt_id], chosen, rejected, options, origin="judge",
+                margin=margin, consistent=pair.consistent,
+            )  # fmt: skip
+    for run in runs.filter(mode=Run.Mode.PER_CRITERION):
+        scored: dict[int, list[tuple[float, Response]]] = defaultdict(list)
+        for result in run_results(run).responses:
+            response = result.response
+            if result.sample or result.score is None or response.prompt_id not in by_prompt:
+                continue
+            if sources and response.source not in sources:
+                continue
+            scored[response.prompt_id].append((result.score, response))
+        for prompt_id, group in scored.items():
+            group.sort(key=lambda x: (-x[0], x[1].pk))
+            for i, (high, chosen) in enumerate(group):
+                for low, rejected in group[i + 1 :]:
+                    margin = high - low
+                    if margin > 0 and margin >= options.min_margin:
+                        yield prompt_id, run.pk, _pair_row(
+                            by_prompt[prompt_id], chosen, rejected, options, origin="judge",
+                            margin=round(margin, 6),
+                        )  # fmt: skip
+
+
+# --- judge distillation ------------------------------------------------------------------------
+
+
+def _judged_units(
+    project: Project, options: ExportOptions, mode: str
+) -> Iterator[tuple[Run, dict[str, Any], Judgment]]:
+    """(run, unit, judgment) for every good judgment of the project's finished runs of
+    ``mode``, each judgment once, chunk by chunk."""
+    seen: set[int] = set()
+    runs = (
+        Run.objects.filter(project=project, mode=mode)
+        .exclude(status=Run.Status.QUEUED)
+        .order_by("pk")
+    )
+    for run in runs:
+        for chunk in run.chunks.filter(retry=False).order_by("index").iterator(chunk_size=20):
+            units = {u["k"]: u for u in chunk.units}
+            judgments = Judgment.objects.filter(
+                key__in=list(units), error="",
+                pk__in=RunJudgment.objects.filter(run=run).values("judgment_id"),
+            )  # fmt: skip
+            for judgment in judgments.order_by("pk"):
+                if judgment.pk in seen:
+                    continue
+                seen.add(judgment.pk)
+                yield run, units[judgment.key], judgment
+
+
+def _responses(ids: set[int]) -> dict[int, Response]:
+    return {r.pk: r for r in Response.objects.filter(pk__in=ids).select_related("prompt")}
+
+
+def _distill(project: Project, options: ExportOptions, mode: str) -> Iterator[Row]:
+    kept = {pr.prompt.pk: pr for pr in prompt_rubrics(project, options, need_rubric=False)}
+    sources = set(options.sources)
+    for batch in _batched(_judged_units(project, options, mode), 2000):
+        responses = _responses(
+            {u["r"] for _, u, _ in batch} | {u["o"] for _, u, _ in batch if "o" in u}
+        )
+        for _run, unit, judgment in batch:
+            response = responses[unit["r"]]
+            pr = kept.get(response.prompt_id)
+            if pr is None or (sources and response.source not in sources):
+                continue
+            common = {"prompt": _messages(pr.prompt), "explanation": judgment.explanation,
+                      "judge_model": judgment.model, "template_version": judgment.template_version,
+                      "prompt_id": pr.prompt.external_id, "split": pr.split}  # fmt: skip
+            if mode == Run.Mode.PER_CRITERION:
+                if judgment.met is None:
+                    continue
+                c = unit["crit"][0]
+                yield pr.split, {**common, "response": response.content, "criterion": c["text"],
+                                 "points": float(c["points"]), "met": judgment.met,
+                                 "probability": judgment.probability}  # fmt: skip
+            else:
+                other = responses[unit["o"]]
+                if sources and other.source not in sources:
+                    continue
+                verdicts = (judgment.detail or {}).get("criteria") or {}
+                criteria = [{"criterion": c["text"], "winner": str(verdicts.get(str(i), verdicts.get(i, "")))}
+                            for i, c in enumerate(unit["crit"], start=1)]  # fmt: skip
+                yield pr.split, {**common, "response_a": response.content, "response_b": other.content,
+                                 "winner": judgment.winner, "criteria": criteria}  # fmt: skip
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+_KINDS = {
+    "rl_verl": _rl_verl,
+    "rl_healthbench": _rl_healthbench,
+    "rl_rar": _rl_rar,
+    "rubric_sft": _rubric_sft,
+    "preferences": _preferences,
+    "judge_sft": lambda project, options: _distill(project, options, Run.Mode.PER_CRITERION),
+    "pairwise_sft": lambda project, options: _distill(project, options, Run.Mode.PAIRWISE),
+}
+
+
+def iter_rows(project: Project, options: ExportOptions) -> Iterator[Row]:
+    """(split, row) for every row of the export, in a deterministic order."""
+    return _KINDS[options.kind](project, options)
+
+
+def count(project: Project, options: ExportOptions) -> int:
+    """An upper bound of the rows, for progress."""
+    if options.kind in ("judge_sft", "pairwise_sft"):
+        mode = Run.Mode.PER_CRITERION if options.kind == "judge_sft" else Run.Mode.PAIRWISE
+        return RunJudgment.objects.filter(run__project=project, run__mode=mode).count()
+    if options.kind == "preferences":
+        return PreferenceLabel.objects.filter(prompt__project=project).count()
+    return _prompts(project, options).count()
+
+
+def card_facts(project: Project, options: ExportOptions) -> dict[str, Any]:
+    """What the dataset card says beyond the counts: the response sources, rubric
+    statistics of the versions exported, and provenance (judges, template versions)."""
+    field = _version_field(options)
+    versions = [
+        v for v in Rubric.objects.filter(project=project).values_list(field, flat=True) if v
+    ]
+    per_version = defaultdict(int)
+    negative = total = 0
+    for version_id, points in Criterion.objects.filter(version_id__in=versions).values_list(
+        "version_id", "points"
+    ):
+        per_version[version_id] += 1
+        total += 1
+        negative += points < 0
+    sizes = sorted(per_version.values())
+    runs = Run.objects.filter(project=project).exclude(status=Run.Status.QUEUED)
+    judges = sorted(
+        {
+            (e or "", m, t)
+            for e, m, t in runs.values_list("endpoint__name", "model", "template_version")
+        }
+    )
+    sources = Response.objects.filter(prompt__project=project)
+    if options.sources:
+        sources = sources.filter(Q(source__in=options.sources))
+    return {
+        "sources": sorted(set(sources.values_list("source", flat=True))),
+        "rubric_stats": {
+            "rubrics": len(sizes),
+            "criteria": total,
+            "criteria_per_rubric_mean": round(total / len(sizes), 3) if sizes else 0,
+            "criteria_per_rubric_min": sizes[0] if sizes else 0,
+            "criteria_per_rubric_max": sizes[-1] if sizes else 0,
+            "negative_point_share": round(negative / total, 4) if total else 0,
+        },
+        "provenance": {
+            "judges": [{"endpoint": e, "model": m, "template_version": t} for e, m, t in judges],
+            "rubric_versions": options.versions,
+            "options": options.as_dict(),
+        },
+    }
+
+
+__all__ = ["card_facts", "count", "iter_rows", "prompt_rubrics", "schema"]

@@ -1,0 +1,212 @@
+"""What goes into each export kind: rows built from the HealthBench sample match the
+schemas, each RL row's rubric equals its approved version, splits are deterministic,
+duplicates and excluded prompts are dropped, and preference pairs carry their origin."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from annotation import services as annotation_services
+from annotation.models import PreferenceLabel, Prompt, Rubric
+from annotation.services import CriterionInput
+from scoring.exports import rows
+from scoring.exports.options import ExportOptions, split_of
+from tests.factories import PromptFactory, ResponseFactory
+
+
+@pytest.fixture
+def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-untyped-def]
+    annotation_services.data_import(project=project, path=healthbench_path)
+    rubrics = list(Rubric.objects.filter(project=project).order_by("pk"))
+    for rubric in rubrics[:40]:  # approve 40 of them
+        annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)
+        annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+    # An edit after approval: exports of approved versions must not see it.
+    edited = rubrics[0]
+    annotation_services.rubric_version_create(
+        rubric=edited, author=owner, base_number=edited.current_version.number,
+        criteria=[CriterionInput(text="A later, unapproved criterion", points=3)],
+    )  # fmt: skip
+    return rubrics
+
+
+def _all(project, **options):  # type: ignore[no-untyped-def]
+    opts = ExportOptions(**options).checked()
+    out = list(rows.iter_rows(project, opts))
+    table = pa.Table.from_pylist(
+        [r for _, r in out], schema=rows.schema(opts.kind, opts.conversational)
+    )
+    assert table.num_rows == len(out)
+    return out
+
+
+def test_verl_rows_carry_the_approved_rubric(project, healthbench):  # type: ignore[no-untyped-def]
+    out = _all(project, kind="rl_verl")
+    assert len(out) == 40
+    by_id = {p.external_id: p for p in Prompt.objects.filter(project=project)}
+    for split, row in out:
+        assert split == "train" and row["extra_info"]["split"] == "train"
+        prompt = by_id[row["extra_info"]["prompt_id"]]
+        rubric = prompt.rubrics.get()
+        approved = rubric.approved_version
+        assert row["extra_info"]["rubric_version_ids"] == [approved.pk]
+        expected = [
+            {"criterion": c.text, "points": c.points, "tags": c.tags}
+            for c in approved.criteria.order_by("position")
+        ]
+        assert row["reward_model"]["rubrics"] == expected
+        assert row["reward_model"]["style"] == "rubric"
+        assert row["prompt"] == [
+            {"role": m["role"], "content": m["content"]} for m in prompt.messages
+        ]
+        assert json.loads(row["extra_info"]["rubric"])[0]["text"] == expected[0]["criterion"]
+    assert "A later, unapproved criterion" not in json.dumps([r for _, r in out])
+    latest = _all(project, kind="rl_verl", versions="latest")
+    assert len(latest) == 250
+    assert "A later, unapproved criterion" in json.dumps([r for _, r in latest])
+
+
+def test_splits_are_by_a_hash_of_the_prompt_and_stable(project, healthbench):  # type: ignore[no-untyped-def]
+    out = _all(project, kind="rl_healthbench", versions="latest", ratios=(0.8, 0.1, 0.1))
+    counts = {s: sum(1 for split, _ in out if split == s) for s in ("train", "validation", "test")}
+    assert sum(counts.values()) == 250 and counts["train"] > 150 and counts["test"] > 5
+    for split, row in out:
+        assert split == row["split"] == split_of(row["prompt_id"], (0.8, 0.1, 0.1))
+    assert out == _all(project, kind="rl_healthbench", versions="latest", ratios=(0.8, 0.1, 0.1))
+
+
+def test_duplicates_and_exclusions_are_dropped(project, healthbench):  # type: ignore[no-untyped-def]
+    first = Prompt.objects.filter(project=project).order_by("pk").first()
+    copy = PromptFactory(project=project, external_id="copy-of-first", messages=first.messages)
+    annotation_services.rubric_create(
+        project=project, title="c", author=None, prompt=copy,
+        criteria=[CriterionInput(text="x", points=1)],
+    )  # fmt: skip
+    ids = [row["prompt_id"] for _, row in _all(project, kind="rl_rar", versions="latest")]
+    assert "copy-of-first" not in ids and first.external_id in ids and len(ids) == 250
+    second = Prompt.objects.filter(project=project).order_by("pk")[1]
+    excluded = _all(
+        project, kind="rl_rar", versions="latest",
+        exclude=(first.external_id, "  " + second.last_user_message.upper() + " "),
+    )  # fmt: skip
+    kept = {row["prompt_id"] for _, row in excluded}
+    assert first.external_id not in kept and second.external_id not in kept
+    assert "copy-of-first" in kept  # the duplicate stands in once the first is excluded
+
+
+def test_rar_and_healthbench_shapes(project, healthbench):  # type: ignore[no-untyped-def]
+    (_, hb), *_ = _all(project, kind="rl_healthbench")
+    assert set(hb) >= {"prompt_id", "prompt", "rubrics", "example_tags", "ideal_completion"}
+    assert hb["example_tags"] == []  # the sample's records carry none
+    assert all(isinstance(t, str) for r in hb["rubrics"] for t in r["tags"])
+    (_, rar), *_ = _all(project, kind="rl_rar")
+    assert rar["question"] and rar["rubric"][0]["weight"] == hb["rubrics"][0]["points"]
+    negative = [
+        item
+        for _, row in _all(project, kind="rl_rar")
+        for item in row["rubric"]
+        if item["weight"] < 0
+    ]
+    assert negative and all(
+        item["description"].startswith("Pitfall Criteria: ") for item in negative
+    )
+
+
+def test_tag_filter(project, healthbench):  # type: ignore[no-untyped-def]
+    everything = _all(project, kind="rl_healthbench", versions="latest")
+    from collections import Counter
+
+    per_row = Counter(
+        t for _, row in everything for t in {t for r in row["rubrics"] for t in r["tags"]}
+    )
+    tag = min(per_row, key=lambda t: (per_row[t], t))  # the rarest tag
+    tagged = _all(project, kind="rl_healthbench", versions="latest", tags=(tag,))
+    assert 0 < len(tagged) < len(everything)
+    assert all(
+        tag in row["example_tags"] or any(tag in r["tags"] for r in row["rubrics"])
+        for _, row in tagged
+    )
+
+
+def test_rubric_sft_rows(project, healthbench):  # type: ignore[no-untyped-def]
+    prompt = Prompt.objects.filter(project=project, rubrics__approved_version__isnull=False).first()
+    a, b = (
+        ResponseFactory(prompt=prompt, source=s, content=f"{s} answer") for s in ("good", "bad")
+    )
+    PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b)
+    out = _all(project, kind="rubric_sft")
+    assert {row["task"] for _, row in out} == {"draft", "contrastive"}
+    contrastive = next(row for _, row in out if row["task"] == "contrastive")
+    user, assistant = contrastive["messages"]
+    assert (
+        "[CHOSEN]\ngood answer" in user["content"] and "[REJECTED]\nbad answer" in user["content"]
+    )
+    criteria = json.loads(assistant["content"])
+    approved = prompt.rubrics.get().approved_version
+    assert [c["criterion"] for c in criteria] == list(
+        approved.criteria.order_by("position").values_list("text", flat=True)
+    )
+
+
+def test_preference_pairs_conversational_and_plain(project, editor):  # type: ignore[no-untyped-def]
+    prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "Q?"}])
+    a = ResponseFactory(prompt=prompt, source="m1", content="A1")
+    b = ResponseFactory(prompt=prompt, source="m2", content="B1")
+    PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b)
+    PreferenceLabel.objects.create(prompt=prompt, chosen=b, rejected=a, source="expert")
+    (_, row), (_, expert) = _all(project, kind="preferences")
+    assert row["prompt"] == [{"role": "user", "content": "Q?"}]
+    assert row["chosen"] == [{"role": "assistant", "content": "A1"}] and row["origin"] == "dataset"
+    assert expert["origin"] == "expert" and expert["chosen"][0]["content"] == "B1"
+    plain = _all(project, kind="preferences", conversational=False, origins=("dataset",))
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for _, r in plain] == [("Q?", "A1", "B1")]
+    assert _all(project, kind="preferences", sources=("m9",)) == []
+
+
+@pytest.fixture
+def judged(project, editor, fake_llm, eager):  # type: ignore[no-untyped-def]
+    """A per-criterion run (criteria starting A–M met) and a pairwise run on one prompt."""
+    from scoring import services
+    from tests.scoring.test_runs import MET_IF_A_TO_M
+
+    endpoint = services.endpoint_save(
+        project=project, actor=editor,
+        data={"name": "judge", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
+    )  # fmt: skip
+    annotation_services.rubric_create(
+        project=project, title="all", author=editor,
+        criteria=[CriterionInput(text="Accurate", points=5), CriterionInput(text="Zany", points=3)],
+    )  # fmt: skip
+    prompt = PromptFactory(project=project)
+    for source in ("m1", "m2", "m3"):
+        ResponseFactory(prompt=prompt, source=source, content=f"{source} answer")
+    fake_llm.configure(rules=MET_IF_A_TO_M)
+    runs = []
+    for mode in ("per_criterion", "pairwise"):
+        run = eager(lambda mode=mode: services.runs.run_create(
+            project=project, actor=editor, endpoint=endpoint, mode=mode))  # fmt: skip
+        run.refresh_from_db()
+        assert run.status == "done"
+        runs.append(run)
+    return runs
+
+
+def test_judge_distillation_rows(project, judged):  # type: ignore[no-untyped-def]
+    per_criterion, pairwise_run = judged
+    out = _all(project, kind="judge_sft", versions="latest")
+    assert len(out) == per_criterion.done == 6  # 3 responses × 2 criteria
+    assert {(r["criterion"], r["met"]) for _, r in out} == {("Accurate", True), ("Zany", False)}
+    assert all(r["judge_model"] == "fake-judge" and r["explanation"] for _, r in out)
+    pairs = _all(project, kind="pairwise_sft", versions="latest")
+    assert len(pairs) == pairwise_run.done > 0  # one row per good judgment of an order
+    assert all(r["winner"] in ("A", "B", "tie") and len(r["criteria"]) == 2 for _, r in pairs)
+
+
+def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: ignore[no-untyped-def]
+    # Every response scores the same (Accurate met, Zany not): no margin, no pair.
+    out = _all(project, kind="preferences", origins=("judge",), versions="latest")
+    assert all(r["origin"] == "judge" for _, r in out)
+    assert not [r for _, r in out if r["margin"] is not None and r["consistent"] is None]
