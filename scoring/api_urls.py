@@ -20,4 +20,15 @@ urlpatterns = [
         api.ProposalDecideApi.as_view(),
         name="api-proposal-decide",
     ),
+    path("projects/<slug:slug>/exports/", api.ExportListApi.as_view(), name="api-exports"),
+    path(
+        "projects/<slug:slug>/exports/<int:pk>/",
+        api.ExportDetailApi.as_view(),
+        name="api-export",
+    ),
+    path(
+        "projects/<slug:slug>/exports/<int:pk>/files/<path:name>",
+        api.ExportFileApi.as_view(),
+        name="api-export-file",
+    ),
 ]

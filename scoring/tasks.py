@@ -31,3 +31,12 @@ def embed_rubric_texts(rubric_id: int, user_id: int | None) -> int:
     from .services.duplicates import rubric_texts_embed
 
     return rubric_texts_embed(rubric_id=rubric_id, user_id=user_id)
+
+
+@shared_task
+def export_dataset(export_id: int) -> None:
+    """Write a dataset export's files. Repeat-safe: the export is claimed with a
+    status-guarded update, so a second delivery finds it no longer queued and returns."""
+    from .services.exports import export_run
+
+    export_run(export_id)

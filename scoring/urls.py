@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_agreement, views_duplicates
+from . import views, views_agreement, views_duplicates, views_exports
 
 app_name = "scoring"
 
@@ -53,4 +53,16 @@ urlpatterns = [
     ),
     path("p/<slug:slug>/agreement/", views_agreement.agreement_page, name="agreement"),
     path("p/<slug:slug>/agreement.csv", views_agreement.agreement_csv, name="agreement_csv"),
+    path("p/<slug:slug>/exports/", views_exports.exports_page, name="exports"),
+    path("p/<slug:slug>/exports/<int:export_id>/", views_exports.export_card, name="export"),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/delete/",
+        views_exports.export_delete,
+        name="export_delete",
+    ),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/files/<path:name>",
+        views_exports.export_download,
+        name="export_file",
+    ),
 ]

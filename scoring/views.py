@@ -481,7 +481,13 @@ def _int_or_none(raw: str | None, what: str) -> int | None:
         return None
     if not (raw.isascii() and raw.isdigit()):
         raise ApplicationError(f"{what} must be a whole number.")
+    if len(raw) > 7:
+        raise ApplicationError(f"{what} is at most 1,000,000.")
     return int(raw)
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @login_required
@@ -498,8 +504,8 @@ def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
             name=post.get("name", ""),
             plan=post.get("plan", "all"),
             sample_size=_int_or_none(post.get("sample_size"), "k"),
-            overlap=_int_or_none(post.get("overlap"), "Reviewers per item") or 2,
-            lock_minutes=_int_or_none(post.get("lock_minutes"), "Hold minutes") or 15,
+            overlap=_default(_int_or_none(post.get("overlap"), "Reviewers per item"), 2),
+            lock_minutes=_default(_int_or_none(post.get("lock_minutes"), "Hold minutes"), 15),
             show_sources=post.get("show_sources") == "on",
         )
     except ApplicationError as exc:

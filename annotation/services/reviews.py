@@ -82,6 +82,7 @@ def sample(items: list[ItemInput], plan: str, k: int | None, seed: int) -> list[
         return [i for i in items if _confidence(i.judge) < LOW_CONFIDENCE]
     if k is None or k < 1:
         raise ApplicationError("Say how many pairs to sample (k).")
+    k = min(k, len(items))
     if plan == ReviewQueue.Plan.RANDOM:
         return rng.sample(items, min(k, len(items)))
     # Stratified: the same number from each verdict the judge gave (as far as each has).
@@ -186,7 +187,12 @@ def queue_from_labels(  # type: ignore[no-untyped-def]
     response is a is drawn per pair (seeded), so the label is not always "a"."""
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     items = []
+    pairs: set[tuple[int, frozenset[int]]] = set()
     for label in labels:
+        pair = (label.prompt_id, frozenset((label.chosen_id, label.rejected_id)))
+        if pair in pairs:  # the same two responses labelled again (or both ways): once
+            continue
+        pairs.add(pair)
         chosen_first = _rng("labels", seed, label.pk).random() < 0.5
         a, b = (
             (label.chosen_id, label.rejected_id)
@@ -263,7 +269,10 @@ def _claim(  # type: ignore[no-untyped-def]
     if connection.features.has_select_for_update_skip_locked:
         free = free.select_for_update(skip_locked=skip_locked)
     first_free: dict[int, ReviewSlot] = {}
-    for slot in free.order_by("index"):
+    # Open slots before expired holds: a slow reviewer keeps theirs while others are free.
+    for slot in sorted(
+        free.order_by("pk"), key=lambda s: (s.status != ReviewSlot.Status.OPEN, s.index)
+    ):
         first_free.setdefault(slot.item_id, slot)
     for item_id in item_ids:  # the reviewer's order
         slot = first_free.get(item_id)

@@ -82,9 +82,12 @@ def _whole_number(value: str, what: str, *, blank: int | None = None) -> int | N
     if not value:
         return blank
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApplicationError(f"{what} is a whole number, not “{value[:20]}”.") from None
+    if not 0 <= number <= 1_000_000:
+        raise ApplicationError(f"{what} is between 0 and 1,000,000.")
+    return number
 
 
 # --- queues -------------------------------------------------------------------------------
@@ -381,7 +384,11 @@ def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpRes
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
     if request.method == "POST":
         raw = request.POST.get("item", "")
-        item = get_object_or_404(ReviewItem, queue=queue, pk=int(raw) if raw.isdigit() else 0)
+        item = get_object_or_404(
+            ReviewItem,
+            queue=queue,
+            pk=int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else 0,
+        )
         winner = request.POST.get("winner", "")
         try:
             item = services.item_adjudicate(item=item, actor=request.user, winner=winner)

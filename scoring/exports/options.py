@@ -33,7 +33,7 @@ class ExportOptions:
     since: str = ""  # ISO dates on the prompt's import time, inclusive
     until: str = ""
     exclude: tuple[str, ...] = ()  # prompt external ids or prompt texts (contamination)
-    origins: tuple[str, ...] = ORIGINS  # preference pairs: where the label came from
+    origins: tuple[str, ...] = ("dataset", "expert")  # preference pairs: where labels came from
     min_agreement: float | None = None  # expert pairs: share of reviewers agreeing
     consistent_only: bool = False  # judge pairs: both presentation orders agreed
     min_margin: float = 0.0  # judge pairs: rubric score margin between chosen and rejected

@@ -552,11 +552,15 @@ def _judge_pairs(
 # --- judge distillation ------------------------------------------------------------------------
 
 
+JUDGMENT_FIELDS = ("pk", "key", "met", "probability", "explanation", "model", "template_version",
+                   "winner", "detail")  # fmt: skip
+
+
 def _judged_units(
     project: Project, options: ExportOptions, mode: str
-) -> Iterator[tuple[Run, dict[str, Any], Judgment]]:
-    """(run, unit, judgment) for every good judgment of the project's finished runs of
-    ``mode``, each judgment once, chunk by chunk."""
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(unit, judgment values) for every good judgment of the project's runs of ``mode``,
+    each judgment once, chunk by chunk (plain values: no model instances per row)."""
     seen: set[int] = set()
     runs = (
         Run.objects.filter(project=project, mode=mode)
@@ -564,54 +568,54 @@ def _judged_units(
         .order_by("pk")
     )
     for run in runs:
+        linked = RunJudgment.objects.filter(run=run).values("judgment_id")
         for chunk in run.chunks.filter(retry=False).order_by("index").iterator(chunk_size=20):
             units = {u["k"]: u for u in chunk.units}
-            judgments = Judgment.objects.filter(
-                key__in=list(units), error="",
-                pk__in=RunJudgment.objects.filter(run=run).values("judgment_id"),
-            )  # fmt: skip
-            for judgment in judgments.order_by("pk"):
-                if judgment.pk in seen:
+            judgments = Judgment.objects.filter(key__in=list(units), error="", pk__in=linked)
+            fields = JUDGMENT_FIELDS if mode == Run.Mode.PAIRWISE else JUDGMENT_FIELDS[:-2]
+            for values in judgments.order_by("pk").values(*fields):
+                if values["pk"] in seen:
                     continue
-                seen.add(judgment.pk)
-                yield run, units[judgment.key], judgment
-
-
-def _responses(ids: set[int]) -> dict[int, Response]:
-    return {r.pk: r for r in Response.objects.filter(pk__in=ids).select_related("prompt")}
+                seen.add(values["pk"])
+                yield units[values["key"]], values
 
 
 def _distill(project: Project, options: ExportOptions, mode: str) -> Iterator[Row]:
     kept = {pr.prompt.pk: pr for pr in prompt_rubrics(project, options, need_rubric=False)}
+    messages = {pk: _messages(pr.prompt) for pk, pr in kept.items()}
     sources = set(options.sources)
-    for batch in _batched(_judged_units(project, options, mode), 2000):
-        responses = _responses(
-            {u["r"] for _, u, _ in batch} | {u["o"] for _, u, _ in batch if "o" in u}
-        )
-        for _run, unit, judgment in batch:
-            response = responses[unit["r"]]
-            pr = kept.get(response.prompt_id)
-            if pr is None or (sources and response.source not in sources):
+    for batch in _batched(_judged_units(project, options, mode), 5000):
+        ids = {u["r"] for u, _ in batch} | {u["o"] for u, _ in batch if "o" in u}
+        responses = {
+            pk: (prompt_id, source, content)
+            for pk, prompt_id, source, content in Response.objects.filter(pk__in=ids).values_list(
+                "pk", "prompt_id", "source", "content"
+            )
+        }
+        for unit, judgment in batch:
+            prompt_id, source, content = responses[unit["r"]]
+            pr = kept.get(prompt_id)
+            if pr is None or (sources and source not in sources):
                 continue
-            common = {"prompt": _messages(pr.prompt), "explanation": judgment.explanation,
-                      "judge_model": judgment.model, "template_version": judgment.template_version,
+            common = {"prompt": messages[prompt_id], "explanation": judgment["explanation"],
+                      "judge_model": judgment["model"], "template_version": judgment["template_version"],
                       "prompt_id": pr.prompt.external_id, "split": pr.split}  # fmt: skip
             if mode == Run.Mode.PER_CRITERION:
-                if judgment.met is None:
+                if judgment["met"] is None:
                     continue
                 c = unit["crit"][0]
-                yield pr.split, {**common, "response": response.content, "criterion": c["text"],
-                                 "points": float(c["points"]), "met": judgment.met,
-                                 "probability": judgment.probability}  # fmt: skip
+                yield pr.split, {**common, "response": content, "criterion": c["text"],
+                                 "points": float(c["points"]), "met": judgment["met"],
+                                 "probability": judgment["probability"]}  # fmt: skip
             else:
-                other = responses[unit["o"]]
-                if sources and other.source not in sources:
+                _, other_source, other = responses[unit["o"]]
+                if sources and other_source not in sources:
                     continue
-                verdicts = (judgment.detail or {}).get("criteria") or {}
+                verdicts = (judgment["detail"] or {}).get("criteria") or {}
                 criteria = [{"criterion": c["text"], "winner": str(verdicts.get(str(i), verdicts.get(i, "")))}
                             for i, c in enumerate(unit["crit"], start=1)]  # fmt: skip
-                yield pr.split, {**common, "response_a": response.content, "response_b": other.content,
-                                 "winner": judgment.winner, "criteria": criteria}  # fmt: skip
+                yield pr.split, {**common, "response_a": content, "response_b": other,
+                                 "winner": judgment["winner"], "criteria": criteria}  # fmt: skip
 
 
 # --- entry points ----------------------------------------------------------------------------

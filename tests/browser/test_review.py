@@ -141,8 +141,11 @@ def test_two_reviewers_review_twenty_pairs_with_the_keyboard(browser, live_serve
     assert ana.is_visible("#review-keys")
     ana.keyboard.press("Escape")
     assert not ana.is_visible("#review-keys")
+    ana.wait_for_selector("#review-keys", state="hidden")
     ana.keyboard.press("Enter")
-    assert "Choose A, B or tie first" in ana.inner_text("#review-hint")
+    ana.wait_for_function(
+        "document.querySelector('#review-hint').innerText.includes('Choose A, B or tie first')"
+    )
     assert not PairwiseReview.objects.exists()
     _assert_blind(ana)
 

@@ -1,0 +1,368 @@
+"""scoring.exports.writers and card: rows to JSONL / Parquet / a Hugging Face folder,
+byte-identical, validated, memory-bounded. No database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scoring.exports.card import render_card
+from scoring.exports.writers import FileInfo, write_export
+
+ROOT = Path(__file__).resolve().parents[3]
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+RUBRIC_ITEM = pa.struct(
+    [("criterion", pa.string()), ("points", pa.float64()), ("tags", pa.list_(pa.string()))]
+)
+VERL = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(MESSAGE)),
+        ("ability", pa.string()),
+        (
+            "reward_model",
+            pa.struct(
+                [
+                    ("style", pa.string()),
+                    ("rubrics", pa.list_(RUBRIC_ITEM)),
+                    ("ground_truth", pa.string()),
+                ]
+            ),
+        ),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("prompt_id", pa.string()),
+                    ("split", pa.string()),
+                    ("index", pa.int64()),
+                    ("rubric_version_id", pa.int64()),
+                ]
+            ),
+        ),
+    ]
+)
+N = 2_500
+
+
+def split_for(i: int) -> str:
+    return ("train", "train", "validation", "train", "test")[i % 5]
+
+
+def verl_row(i: int) -> dict:
+    split = split_for(i)
+    return {
+        "data_source": "healthbench",
+        "prompt": [
+            {"role": "system", "content": "Answer carefully."},
+            {"role": "user", "content": f"Question {i}: what about ünïcode — 日本語?"},
+        ][: 1 + i % 2 + (i % 3 == 0)],
+        "ability": "medical",
+        "reward_model": {
+            "style": "rubric",
+            "rubrics": [
+                {"criterion": f"Mentions point {k}", "points": float(5 - 2 * k), "tags": [f"t{k}"]}
+                for k in range(i % 4)
+            ],
+            "ground_truth": "" if i % 2 else f"ideal {i}",
+        },
+        "extra_info": {
+            "prompt_id": f"p{i}",
+            "split": split,
+            "index": i,
+            "rubric_version_id": 1000 + i,
+        },
+    }
+
+
+def verl_rows(n: int = N) -> list[tuple[str, dict]]:
+    return [(split_for(i), verl_row(i)) for i in range(n)]
+
+
+def expected(split: str, n: int = N) -> list[dict]:
+    return [row for s, row in verl_rows(n) if s == split]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def card_for(fmt: str):  # type: ignore[no-untyped-def]
+    return lambda counts: render_card(
+        title="Alpha rubrics",
+        kind="rl_verl",
+        kind_label="RL prompts with rubric rewards (verl)",
+        fmt=fmt,
+        counts=counts,
+        sources=["model-b", "model-a", "model-a"],
+        rubric_stats={"rubrics": 2500, "criteria_per_rubric_mean": 1.5, "negative_share": 1 / 3},
+        license="CC BY 4.0 (see LICENSE)",
+        provenance={
+            "studio_version": "0.1.0",
+            "judges": [{"endpoint": "https://judge.example/v1", "model": "j-1"}],
+            "templates": {"criterion": "v3", "pairwise": "v2"},
+            "options": {"kind": "rl_verl", "ratios": [0.6, 0.2, 0.2]},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def hf_datasets(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """`datasets`, offline, with every cache under a temporary folder."""
+    home = tmp_path_factory.mktemp("hf-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(home))
+        mp.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        import datasets
+
+        datasets.disable_progress_bars()
+        yield datasets
+
+
+def test_jsonl_round_trips(tmp_path):
+    files = write_export(tmp_path, verl_rows(), VERL, "jsonl", row_group_rows=1000)
+
+    assert [(f.name, f.rows) for f in files] == [
+        ("train.jsonl", 1500),
+        ("validation.jsonl", 500),
+        ("test.jsonl", 500),
+    ]
+    for split in ("train", "validation", "test"):
+        lines = (tmp_path / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [json.loads(line) for line in lines] == expected(split)
+        assert lines[0] == json.dumps(
+            expected(split)[0], ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
+    assert "日本語" in (tmp_path / "train.jsonl").read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f.name for f in sorted(files, key=lambda f: f.name)
+    ]
+
+
+def test_parquet_reads_back_with_schema_and_row_groups(tmp_path):
+    files = write_export(tmp_path, verl_rows(), VERL, "parquet", row_group_rows=1000)
+
+    assert [f.name for f in files] == ["train.parquet", "validation.parquet", "test.parquet"]
+    for split in ("train", "validation", "test"):
+        table = pq.read_table(tmp_path / f"{split}.parquet")
+        assert table.schema.equals(VERL)
+        assert table.to_pylist() == expected(split)
+    meta = pq.ParquetFile(tmp_path / "train.parquet").metadata
+    assert meta.num_row_groups == 2
+    assert [meta.row_group(i).num_rows for i in range(2)] == [1000, 500]
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert not (tmp_path / "README.md").exists()
+
+
+def test_hf_folder_loads_with_datasets(tmp_path, hf_datasets):
+    out = tmp_path / "export"
+    files = write_export(out, verl_rows(), VERL, "hf", card=card_for("hf"), row_group_rows=1000)
+
+    assert [f.name for f in files] == [
+        "train.parquet",
+        "validation.parquet",
+        "test.parquet",
+        "README.md",
+    ]
+    features = hf_datasets.Features.from_arrow_schema(VERL)
+    for ds in (
+        hf_datasets.load_dataset("parquet", data_dir=str(out), cache_dir=str(tmp_path / "c1")),
+        hf_datasets.load_dataset(str(out), cache_dir=str(tmp_path / "c2")),
+    ):
+        assert {s: ds[s].num_rows for s in ds} == {"train": 1500, "validation": 500, "test": 500}
+        assert ds["train"].features == features
+        assert ds["validation"][0] == expected("validation")[0]
+
+
+def test_hf_without_card_writes_a_minimal_one_that_loads(tmp_path, hf_datasets):
+    rows = [r for r in verl_rows(300) if r[0] != "validation"]
+    files = write_export(tmp_path / "e", rows, VERL, "hf")
+
+    assert [(f.name, f.rows) for f in files] == [
+        ("train.parquet", 180),
+        ("test.parquet", 60),
+        ("README.md", 0),
+    ]
+    ds = hf_datasets.load_dataset(str(tmp_path / "e"), cache_dir=str(tmp_path / "c"))
+    assert {s: ds[s].num_rows for s in ds} == {"train": 180, "test": 60}
+
+
+def test_jsonl_with_card_loads_as_a_folder(tmp_path, hf_datasets):
+    write_export(tmp_path / "e", verl_rows(200), VERL, "jsonl", card=card_for("jsonl"))
+
+    ds = hf_datasets.load_dataset(str(tmp_path / "e"), cache_dir=str(tmp_path / "c"))
+    assert {s: ds[s].num_rows for s in ds} == {"train": 120, "validation": 40, "test": 40}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "hf"])
+def test_same_rows_give_identical_files(tmp_path, fmt):
+    first = write_export(
+        tmp_path / "a", verl_rows(), VERL, fmt, card=card_for(fmt), row_group_rows=1000
+    )
+    second = write_export(
+        tmp_path / "b", verl_rows(), VERL, fmt, card=card_for(fmt), row_group_rows=1000
+    )
+
+    assert first == second
+    for info in first:
+        assert (tmp_path / "a" / info.name).read_bytes() == (
+            tmp_path / "b" / info.name
+        ).read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "hf"])
+def test_file_info_matches_the_files(tmp_path, fmt):
+    files = write_export(tmp_path, verl_rows(), VERL, fmt, card=card_for(fmt), row_group_rows=1000)
+
+    assert all(isinstance(f, FileInfo) for f in files)
+    for info in files:
+        path = tmp_path / info.name
+        assert info.sha256 == sha256(path)
+        assert info.bytes == path.stat().st_size
+    assert [f.rows for f in files] == [1500, 500, 500, 0]
+
+
+def test_card_lists_counts_sources_stats_license_and_provenance(tmp_path):
+    write_export(tmp_path, verl_rows(100), VERL, "hf", card=card_for("hf"))
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+
+    assert text.startswith("---\nlicense: other\nlicense_name: cc-by-4.0-see-license\n")
+    assert "path: validation.parquet" in text
+    assert "| train | 60 |" in text and "| **total** | **100** |" in text
+    assert text.index("- model-a") < text.index("- model-b") and text.count("- model-a") == 1
+    assert "| negative_share | 0.3333 |" in text
+    assert "CC BY 4.0 (see LICENSE)" in text
+    assert "- **studio_version**: 0.1.0" in text
+    assert '"endpoint": "https://judge.example/v1"' in text and '"criterion": "v3"' in text
+
+
+def test_card_configs_name_only_present_splits():
+    text = card_for("parquet")({"train": 3, "validation": 0, "test": 1})
+
+    assert "path: train.parquet" in text and "path: test.parquet" in text
+    assert "validation" not in text.split("---")[1]
+
+
+BAD_ROWS = [
+    (lambda r: r.pop("ability"), "field 'ability' is missing"),
+    (lambda r: r.update(extra=1), "field 'extra' is not in the schema"),
+    (lambda r: r["extra_info"].update(index="7"), "field 'extra_info.index' expected an integer"),
+    (lambda r: r["extra_info"].update(index=7.5), "field 'extra_info.index' expected an integer"),
+    (lambda r: r["prompt"].append("hi"), "field 'prompt[2]' expected a dict"),
+    (lambda r: r["prompt"][0].pop("content"), "field 'prompt[0].content' is missing"),
+    (
+        lambda r: r["reward_model"]["rubrics"][1].update(points="5"),
+        "field 'reward_model.rubrics[1].points' expected a number",
+    ),
+    (
+        lambda r: r["reward_model"]["rubrics"][0].update(tags="safety"),
+        "field 'reward_model.rubrics[0].tags' expected a list",
+    ),
+    (
+        lambda r: r["reward_model"]["rubrics"][0].update(points=float("nan")),
+        "field 'reward_model.rubrics[0].points' is nan",
+    ),
+]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "hf"])
+@pytest.mark.parametrize(("spoil", "message"), BAD_ROWS)
+def test_bad_row_is_a_value_error_naming_split_row_and_field(tmp_path, fmt, spoil, message):
+    rows = verl_rows(2000)
+    validation = [row for s, row in rows if s == "validation"]
+    # past the first row group: a validation row with 3 rubric items and 2 messages
+    number = next(
+        n
+        for n, row in enumerate(validation, start=1)
+        if n > 100 and len(row["reward_model"]["rubrics"]) == 3 and len(row["prompt"]) == 2
+    )
+    spoil(validation[number - 1])
+    out = tmp_path / "export"
+
+    with pytest.raises(ValueError) as info:
+        write_export(out, rows, VERL, fmt, card=card_for(fmt), row_group_rows=100)
+
+    assert str(info.value).startswith(f"Split 'validation', row {number}: {message}")
+    assert not out.exists()
+
+
+def test_failing_rows_iterator_leaves_nothing(tmp_path):
+    (tmp_path / "keep.txt").write_text("not ours")
+
+    def rows():  # type: ignore[no-untyped-def]
+        yield from verl_rows(1500)
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError, match="database went away"):
+        write_export(tmp_path, rows(), VERL, "parquet", row_group_rows=100)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_unknown_split_and_existing_files_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="Unknown split 'dev'"):
+        write_export(tmp_path, [("dev", verl_row(0))], VERL, "jsonl")
+    write_export(tmp_path, verl_rows(10), VERL, "jsonl")
+
+    with pytest.raises(FileExistsError, match="train.jsonl"):
+        write_export(tmp_path, verl_rows(10), VERL, "jsonl")
+
+
+def test_splits_without_rows_have_no_file(tmp_path):
+    files = write_export(tmp_path, [("test", verl_row(0))], VERL, "parquet")
+
+    assert [(f.name, f.rows) for f in files] == [("test.parquet", 1)]
+    assert [p.name for p in tmp_path.iterdir()] == ["test.parquet"]
+
+
+def test_progress_is_reported_and_ends_with_the_total(tmp_path):
+    seen: list[int] = []
+
+    write_export(tmp_path, verl_rows(), VERL, "parquet", progress=seen.append, row_group_rows=1000)
+
+    assert seen == [1000, 2000, N]
+
+
+def test_parquet_memory_is_bounded(tmp_path):
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("score", pa.float64())])
+    total = 200_000
+
+    def rows():  # type: ignore[no-untyped-def]
+        for i in range(total):
+            yield ("train" if i % 4 else "test"), {"id": i, "text": f"row {i} " * 4, "score": i / 7}
+
+    tracemalloc.start()
+    try:
+        files = write_export(tmp_path, rows(), schema, "parquet", row_group_rows=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert sum(f.rows for f in files) == total
+    # 200k such dicts held at once would be well over 100 MB; one row group per split is ~1 MB.
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    meta = pq.ParquetFile(tmp_path / "train.parquet").metadata
+    assert meta.num_row_groups == 150 and meta.num_rows == 150_000
+
+
+def test_writers_do_not_import_pyarrow_at_module_import():
+    code = (
+        "import sys, scoring.exports.writers, scoring.exports.card, scoring.exports.options;"
+        "print('pyarrow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
