@@ -102,13 +102,16 @@ def test_claiming_respects_overlap_locks_and_order(project, owner):  # type: ign
     # 4 items × 2 slots: r1 and r2 took every item, r3 found nothing left.
     assert len(seen[r1]) == len(seen[r2]) == 4 and not seen[r3]
     assert PairwiseReview.objects.count() == 8
-    # Orders differ per reviewer (seeded by reviewer), and are recorded in the slots' claims.
-    order = lambda r: list(  # noqa: E731
-        ReviewSlot.objects.filter(reviewer=r)
-        .order_by("claimed_at", "pk")
-        .values_list("item_id", flat=True)
-    )
-    assert sorted(order(r1)) == sorted(order(r2))
+    # Each reviewer claims in their own seeded order of items (recorded by the claims).
+    from annotation.services.reviews import _order_key
+
+    for r in (r1, r2):
+        claimed = list(
+            ReviewSlot.objects.filter(reviewer=r)
+            .order_by("claimed_at")
+            .values_list("item_id", flat=True)
+        )
+        assert claimed == sorted(claimed, key=lambda item_id: _order_key(queue, r.pk, item_id))
 
 
 def test_an_expired_hold_goes_back_to_the_pool(project, owner):  # type: ignore[no-untyped-def]
