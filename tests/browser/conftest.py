@@ -37,10 +37,16 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _tasks_in_the_request(settings):  # type: ignore[no-untyped-def]
-    """Tasks a page starts (runs, jobs, the near-duplicate embeddings) run in the request,
-    never left in the broker for a worker of a later test."""
+def _tasks_in_the_request(settings, monkeypatch, request):  # type: ignore[no-untyped-def]
+    """Tasks a page starts (runs, jobs) run in the request, never left in the broker for a
+    worker of a later test. The near-duplicate panel's embedding task runs only in the
+    tests about it: elsewhere loading the embedding model inside the request would only
+    slow the pages the test is timing its clicks against."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_duplicates":
+        from scoring.tasks import embed_rubric_texts
+
+        monkeypatch.setattr(embed_rubric_texts, "apply_async", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from annotation import services
 from annotation.models import Rubric, RubricVersion
@@ -188,7 +189,11 @@ def test_conflicting_save_asks_only_about_the_shared_criterion(page, live_server
     login(page, live_server, "dr-me")
     page.goto(f"{live_server.url}/p/pharm/prompts/{prompt.pk}/")
     page.locator(f"#c-{keys[0]} [data-edit]").click()
-    page.locator("li.criterion.editing textarea[name=text]").fill("States 4 g as the daily maximum")
+    area = page.locator("li.criterion.editing textarea[name=text]")
+    area.wait_for()
+    page.wait_for_load_state("networkidle")  # the editor's panels have finished loading
+    area.fill("States 4 g as the daily maximum")
+    expect(area).to_have_value("States 4 g as the daily maximum")
     page.keyboard.press("Control+Enter")
     wait_for_swap(page, "!document.querySelector('li.criterion.editing')")
     page.locator(f"#c-{keys[2]} [data-delete]").click()
