@@ -328,13 +328,76 @@ def _row_checker(schema: pyarrow.Schema) -> _Check:
     import pyarrow as pa
 
     struct = _checker(pa.struct(list(schema)), nullable=False)
+    fast = _fast_checker(pa.struct(list(schema)))
 
     def check(row: Any) -> None:
+        if fast is not None and fast(row):
+            return
         if not isinstance(row, dict):
             raise _Invalid(f"is a {type(row).__name__}, not a dict")
         struct(row)
 
     return check
+
+
+def _fast_checker(t: pyarrow.DataType) -> Callable[[Any], bool] | None:
+    """A check of the common case, generated as one flat function: True when the row is
+    valid, built of exact builtin types (dict, list, str, int, float, bool); False sends it
+    to the full checker, which decides and names what is wrong. None for schemas with
+    types it does not cover."""
+    lines = ["def fast(row):"]
+    constants: dict[str, Any] = {}
+    names = iter(range(1 << 30))
+
+    def emit(t: Any, value: str, nullable: bool, indent: int) -> bool:  # noqa: C901
+        import pyarrow.types as types
+
+        pad = "    " * indent
+        if nullable:
+            lines.append(f"{pad}if {value} is not None:")
+            pad += "    "
+            indent += 1
+        if types.is_struct(t):
+            keys = f"K{next(names)}"
+            constants[keys] = frozenset(t.field(i).name for i in range(t.num_fields))
+            lines.append(f"{pad}if type({value}) is not dict or {value}.keys() != {keys}:")
+            lines.append(f"{pad}    return False")
+            for i in range(t.num_fields):
+                f = t.field(i)
+                child = f"v{next(names)}"
+                lines.append(f"{pad}{child} = {value}[{f.name!r}]")
+                if not emit(f.type, child, f.nullable, indent):
+                    return False
+            return True
+        if types.is_list(t) or types.is_large_list(t):
+            item = f"v{next(names)}"
+            lines.append(f"{pad}if type({value}) is not list:")
+            lines.append(f"{pad}    return False")
+            lines.append(f"{pad}for {item} in {value}:")
+            return emit(t.value_type, item, t.value_field.nullable, indent + 1)
+        if types.is_string(t) or types.is_large_string(t) or types.is_string_view(t):
+            lines.append(f"{pad}if type({value}) is not str:")
+        elif types.is_boolean(t):
+            lines.append(f"{pad}if type({value}) is not bool:")
+        elif types.is_integer(t) and types.is_signed_integer(t):
+            bound = 2 ** (t.bit_width - 1)
+            lines.append(f"{pad}if type({value}) is not int or not {-bound} <= {value} < {bound}:")
+        elif types.is_floating(t):  # an int, or a finite float (x - x is nan for inf and nan)
+            lines.append(
+                f"{pad}if type({value}) is not int and "
+                f"(type({value}) is not float or {value} - {value} != 0.0):"
+            )
+        else:
+            return False
+        lines.append(f"{pad}    return False")
+        return True
+
+    if not emit(t, "row", False, 1):
+        return None
+    lines.append("    return True")
+    namespace = dict(constants)
+    exec(compile("\n".join(lines), "<export row check>", "exec"), namespace)  # noqa: S102
+    return namespace["fast"]
 
 
 def _got(value: Any) -> str:

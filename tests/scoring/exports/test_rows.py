@@ -215,3 +215,100 @@ def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: i
     assert all(r["origin"] == "judge" for _, r in out)
     # So every judge pair comes from the pairwise run (which records consistency).
     assert all(r["consistent"] is not None for _, r in out)
+
+
+def test_judge_distillation_takes_each_good_judgment_once_with_what_the_judge_saw(
+    project, judged, editor, eager
+):  # type: ignore[no-untyped-def]
+    from scoring import services
+    from scoring.models import Judgment, Run, RunChunk, RunJudgment
+
+    per_criterion, pairwise_run = judged
+    again = eager(lambda: services.runs.run_create(
+        project=project, actor=editor, endpoint=per_criterion.endpoint, mode="per_criterion"))  # fmt: skip
+    assert RunJudgment.objects.filter(run=again, reused=True).count() == 6  # all shared
+    Run.objects.create(project=project, mode="per_criterion", status="queued", total=0)
+
+    out = _all(project, kind="judge_sft", versions="latest")
+    assert len(out) == 6  # shared judgments once; a queued run adds nothing
+    for _, row in out:
+        judgment = Judgment.objects.get(
+            response__content=row["response"], criterion_key__isnull=False,
+            mode="per_criterion", explanation=row["explanation"],
+            response__prompt__external_id=row["prompt_id"],
+        )  # fmt: skip
+        assert row["met"] is judgment.met
+        assert (row["criterion"], row["points"]) in {("Accurate", 5.0), ("Zany", 3.0)}
+    assert [r["response"] for _, r in out] == sorted(r["response"] for _, r in out)
+
+    failed = Judgment.objects.filter(mode="per_criterion").order_by("pk").first()
+    Judgment.objects.filter(pk=failed.pk).update(error="timeout", met=None)
+    RunChunk.objects.filter(run=again).update(retry=True)  # retry chunks are not read
+    assert len(_all(project, kind="judge_sft", versions="latest")) == 5
+
+    pairs = _all(project, kind="pairwise_sft", versions="latest")
+    for _, row in pairs:
+        judgment = Judgment.objects.get(
+            mode="pairwise", response__content=row["response_a"],
+            other__content=row["response_b"], explanation=row["explanation"],
+        )  # fmt: skip
+        assert row["winner"] == judgment.winner
+        verdicts = judgment.detail.get("criteria") or {}
+        assert [c["winner"] for c in row["criteria"]] == [
+            str(verdicts.get(str(i), "")) for i in (1, 2)
+        ]
+    assert len(pairs) == pairwise_run.done
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_ahead_on_postgresql_gives_the_same_rows(project, judged, monkeypatch):  # type: ignore[no-untyped-def]
+    import threading
+
+    from scoring.exports import readahead
+
+    if not readahead.can_read_ahead():
+        pytest.skip("the reader thread is used on PostgreSQL outside a transaction (CI)")
+    spy = []
+    real = readahead.read_ahead
+    monkeypatch.setattr(rows, "read_ahead", lambda batches: spy.append(1) or real(batches))
+    for kind in ("judge_sft", "pairwise_sft"):
+        ahead = _all(project, kind=kind, versions="latest")
+        with monkeypatch.context() as m:
+            m.setattr(rows, "can_read_ahead", lambda: False)
+            assert _all(project, kind=kind, versions="latest") == ahead
+        assert ahead
+    assert len(spy) == 2
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+
+
+def test_read_ahead_keeps_order_raises_the_readers_error_and_stops_when_closed():  # type: ignore[no-untyped-def]
+    import threading
+
+    from scoring.exports.readahead import read_ahead
+
+    assert list(read_ahead(lambda: iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield 1
+        raise RuntimeError("connection lost")
+
+    got = []
+    with pytest.raises(RuntimeError, match="connection lost"):
+        for item in read_ahead(failing):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    stream = read_ahead(endless, depth=2)
+    assert next(stream) == 0
+    stream.close()  # the reader stops, at most a few items ahead
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+    assert len(produced) <= 5

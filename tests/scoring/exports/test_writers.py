@@ -366,3 +366,77 @@ def test_writers_do_not_import_pyarrow_at_module_import():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def _full_check_passes(check, row) -> bool:  # type: ignore[no-untyped-def]
+    from scoring.exports.writers import _Invalid
+
+    try:
+        check(row)
+    except _Invalid:
+        return False
+    return True
+
+
+def test_generated_row_check_agrees_with_the_full_checker():
+    """The generated fast path may only say "valid" where the full checker does; rows it
+    is unsure of (a tuple, a str subclass) go to the full checker, which decides."""
+    import copy
+    import random
+
+    from scoring.exports.writers import _checker, _fast_checker
+
+    nullable = pa.schema([*VERL, ("score", pa.float64()), ("note", pa.string())])
+    whole = pa.struct(list(nullable))
+    fast, full = _fast_checker(whole), _checker(whole, nullable=False)
+    assert fast is not None
+
+    class Text(str):
+        pass
+
+    spoils = [
+        *[spoil for spoil, _ in BAD_ROWS],
+        lambda r: r.update(score=float("inf")),
+        lambda r: r.update(score=float("-inf")),
+        lambda r: r.update(score=True),
+        lambda r: r.update(note=3),
+        lambda r: r["extra_info"].update(index=2**63),
+        lambda r: r["extra_info"].update(index=-(2**63) - 1),
+        lambda r: r["extra_info"].update(index=False),
+        lambda r: r["extra_info"].update(prompt_id=None),
+        lambda r: r.update(prompt=None),
+        lambda r: r["prompt"][0].update(role=None),
+        lambda r: r["reward_model"]["rubrics"].append(None),
+        lambda r: r["reward_model"].update(rubrics=tuple(r["reward_model"]["rubrics"])),
+        lambda r: r.update(note=Text("subclass")),
+        lambda r: r.update(score=7),
+        lambda r: r.update(score=None, note=None),
+    ]
+    rng = random.Random(7)
+    engaged = 0
+    for i in range(400):
+        row = {**verl_row(i), "score": rng.random(), "note": f"n{i}"}
+        row = copy.deepcopy(row)
+        if i % 2:
+            try:
+                rng.choice(spoils)(row)
+            except IndexError:  # a spoil of an item this row does not have
+                pass
+        said = fast(row)
+        assert not said or _full_check_passes(full, row), row
+        engaged += said
+        if i % 2 == 0:
+            assert said, row  # valid rows of plain types never need the full checker
+    assert engaged > 200
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["rl_verl", "rl_healthbench", "rl_rar", "preferences", "rubric_sft", "judge_sft", "pairwise_sft"],
+)
+def test_every_export_schema_has_the_generated_check(kind):
+    from scoring.exports.rows import schema
+    from scoring.exports.writers import _fast_checker
+
+    for conversational in (True, False):
+        assert _fast_checker(pa.struct(list(schema(kind, conversational)))) is not None
