@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import cached_property
 from typing import Any
 
 from django.db import connection
@@ -200,6 +201,11 @@ class PromptRubric:
     criteria: list[Criterion]  # project-wide first, then the prompt's own, in order
     version_ids: list[int]
 
+    @cached_property
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation as rows carry it (one list, shared by the prompt's rows)."""
+        return _messages(self.prompt)
+
 
 def _day(value: str, end: bool) -> datetime | None:
     if not value:
@@ -315,7 +321,7 @@ def _rl_verl(project: Project, options: ExportOptions) -> Iterator[Row]:
             pr.split,
             {
                 "data_source": f"rubricstudio/{project.slug}",
-                "prompt": _messages(pr.prompt),
+                "prompt": pr.messages,
                 "ability": "rubric",
                 "reward_model": {
                     "style": "rubric",
@@ -339,7 +345,7 @@ def _rl_healthbench(project: Project, options: ExportOptions) -> Iterator[Row]:
             pr.split,
             {
                 "prompt_id": pr.prompt.external_id,
-                "prompt": _messages(pr.prompt),
+                "prompt": pr.messages,
                 "rubrics": _rubric_items(pr.criteria),
                 "example_tags": [str(t) for t in pr.prompt.metadata.get("example_tags") or []],
                 "ideal_completion": pr.prompt.reference_answer,
@@ -366,7 +372,7 @@ def _rl_rar(project: Project, options: ExportOptions) -> Iterator[Row]:
             {
                 "prompt_id": pr.prompt.external_id,
                 "question": pr.prompt.last_user_message,
-                "messages": _messages(pr.prompt),
+                "messages": pr.messages,
                 "reference_answer": pr.prompt.reference_answer,
                 "rubric": [_rar_item(c) for c in pr.criteria],
                 "rubric_version_ids": pr.version_ids,
@@ -398,7 +404,7 @@ def _rubric_sft(project: Project, options: ExportOptions) -> Iterator[Row]:
         labels: dict[int, list[PreferenceLabel]] = defaultdict(list)
         for label in (
             PreferenceLabel.objects.filter(
-                prompt__in=[pr.prompt for pr in batch], source=PreferenceLabel.Source.DATASET
+                _in_batch("prompt_id", batch), source=PreferenceLabel.Source.DATASET
             )
             .select_related("chosen", "rejected")
             .order_by("pk")
@@ -420,6 +426,12 @@ def _rubric_sft(project: Project, options: ExportOptions) -> Iterator[Row]:
                                  "task": "contrastive", **common}  # fmt: skip
 
 
+def _in_batch(field: str, batch: list[PromptRubric]) -> Q:
+    """The id range of a batch of prompts (read in id order): one cheap condition instead of
+    a thousand ids; rows of prompts the batch left out are skipped by the caller."""
+    return Q(**{f"{field}__gte": batch[0].prompt.pk, f"{field}__lte": batch[-1].prompt.pk})
+
+
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
@@ -435,58 +447,90 @@ def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _pair_row(
-    pr: PromptRubric, chosen: Response, rejected: Response, options: ExportOptions, **extra: Any
+    pr: PromptRubric,
+    chosen: tuple[str, str],
+    rejected: tuple[str, str],
+    options: ExportOptions,
+    **extra: Any,
 ) -> Row:
+    """A preference row; ``chosen`` and ``rejected`` are (source, content)."""
     if options.conversational:
-        prompt: Any = _messages(pr.prompt)
-        good: Any = [{"role": "assistant", "content": chosen.content}]
-        bad: Any = [{"role": "assistant", "content": rejected.content}]
+        prompt: Any = pr.messages
+        good: Any = [{"role": "assistant", "content": chosen[1]}]
+        bad: Any = [{"role": "assistant", "content": rejected[1]}]
     else:
-        prompt, good, bad = pr.prompt.last_user_message, chosen.content, rejected.content
+        prompt, good, bad = pr.prompt.last_user_message, chosen[1], rejected[1]
     row = {"prompt": prompt, "chosen": good, "rejected": bad, "margin": None, "agreement": None,
-           "consistent": None, "prompt_id": pr.prompt.external_id, "chosen_source": chosen.source,
-           "rejected_source": rejected.source, "rubric_version_ids": pr.version_ids,
+           "consistent": None, "prompt_id": pr.prompt.external_id, "chosen_source": chosen[0],
+           "rejected_source": rejected[0], "rubric_version_ids": pr.version_ids,
            "split": pr.split, **extra}  # fmt: skip
     return pr.split, row
 
 
+def _responses_of(batch: list[PromptRubric], also: set[int]) -> dict[int, tuple[str, str]]:
+    """(source, content) of the batch's responses by id, read by the prompts' id range
+    (an index range, not a join per label), plus any of ``also`` not among them."""
+    out = {pk: (source, content) for pk, source, content in Response.objects.filter(
+        _in_batch("prompt_id", batch)).values_list("pk", "source", "content")}  # fmt: skip
+    missing = also - out.keys()
+    if missing:
+        out.update((pk, (source, content)) for pk, source, content in Response.objects.filter(
+            pk__in=missing).values_list("pk", "source", "content"))  # fmt: skip
+    return out
+
+
 def _preferences(project: Project, options: ExportOptions) -> Iterator[Row]:
     sources = set(options.sources)
+    decisions: dict[int, list[JudgePair]] | None = None  # the judges' pairs, made once
     for batch in _batched(prompt_rubrics(project, options, need_rubric=False), PROMPT_BATCH):
         by_prompt = {pr.prompt.pk: pr for pr in batch}
         rows: list[tuple[int, int, Row]] = []  # (prompt pk, order, row): per prompt in order
-        labels = PreferenceLabel.objects.filter(prompt_id__in=by_prompt).select_related(
-            "chosen", "rejected"
+        labels = [
+            label
+            for label in PreferenceLabel.objects.filter(
+                _in_batch("prompt_id", batch), source__in=options.origins
+            )
+            .order_by("pk")
+            .values_list("pk", "prompt_id", "source", "chosen_id", "rejected_id")
+            if label[1] in by_prompt
+        ]
+        wanted: list[JudgePair] = []
+        if "judge" in options.origins:
+            if decisions is None:
+                decisions = _judge_pairs(project, options)
+            wanted = [p for prompt_id in by_prompt for p in decisions.get(prompt_id, ())]
+        texts = _responses_of(
+            batch,
+            {i for label in labels for i in label[3:]}
+            | {i for p in wanted for i in (p.chosen, p.rejected)},
         )
-        agreement = _expert_agreement(by_prompt) if "expert" in options.origins else {}
-        for label in labels.order_by("pk"):
-            origin = label.source
-            if origin not in options.origins:
+        agreement = _expert_agreement(batch) if "expert" in options.origins else {}
+        for pk, prompt_id, origin, chosen_id, rejected_id in labels:
+            chosen, rejected = texts[chosen_id], texts[rejected_id]
+            if sources and not {chosen[0], rejected[0]} <= sources:
                 continue
-            if sources and not {label.chosen.source, label.rejected.source} <= sources:
-                continue
-            share = agreement.get(label.pk) if origin == "expert" else None
+            share = agreement.get(pk) if origin == "expert" else None
             if (
                 options.min_agreement is not None
                 and origin == "expert"
                 and (share or 0) < options.min_agreement
             ):
                 continue
-            rows.append((label.prompt_id, label.pk, _pair_row(by_prompt[label.prompt_id], label.chosen,
-                                                              label.rejected, options, origin=origin,
-                                                              agreement=share)))  # fmt: skip
-        if "judge" in options.origins:
-            for prompt_id, order, row in _judge_pairs(project, by_prompt, options):
-                rows.append((prompt_id, order, row))
+            rows.append((prompt_id, pk, _pair_row(by_prompt[prompt_id], chosen, rejected, options,
+                                                  origin=origin, agreement=share)))  # fmt: skip
+        for p in wanted:
+            rows.append((p.prompt_id, p.run, _pair_row(
+                by_prompt[p.prompt_id], texts[p.chosen], texts[p.rejected], options,
+                origin="judge", margin=p.margin, consistent=p.consistent)))  # fmt: skip
         rows.sort(key=lambda r: (r[0], r[2][1]["origin"], r[1]))
         for _, _, row in rows:
             yield row
 
 
-def _expert_agreement(by_prompt: dict[int, PromptRubric]) -> dict[int, float]:
+def _expert_agreement(batch: list[PromptRubric]) -> dict[int, float]:
     """Expert labels made by review: the share of the item's reviewers who chose as the
     final label did (the adjudicated share may be below 1)."""
-    items = ReviewItem.objects.filter(prompt_id__in=by_prompt, label__isnull=False)
+    items = ReviewItem.objects.filter(_in_batch("prompt_id", batch), label__isnull=False)
     reviews: dict[int, list[str]] = defaultdict(list)
     for item_id, winner in PairwiseReview.objects.filter(item__in=items).values_list(
         "item_id", "winner"
@@ -501,24 +545,28 @@ def _expert_agreement(by_prompt: dict[int, PromptRubric]) -> dict[int, float]:
     return out
 
 
-def _judge_pairs(
-    project: Project, by_prompt: dict[int, PromptRubric], options: ExportOptions
-) -> Iterator[tuple[int, int, Row]]:
-    """Pairs a judge decided: pairwise runs (both orders merged; a tie or an inconsistent
-    pair is no preference) and per-criterion runs (the rubric score margin between two
-    responses of a prompt, at least ``min_margin``)."""
+@dataclass(frozen=True)
+class JudgePair:
+    prompt_id: int
+    run: int
+    chosen: int  # response ids
+    rejected: int
+    margin: float | None
+    consistent: bool | None
+
+
+def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[JudgePair]]:
+    """Pairs a judge decided, by prompt, run by run: pairwise runs (both orders merged; a
+    tie or an inconsistent pair is no preference) and per-criterion runs (the rubric score
+    margin between two responses of a prompt, at least ``min_margin``)."""
     from ..results import run_results
 
     sources = set(options.sources)
+    out: dict[int, list[JudgePair]] = defaultdict(list)
     runs = Run.objects.filter(project=project, status=Run.Status.DONE).order_by("pk")
     for run in runs.filter(mode=Run.Mode.PAIRWISE):
         for pair in run_results(run).pairs:
-            if (
-                pair.failed
-                or pair.sample
-                or pair.a.prompt_id not in by_prompt
-                or pair.winner == "tie"
-            ):
+            if pair.failed or pair.sample or pair.winner == "tie":
                 continue
             if options.consistent_only and not pair.consistent:
                 continue
@@ -526,29 +574,30 @@ def _judge_pairs(
             if sources and not {chosen.source, rejected.source} <= sources:
                 continue
             margin = None if pair.probability is None else abs(2 * pair.probability - 1)
-            yield pair.a.prompt_id, run.pk, _pair_row(
-                by_prompt[pair.a.prompt_id], chosen, rejected, options, origin="judge",
-                margin=margin, consistent=pair.consistent,
-            )  # fmt: skip
+            out[pair.a.prompt_id].append(
+                JudgePair(pair.a.prompt_id, run.pk, chosen.pk, rejected.pk, margin, pair.consistent)
+            )
     for run in runs.filter(mode=Run.Mode.PER_CRITERION):
-        scored: dict[int, list[tuple[float, Response]]] = defaultdict(list)
+        scored: dict[int, list[tuple[float, int]]] = defaultdict(list)
         for result in run_results(run).responses:
             response = result.response
-            if result.sample or result.score is None or response.prompt_id not in by_prompt:
+            if result.sample or result.score is None:
                 continue
             if sources and response.source not in sources:
                 continue
-            scored[response.prompt_id].append((result.score, response))
+            scored[response.prompt_id].append((result.score, response.pk))
         for prompt_id, group in scored.items():
-            group.sort(key=lambda x: (-x[0], x[1].pk))
-            for i, (high, chosen) in enumerate(group):
-                for low, rejected in group[i + 1 :]:
+            group.sort(key=lambda x: (-x[0], x[1]))
+            for i, (high, chosen_id) in enumerate(group):
+                for low, rejected_id in group[i + 1 :]:
                     margin = high - low
                     if margin > 0 and margin >= options.min_margin:
-                        yield prompt_id, run.pk, _pair_row(
-                            by_prompt[prompt_id], chosen, rejected, options, origin="judge",
-                            margin=round(margin, 6),
-                        )  # fmt: skip
+                        out[prompt_id].append(
+                            JudgePair(
+                                prompt_id, run.pk, chosen_id, rejected_id, round(margin, 6), None
+                            )  # fmt: skip
+                        )
+    return out
 
 
 # --- judge distillation ------------------------------------------------------------------------
@@ -641,7 +690,7 @@ def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
 
 def _distill(project: Project, options: ExportOptions, mode: str) -> Iterator[Row]:
     kept = {
-        pr.prompt.pk: (_messages(pr.prompt), pr.prompt.external_id, pr.split)
+        pr.prompt.pk: (pr.messages, pr.prompt.external_id, pr.split)
         for pr in prompt_rubrics(project, options, need_rubric=False)
     }
     sources = set(options.sources)
