@@ -79,6 +79,10 @@ for start in range(0, len(units), 20000):
                   template_version="judge-criterion-v1", met=(n % 3 != 0), explanation="Because the response says so.",
                   created_by_run=run) for n, u in enumerate(units[start:start + 20000])])
     RunJudgment.objects.bulk_create([RunJudgment(run=run, judgment=j) for j in made])
+from django.db import connection
+if connection.vendor == "postgresql":  # planner statistics for the freshly loaded tables
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
 print(json.dumps({"judgments": len(units), "labels": PreferenceLabel.objects.count()}))
 """
 
@@ -129,6 +133,7 @@ def main() -> None:
             ("judge_sft", "parquet"),
             ("judge_sft", "jsonl"),
             ("preferences", "parquet"),
+            ("preferences", "jsonl"),
         ):
             results = []
             for _ in range(args.repeats):

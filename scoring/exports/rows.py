@@ -2,7 +2,9 @@
 
 Prompts are read in id order, ``PROMPT_BATCH`` at a time, with their rubrics and criteria
 fetched per batch (a constant number of queries per batch, memory bounded by the batch);
-judgments are read run by run, chunk by chunk (a chunk holds what each judge was shown).
+judgments are read run by run, a few chunks per query (a chunk holds what each judge was
+shown; the database expands its units and joins each to its judgment and response), on
+PostgreSQL by a reader thread a few batches ahead (``readahead``).
 Every row carries its split (``options.split_of`` on the prompt's external id) and the
 rubric version(s) it was made from.
 

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     import pyarrow
 
 CARD_NAME = "README.md"
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
 PROGRESS_EVERY = 1000
 _CHUNK = 1 << 20
 
@@ -203,9 +207,7 @@ class _JsonlSink(_Sink):
 
     def add(self, row: dict[str, Any], number: int) -> None:
         try:
-            line = json.dumps(
-                row, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-            )
+            line = _ENCODE(row)
         except (TypeError, ValueError) as e:
             field = next((k for k in row if not _dumps_ok(row[k])), "?")
             raise ValueError(
