@@ -49,6 +49,22 @@
     else dialog.showModal();
   }
 
+  // A freshly rendered form asks for focus with data-focus (never autofocus: Chromium
+  // applies autofocus to inserted content a frame later, after the person may already
+  // have moved on). The request is taken once, by the swap that brought it, and only
+  // when no field has focus, so typing is never moved into another field; later swaps
+  // (panels loading inside the editor) find no request left.
+  function focusRequested(ed) {
+    const wanted = ed.querySelector("[data-focus]");
+    if (!wanted) return;
+    wanted.removeAttribute("data-focus");
+    const active = document.activeElement;
+    const typing = active && active.isConnected && active.matches("input, textarea, select, [contenteditable]");
+    if (typing) return;
+    wanted.focus();
+    if (wanted.setSelectionRange) wanted.setSelectionRange(wanted.value.length, wanted.value.length);
+  }
+
   function setup() {
     const ed = editor();
     if (!ed) return;
@@ -56,11 +72,7 @@
     if (editing) selectedKey = editing;
     const row = selectedRow();
     if (row && !editing) select(row, !document.activeElement || document.activeElement === document.body);
-    const autofocus = ed.querySelector("[autofocus]");
-    if (autofocus) {
-      autofocus.focus();
-      if (autofocus.setSelectionRange) autofocus.setSelectionRange(autofocus.value.length, autofocus.value.length);
-    }
+    focusRequested(ed);
     const list = document.getElementById("criteria-list");
     if (list && canEdit() && window.Sortable && !list.dataset.sortable) {
       list.dataset.sortable = "1";

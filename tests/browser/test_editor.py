@@ -166,6 +166,36 @@ def test_expert_writes_reorders_saves_edits_and_gets_approval(page, live_server)
     page.screenshot(path=str(SHOTS / "rubric_editor_approved.png"))
 
 
+def test_fast_typing_after_each_add_lands_in_the_field_it_was_typed_into(page, live_server):
+    """After an add, the new form takes focus once; typing the text and at once the points
+    (no waits), twelve times in a row, gives each criterion exactly its text and points,
+    although the near-duplicate panel loads inside the editor after every add."""
+    author = UserFactory(username="dr-fast")
+    project = services.project_create(name="Triage", slug="triage", owner=author)
+    prompt = PromptFactory(project=project, external_id="fever-2")
+    login(page, live_server, "dr-fast")
+    page.goto(f"{live_server.url}/p/triage/prompts/{prompt.pk}/")
+    page.wait_for_selector("#add-form")
+    page.locator("#add-form textarea[name=text]").click()
+
+    expected = [(f"Asks about symptom number {i}", -(i + 1)) for i in range(12)]
+    for i, (text, points) in enumerate(expected):
+        # The form that came back with the previous add takes the focus.
+        wait_for_swap(page, "document.activeElement.closest('#add-form textarea') !== null")
+        page.locator("#add-form textarea[name=text]").fill(text)
+        page.locator("#add-form input[name=points]").fill(str(points))
+        page.keyboard.press("Control+Enter")
+        wait_for_swap(
+            page, f"document.querySelectorAll('#criteria-list > li[data-key]').length == {i + 1}"
+        )
+
+    assert criterion_texts(page) == [text for text, _ in expected]
+    shown = [p.strip() for p in page.locator("#criteria-list .points").all_inner_texts()]
+    assert shown == [str(points) for _, points in expected]
+    draft = Rubric.objects.get(prompt=prompt).drafts.get()
+    assert [(c["text"], c["points"]) for c in draft.criteria] == expected
+
+
 def test_conflicting_save_asks_only_about_the_shared_criterion(page, live_server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     me = UserFactory(username="dr-me")
