@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scoring.fakellm import judge
+
 __all__ = [
     "FakeConfig",
     "FakeLLMServer",
@@ -355,6 +357,19 @@ class _SchemaFaker:
                 out[name] = self.generate(extra_schema, f"{path}.{name}", depth + 1)
         return out
 
+    def _id_range(self, items: Any) -> tuple[int, int] | None:
+        """(low, high) when the items are objects with a bounded integer ``criterion_id``."""
+        items = self.resolve(items)
+        if not isinstance(items, dict):
+            return None
+        spec = self.resolve((items.get("properties") or {}).get("criterion_id"))
+        if not isinstance(spec, dict) or spec.get("type") != "integer":
+            return None
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if not isinstance(low, int) or not isinstance(high, int) or high < low:
+            return None
+        return low, high
+
     def _array(self, schema: dict[str, Any], path: str, depth: int) -> list[Any]:
         items = schema.get("items", {})
         prefix = schema.get("prefixItems") or []
@@ -363,6 +378,9 @@ class _SchemaFaker:
         if schema.get("maxItems") is not None:
             count = min(count, int(schema["maxItems"]))
         unique = bool(schema.get("uniqueItems"))
+        ids = self._id_range(items)
+        if ids is not None:  # items that refer to numbered things: each number once, in order
+            count = min(count, ids[1] - ids[0] + 1)
         out: list[Any] = []
         seen: set[str] = set()
         for index in range(count):
@@ -373,6 +391,8 @@ class _SchemaFaker:
             else:
                 sub = items if isinstance(items, dict) else {}
             value = self.generate(sub, f"{path}[{index}]", depth + 1)
+            if ids is not None and isinstance(value, dict) and index >= len(prefix):
+                value["criterion_id"] = ids[0] + index
             if unique:
                 key = json.dumps(value, sort_keys=True)
                 attempt = 0
@@ -995,7 +1015,8 @@ class FakeLLMServer:
 
     @staticmethod
     def _reply(config: FakeConfig, request: dict[str, Any], text: str) -> str:
-        """Scripted rule first, then a schema-shaped document, then a plain phrase."""
+        """Scripted rule first; then, for the studio's own requests, the offline judge's
+        answer (decided by content); then a schema-shaped document, then a plain phrase."""
         for rule in config.rules:
             if rule.matches(text):
                 return rule.reply_text
@@ -1004,8 +1025,12 @@ class FakeLLMServer:
         if isinstance(response_format, dict):
             kind = response_format.get("type")
             if kind == "json_schema":
-                schema = (response_format.get("json_schema") or {}).get("schema")
+                spec = response_format.get("json_schema") or {}
+                schema = spec.get("schema")
                 if isinstance(schema, dict):
+                    judged = judge.answer(str(spec.get("name", "")), schema, text)
+                    if judged is not None:
+                        return json.dumps(judged)
                     return json.dumps(_SchemaFaker(schema, digest).generate(schema))
             elif kind == "json_object":
                 return json.dumps({"answer": _phrase(_rng_for(digest, "$answer"))})

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
@@ -854,6 +854,19 @@ def _refresh(run: Run, *, finish: bool = False) -> None:
     changes: dict[str, Any] = {**counts, **{k: v or 0 for k, v in spent.items()}}
     Run.objects.filter(pk=run.pk).update(**changes)
     if finish and not run.chunks.exclude(status=RunChunk.Status.DONE).exists():
-        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-            status=Run.Status.DONE, finished_at=timezone.now()
-        )
+        ending: dict[str, Any] = {"status": Run.Status.DONE, "finished_at": timezone.now()}
+        if counts["failed"] and not counts["done"]:
+            ending.update(status=Run.Status.FAILED, note=_all_failed_note(links))
+        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**ending)
+
+
+def _all_failed_note(links: QuerySet[RunJudgment]) -> str:
+    """Why a run in which no judgment succeeded failed: its most common reason."""
+    reason = (
+        links.values("judgment__error")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "judgment__error")
+        .values_list("judgment__error", flat=True)
+        .first()
+    )
+    return f"Every judgment failed; the most common reason: {reason}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -10,13 +11,17 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from annotation import services
+from annotation.demo_data import demo_records
 from annotation.models import Membership, Project, Role
 
 DEMO_SLUG = "demo"
 
 
 class Command(BaseCommand):
-    help = "Create a demo project from ../shared/data and a demo admin; print the credentials."
+    help = (
+        "Create the demo project from ../shared/data (rubrics, responses, preference pairs), "
+        "a demo admin and a demo reviewer; print their credentials."
+    )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument(
@@ -27,71 +32,69 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, data_dir: Path, **options):  # type: ignore[no-untyped-def]
-        user_model = get_user_model()
-        password_file = settings.VAR_DIR / "demo-admin-password"
-        admin = user_model.objects.filter(username="admin").first()
-        if admin is None:
-            password = secrets.token_urlsafe(12)
-            admin = user_model.objects.create_superuser("admin", "admin@example.com", password)
-            password_file.write_text(password)
-            password_file.chmod(0o600)
-        password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
+        admin, admin_password = _demo_user("admin", superuser=True)
+        reviewer, reviewer_password = _demo_user("reviewer", superuser=False)
 
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
             project = services.project_create(
                 name="Demo: HealthBench and MT-Bench",
                 slug=DEMO_SLUG,
-                description="Physician-written HealthBench rubrics and the MT-Bench questions.",
+                description=(
+                    "Physician-written HealthBench rubrics and the MT-Bench questions, with "
+                    "GPT-4's reference answers and synthetic responses (labelled synthetic) "
+                    "to grade, compare and review."
+                ),
                 owner=admin,
             )
         Membership.objects.get_or_create(project=project, user=admin, defaults={"role": Role.OWNER})
+        Membership.objects.get_or_create(
+            project=project, user=reviewer, defaults={"role": Role.REVIEWER}
+        )
 
-        sources = [
-            data_dir / "healthbench" / "healthbench_sample_250.jsonl",
-            data_dir / "mtbench" / "question.jsonl",
-        ]
-        for path in sources:
-            if not path.is_file():
-                self.stdout.write(f"Demo data not found, skipped: {path}")
-                continue
-            fmt = "healthbench" if "healthbench" in path.parts else "generic"
-            if fmt == "generic":
-                path = _mtbench_as_generic(path)
-            report = services.data_import(project=project, path=path, fmt=fmt, actor=admin)
-            self.stdout.write(
-                f"Imported {path.name}: {report.prompts_created} prompts created, "
-                f"{report.prompts_unchanged} unchanged, {report.criteria_created} criteria"
-                + ("" if report.ok else f"; {report.error_count} errors")
-            )
+        healthbench = data_dir / "healthbench" / "healthbench_sample_250.jsonl"
+        if healthbench.is_file():
+            self._import(project, admin, healthbench, "healthbench")
+        else:
+            self.stdout.write(f"Demo data not found, skipped: {healthbench}")
+        for name, records in demo_records(data_dir):
+            path = settings.VAR_DIR / name
+            with path.open("w", encoding="utf-8") as out:
+                out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            self._import(project, admin, path, "generic")
         self.stdout.write(
-            self.style.SUCCESS(f"Demo admin: username 'admin', password '{password}'")
+            self.style.SUCCESS(f"Demo admin: username 'admin', password '{admin_password}'")
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo reviewer: username 'reviewer', password '{reviewer_password}'"
+            )
+        )
+
+    def _import(self, project: Project, actor, path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+        report = services.data_import(project=project, path=path, fmt=fmt, actor=actor)
+        self.stdout.write(
+            f"Imported {path.name}: {report.prompts_created} prompts created, "
+            f"{report.prompts_unchanged} unchanged, {report.criteria_created} criteria, "
+            f"{report.responses_created} responses, "
+            f"{report.preference_labels_created} preference pairs"
+            + ("" if report.ok else f"; {report.error_count} errors")
         )
 
 
-def _mtbench_as_generic(path: Path) -> Path:
-    """MT-Bench questions as generic JSONL: the first user turn is the prompt, the
-    category and second turn go into metadata."""
-    import json
-
-    out = settings.VAR_DIR / "mtbench_generic.jsonl"
-    with path.open(encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
-        for line in src:
-            if not line.strip():
-                continue
-            q = json.loads(line)
-            dst.write(
-                json.dumps(
-                    {
-                        "id": f"mtbench-{q['question_id']}",
-                        "prompt": q["turns"][0],
-                        "metadata": {
-                            "dataset": "mt-bench",
-                            "category": q.get("category", ""),
-                            "second_turn": q["turns"][1] if len(q["turns"]) > 1 else "",
-                        },
-                    }
-                )
-                + "\n"
-            )
-    return out
+def _demo_user(username: str, *, superuser: bool):  # type: ignore[no-untyped-def]
+    """The demo user and its password (kept in var/, readable by the owner only)."""
+    user_model = get_user_model()
+    password_file = settings.VAR_DIR / f"demo-{username}-password"
+    user = user_model.objects.filter(username=username).first()
+    if user is None:
+        password = secrets.token_urlsafe(12)
+        email = f"{username}@example.com"
+        if superuser:
+            user = user_model.objects.create_superuser(username, email, password)
+        else:
+            user = user_model.objects.create_user(username, email, password)
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
+    return user, password

@@ -1,0 +1,411 @@
+"""A competent offline judge and co-author for the studio's own requests.
+
+Why it exists: the demo and the end-to-end tests must exercise the real paths (every grading
+mode, every co-authoring action) with no network. A schema-shaped random document is valid
+JSON but not a valid *answer*: a grouped verdict list must name each criterion exactly once,
+and a contrastive rubric must actually separate the chosen response from the rejected one.
+This module reads the request the way a careful grader would, from the marked blocks of the
+studio's prompt templates (``<<<RESPONSE KEY>>> … <<<END RESPONSE KEY>>>``), and decides by
+content: a criterion is met when the response covers most of the criterion's content words.
+Verdicts therefore move with the text (a response that mentions what the criterion asks for
+meets it), deterministically, so demo scores and rankings mean something.
+
+Plain standard library. ``answer`` returns None for a request it does not recognise; the
+server then falls back to a schema-shaped document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["answer", "coverage", "criterion_met", "parse_numbered", "terms"]
+
+_BLOCK = re.compile(r"<<<([A-Z][A-Z ]*?) ([0-9a-f]{16})>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
+_NUMBERED = re.compile(r"^(\d+)\. \[([^\]]*)\] ?(.*)$")
+_WORD = re.compile(r"[a-z0-9]+")
+_POINTS = re.compile(r"-?\d+(?:\.\d+)?")
+
+# Words that say how a criterion is phrased, not what it asks for.
+_STOP_WORDS = """
+a about above after again against all also an and any are as at be because been before
+being below between both but by can could did do does doing down during each either else
+few for from further had has have having here how if in into is it its itself just least
+less like made make many may might more most much must neither no nor not now of off on
+once one only or other otherwise our out over own per rather same should since so some
+such than that the their them then there these they this those through to too under until
+up upon very was way we were what when where whether which while who whom why will with
+within without would yet you your response responses answer answers assistant user model
+mentions mention mentioned states state stated says say explains explain explained
+includes include including provides provide provided gives give given suggests suggest
+recommends recommend advises advise asks ask notes note describes describe discusses
+discuss addresses address covers cover uses use using clearly correctly appropriately
+specific specifically relevant appropriate important whether criterion criteria etc
+"""
+_STOP = frozenset(_STOP_WORDS.split())
+_SUFFIXES = ("ingly", "edly", "ations", "ation", "ings", "ing", "ies", "ied", "ed", "es", "ly", "s")
+MET_AT = 0.5  # share of a criterion's content words the response must cover
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:7]
+
+
+def terms(text: str) -> list[str]:
+    """Content words of ``text``, lower-cased and crudely stemmed, in order, repeats kept."""
+    return [_stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
+
+
+def _words(text: str) -> list[str]:
+    """Content words as written (for criteria and explanations people read)."""
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 3 and w not in _STOP]
+
+
+def coverage(response: str, criterion: str) -> float:
+    """Share of the criterion's distinct content words that the response contains."""
+    wanted = set(terms(criterion))
+    if not wanted:
+        return 0.0
+    return len(wanted & set(terms(response))) / len(wanted)
+
+
+def criterion_met(response: str, criterion: str) -> bool:
+    """Met when the response covers at least half of what the criterion names. For a
+    pitfall (negative points) "met" means the response makes the mistake it describes,
+    which is the same test: the response contains what the pitfall names."""
+    return coverage(response, criterion) >= MET_AT
+
+
+def _explain(response: str, criterion: str, met: bool) -> str:
+    wanted = {_stem(w): w for w in reversed(_words(criterion))}
+    have = set(terms(response))
+    found = [w for s, w in wanted.items() if s in have]
+    missing = [w for s, w in wanted.items() if s not in have]
+    parts = []
+    if found:
+        parts.append("The response covers " + ", ".join(sorted(found)[:6]))
+    if missing:
+        parts.append("it does not cover " + ", ".join(sorted(missing)[:6]))
+    detail = "; ".join(parts) if parts else "the criterion names nothing the response could cover"
+    return f"{detail[0].upper()}{detail[1:]}. Verdict: {'met' if met else 'not met'}."
+
+
+def blocks(text: str) -> dict[str, str]:
+    """The marked blocks of a studio prompt, by label (``RESPONSE A``, ``RUBRIC``…)."""
+    return {label: body for label, _, body in _BLOCK.findall(text)}
+
+
+def parse_numbered(text: str) -> list[tuple[float, str]]:
+    """``1. [7 points, essential] text`` lines (continuation lines indented) as
+    (points, text); also the co-author form ``1. [7] text``."""
+    items: list[tuple[float, str]] = []
+    for line in text.splitlines():
+        match = _NUMBERED.match(line)
+        if match:
+            number = _POINTS.search(match.group(2))
+            items.append((float(number.group()) if number else 1.0, match.group(3)))
+        elif items and line.startswith("   "):
+            points, body = items[-1]
+            items[-1] = (points, f"{body}\n{line[3:]}")
+    return items
+
+
+def _criterion_block(text: str) -> tuple[float, str]:
+    match = re.match(r"\[([^\]]*)\] ?(.*)", text, re.DOTALL)
+    if not match:
+        return 1.0, text
+    number = _POINTS.search(match.group(1))
+    return (float(number.group()) if number else 1.0), match.group(2)
+
+
+def _score(response: str, rubric: list[tuple[float, str]]) -> float:
+    """HealthBench's score of the response under the rubric, 0 when nothing is positive."""
+    positive = sum(p for p, _ in rubric if p > 0)
+    if positive <= 0:
+        return 0.0
+    return sum(p for p, text in rubric if criterion_met(response, text)) / positive
+
+
+def _item_properties(schema: dict[str, Any], key: str) -> dict[str, Any]:
+    array = (schema.get("properties") or {}).get(key) or {}
+    return (array.get("items") or {}).get("properties") or {}
+
+
+# --- grading ------------------------------------------------------------------------------
+
+
+def _verdict(request: _Request) -> dict[str, Any]:
+    response = request.blocks.get("RESPONSE", "")
+    _, criterion = _criterion_block(request.blocks.get("CRITERION", ""))
+    met = criterion_met(response, criterion)
+    return {"explanation": _explain(response, criterion, met), "criteria_met": met}
+
+
+def _verdicts(request: _Request) -> dict[str, Any]:
+    response = request.blocks.get("RESPONSE", "")
+    rubric = parse_numbered(request.blocks.get("RUBRIC", ""))
+    with_explanation = "explanation" in _item_properties(request.schema, "verdicts")
+    met_key = "criteria_met" if with_explanation else "met"
+    out = []
+    for number, (_, text) in enumerate(rubric, 1):
+        met = criterion_met(response, text)
+        item: dict[str, Any] = {"criterion_id": number}
+        if with_explanation:
+            item["explanation"] = _explain(response, text, met)
+        item[met_key] = met
+        out.append(item)
+    return {"verdicts": out}
+
+
+def _rating(request: _Request) -> dict[str, Any]:
+    response = request.blocks.get("RESPONSE", "")
+    rubric = parse_numbered(request.blocks.get("RUBRIC", ""))
+    score = min(max(_score(response, rubric), 0.0), 1.0)
+    rating = 1 + round(9 * score)
+    met = sum(criterion_met(response, text) for _, text in rubric)
+    return {
+        "explanation": f"The response meets {met} of {len(rubric)} criteria "
+        f"(score {score:.2f} of the positive points).",
+        "rating": rating,
+    }
+
+
+def _winner(a: float, b: float, margin: float = 1e-9) -> str:
+    if a > b + margin:
+        return "A"
+    if b > a + margin:
+        return "B"
+    return "tie"
+
+
+def _comparison(request: _Request) -> dict[str, Any]:
+    a, b = request.blocks.get("RESPONSE A", ""), request.blocks.get("RESPONSE B", "")
+    rubric = parse_numbered(request.blocks.get("RUBRIC", ""))
+    per_criterion = []
+    for number, (points, text) in enumerate(rubric, 1):
+        met_a, met_b = criterion_met(a, text), criterion_met(b, text)
+        sign = -1 if points < 0 else 1  # a pitfall is better avoided
+        per_criterion.append(
+            {"criterion_id": number, "winner": _winner(sign * met_a, sign * met_b)}
+        )
+    if rubric:
+        score_a, score_b = _score(a, rubric), _score(b, rubric)
+        how = f"rubric score A {score_a:.2f}, B {score_b:.2f}"
+    else:  # no rubric: the response that stays closer to the conversation
+        asked = request.blocks.get("CONVERSATION", "")
+        score_a, score_b = coverage(a, asked), coverage(b, asked)
+        how = f"coverage of the conversation A {score_a:.2f}, B {score_b:.2f}"
+    winner = _winner(score_a, score_b)
+    return {
+        "explanation": f"Compared under the rubric: {how}; "
+        + ("neither is better." if winner == "tie" else f"Response {winner} is better."),
+        "criteria": per_criterion,
+        "winner": winner,
+    }
+
+
+# --- co-authoring -------------------------------------------------------------------------
+
+
+def _key_words(
+    text: str, exclude: frozenset[str] | set[str] = frozenset(), limit: int = 6
+) -> list[str]:
+    """The most frequent content words of ``text`` (first seen wins ties), one per stem."""
+    counts: Counter[str] = Counter()
+    spelling: dict[str, str] = {}
+    for word in _words(text):
+        stem = _stem(word)
+        if stem in exclude:
+            continue
+        counts[stem] += 1
+        spelling.setdefault(stem, word)
+    order = sorted(counts, key=lambda s: -counts[s])
+    return [spelling[s] for s in order[:limit]]
+
+
+def _item(text: str, points: float, category: str, *, kind: str | None, tag: str) -> dict:
+    item: dict[str, Any] = {"text": text, "points": points, "category": category, "tags": [tag]}
+    if kind is not None:
+        item["kind"] = kind
+    return item
+
+
+def _draft(request: _Request) -> dict[str, Any]:
+    conversation = request.blocks.get("CONVERSATION", "")
+    reference = request.blocks.get("REFERENCE ANSWER", "")
+    words = _key_words(f"{conversation}\n{reference}", limit=6) or ["question"]
+    criteria = []
+    for index, word in enumerate(words):
+        points, category = (5, "essential") if index < 2 else (3, "important")
+        criteria.append(
+            _item(f"Mentions {word}", points, category, kind="principle", tag="axis:completeness")
+        )
+    criteria.append(
+        _item(
+            "Answers the question that was asked before adding anything else",
+            3,
+            "important",
+            kind="hard_rule",
+            tag="axis:instruction_following",
+        )
+    )
+    criteria.append(
+        _item(
+            "Gives a dosage or diagnosis without any caveat",
+            -5,
+            "pitfall",
+            kind="principle",
+            tag="axis:accuracy",
+        )
+    )
+    return {"criteria": criteria}
+
+
+def _contrastive(request: _Request) -> dict[str, Any]:
+    chosen, rejected = request.blocks.get("CHOSEN", ""), request.blocks.get("REJECTED", "")
+    only_chosen = _key_words(chosen, exclude=set(terms(rejected)), limit=4)
+    only_rejected = _key_words(rejected, exclude=set(terms(chosen)), limit=2)
+    hard_rules = [
+        _item(f"Mentions {w}", 5, "essential", kind=None, tag="contrastive")
+        for w in only_chosen[:2]
+    ]
+    principles = [
+        _item(f"Covers {w}", 3, "important", kind=None, tag="contrastive") for w in only_chosen[2:]
+    ] + [
+        _item(f"Brings up {w}", -3, "pitfall", kind=None, tag="contrastive") for w in only_rejected
+    ]
+    if not hard_rules and not principles:  # the two responses say the same things
+        shared = _key_words(chosen, limit=1) or ["question"]
+        hard_rules = [_item(f"Mentions {shared[0]}", 3, "important", kind=None, tag="contrastive")]
+    return {"hard_rules": hard_rules, "principles": principles}
+
+
+def _rubric_changes(request: _Request) -> dict[str, Any]:
+    a, b = request.blocks.get("RESPONSE A", ""), request.blocks.get("RESPONSE B", "")
+    rubric = parse_numbered(request.blocks.get("RUBRIC", ""))
+    existing = {t for _, text in rubric for t in terms(text)}
+    changes: list[dict[str, Any]] = []
+    for number, (points, text) in enumerate(rubric, 1):
+        parts = [p.strip() for p in re.split(r"\band\b", text) if len(terms(p)) > 0]
+        if len(parts) >= 2:  # a compound criterion: split it
+            items = [
+                _item(p[0].upper() + p[1:], points, "important", kind="principle", tag="refined")
+                for p in parts[:4]
+            ]
+            changes.append(
+                {
+                    "action": "split",
+                    "criterion_id": number,
+                    "criteria": items,
+                    "reason": "It asks for several things; each is now checked on its own.",
+                }
+            )
+            break
+    words = _key_words(a, exclude=set(terms(b)) | existing, limit=2)
+    words = words or _key_words(b, exclude=set(terms(a)) | existing, limit=2)
+    if words:
+        changes.append(
+            {
+                "action": "add",
+                "criterion_id": 0,
+                "criteria": [
+                    _item(f"Mentions {w}", 3, "important", kind="principle", tag="refined")
+                    for w in words
+                ],
+                "reason": "One of the two top responses covers this and the other does not.",
+            }
+        )
+    return {"changes": changes}
+
+
+def _critique(request: _Request) -> dict[str, Any]:
+    rubric = parse_numbered(request.blocks.get("RUBRIC", ""))
+    issues: list[dict[str, Any]] = []
+    seen: dict[frozenset[str], int] = {}
+    for number, (_, text) in enumerate(rubric, 1):
+        stems = frozenset(terms(text))
+        if stems and stems in seen:
+            issues.append(
+                {
+                    "criterion_id": number,
+                    "problem": "overlapping",
+                    "explanation": f"It asks for the same as criterion {seen[stems]}.",
+                    "suggested_rewrite": "",
+                }
+            )
+            continue
+        seen.setdefault(stems, number)
+        parts = [p.strip() for p in re.split(r"\band\b", text) if terms(p)]
+        if len(parts) >= 2:
+            issues.append(
+                {
+                    "criterion_id": number,
+                    "problem": "compound",
+                    "explanation": "It checks several things at once; a response meeting one "
+                    "half would be graded as if it met none.",
+                    "suggested_rewrite": parts[0][0].upper() + parts[0][1:],
+                }
+            )
+        elif len(stems) < 2:
+            issues.append(
+                {
+                    "criterion_id": number,
+                    "problem": "vague",
+                    "explanation": "It names too little for a grader to check.",
+                    "suggested_rewrite": f"{text.rstrip('.')} with a concrete example",
+                }
+            )
+    return {"issues": issues}
+
+
+def _nuggets(request: _Request) -> dict[str, Any]:
+    reference = request.blocks.get("REFERENCE", "") or request.blocks.get("REFERENCE ANSWER", "")
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", reference) if len(terms(s)) >= 2]
+    sentences = sentences or [reference.strip() or "States the key fact of the reference"]
+    half = max(1, len(sentences) // 2)
+    return {
+        "nuggets": [
+            {"text": s[:1000], "importance": "vital" if i < half else "okay"}
+            for i, s in enumerate(sentences[:40])
+        ]
+    }
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+
+class _Request:
+    def __init__(self, schema: dict[str, Any], text: str) -> None:
+        self.schema = schema
+        self.blocks = blocks(text)
+
+
+_TASKS: dict[str, Callable[[_Request], dict[str, Any]]] = {
+    "verdict": _verdict,
+    "verdicts": _verdicts,
+    "rating": _rating,
+    "comparison": _comparison,
+    "rubric": _draft,
+    "contrastive_rubric": _contrastive,
+    "rubric_changes": _rubric_changes,
+    "critique": _critique,
+    "nuggets": _nuggets,
+}
+
+
+def answer(schema_name: str, schema: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The judge's answer to one of the studio's requests (by the schema's name, with the
+    marked blocks it needs present), or None when the request is not one of them."""
+    task = _TASKS.get(schema_name)
+    if task is None:
+        return None
+    request = _Request(schema, text)
+    if not request.blocks:
+        return None
+    return task(request)
