@@ -420,6 +420,7 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
         "preview": preview,
         "error": error,
         "post": request.POST,
+        "chosen_sources": request.POST.getlist("sources"),  # a multiple choice: every value
     }
     return render(request, "scoring/runs.html", context)
 

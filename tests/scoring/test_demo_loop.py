@@ -30,10 +30,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def demo(db, settings, tmp_path, fake_llm):  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path  # the demo's files and passwords, not the developer's
-    call_command("demo_setup", data_dir=SHARED_DATA, stdout=open(tmp_path / "out.txt", "w"))  # noqa: SIM115
-    call_command(
-        "demo_llm_endpoint", url=fake_llm.url + "/v1", stdout=open(tmp_path / "llm.txt", "w")
-    )  # noqa: SIM115
+    with open(tmp_path / "setup.txt", "w") as out:
+        call_command("demo_setup", data_dir=SHARED_DATA, stdout=out)
+        call_command("demo_llm_endpoint", url=fake_llm.url + "/v1", stdout=out)
     return Project.objects.get(slug="demo")
 
 
@@ -67,7 +66,8 @@ def test_demo_setup_ships_responses_pairs_and_a_reviewer(demo, settings):
     assert (settings.VAR_DIR / "demo-reviewer-password").read_text().strip()
     # Running it again changes nothing.
     before = (Prompt.objects.count(), PreferenceLabel.objects.count())
-    call_command("demo_setup", data_dir=SHARED_DATA, stdout=open(settings.VAR_DIR / "again", "w"))  # noqa: SIM115
+    with open(settings.VAR_DIR / "again.txt", "w") as out:
+        call_command("demo_setup", data_dir=SHARED_DATA, stdout=out)
     assert (Prompt.objects.count(), PreferenceLabel.objects.count()) == before
 
 
