@@ -182,7 +182,11 @@ class ImportApi(ProjectScopedMixin, APIView):
             200: ImportReportSerializer,
             400: ImportReportSerializer,
         },
-        description="Import a file (atomic: a file with any bad record imports nothing).",
+        description=(
+            "Import a file. Atomic by default: a file with any bad record imports nothing "
+            "(400, the bad lines in `errors`). With `skip_invalid` the valid records are "
+            "imported and the bad ones are skipped and listed in `errors`."
+        ),
     )
     def post(self, request: Request, slug: str) -> DRFResponse:
         project = self.get_project()
@@ -194,8 +198,9 @@ class ImportApi(ProjectScopedMixin, APIView):
             upload=upload,
             fmt=serializer.validated_data.get("format") or None,
             actor=request.user,
+            skip_invalid=serializer.validated_data["skip_invalid"],
         )
-        if not report.ok:
+        if not report.committed:
             code = status.HTTP_400_BAD_REQUEST
         elif report.changed:
             code = status.HTTP_201_CREATED

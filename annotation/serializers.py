@@ -142,6 +142,12 @@ class MembershipUpdateSerializer(serializers.Serializer):
 class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS, required=False, allow_blank=True)
+    skip_invalid = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Import the valid records and skip the bad ones (listed in `errors`) "
+        "instead of importing nothing when any record is bad.",
+    )
 
 
 class ImportErrorSerializer(serializers.Serializer):
@@ -152,7 +158,12 @@ class ImportErrorSerializer(serializers.Serializer):
 class ImportReportSerializer(serializers.Serializer):
     file = serializers.CharField()
     format = serializers.CharField()
-    ok = serializers.BooleanField()
+    skip_invalid = serializers.BooleanField()
+    ok = serializers.BooleanField(help_text="The file had no bad record.")
+    committed = serializers.BooleanField(
+        help_text="The valid records were written (false: nothing was imported)."
+    )
+    skipped = serializers.IntegerField(help_text="Bad records skipped (skip_invalid only).")
     unchanged = serializers.BooleanField()
     records = serializers.IntegerField()
     prompts_created = serializers.IntegerField()
@@ -165,7 +176,7 @@ class ImportReportSerializer(serializers.Serializer):
     preference_labels_created = serializers.IntegerField()
     preference_labels_unchanged = serializers.IntegerField()
     error_count = serializers.IntegerField()
-    errors = ImportErrorSerializer(many=True)
+    errors = ImportErrorSerializer(many=True, help_text="The first 50 bad records.")
 
 
 class RubricVersionSerializer(serializers.ModelSerializer):

@@ -102,7 +102,8 @@ project = Project.objects.get(slug="bench")
 options = ExportOptions(kind=kind, format=fmt, versions="latest", ratios=(0.9, 0.05, 0.05)).checked()
 with tempfile.TemporaryDirectory() as out:
     started = time.perf_counter()
-    files = write_export(Path(out), rows.iter_rows(project, options), rows.schema(kind, options.conversational), fmt)
+    prepared = rows.prepare(project, options)
+    files = write_export(Path(out), prepared.rows, prepared.schema, fmt, spread=prepared.spread)
     seconds = time.perf_counter() - started
     size = sum(f.bytes for f in files)
 peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024

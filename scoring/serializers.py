@@ -155,6 +155,14 @@ class ExportCreateSerializer(serializers.Serializer):
     consistent_only = serializers.BooleanField(default=False)
     min_margin = serializers.FloatField(min_value=0, default=0.0)
     conversational = serializers.BooleanField(default=True)
+    margins = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Preference pairs: a `margin` column (the rubric judge's margin; needs the judge "
+            "origin; pairs without one are left out). TRL's RewardTrainer subtracts it in its "
+            "loss; without it there is no such column."
+        ),
+    )
     license = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
     def to_options(self) -> ExportOptions:

@@ -69,6 +69,7 @@ def options_from_form(post: QueryDict) -> ExportOptions:
         consistent_only=bool(post.get("consistent_only")),
         min_margin=_float(post.get("min_margin", ""), "Minimum margin", 0.0) or 0.0,
         conversational=post.get("conversational", "1") == "1",
+        margins=bool(post.get("margins")),
         license=post.get("license", "").strip(),
     ).checked()
 
@@ -98,6 +99,8 @@ def summary(options: dict[str, Any]) -> list[str]:
         if options.get("min_margin"):
             parts.append(f"margin ≥ {options['min_margin']:g}")
         parts.append("conversational" if options.get("conversational", True) else "plain text")
+        if options.get("margins"):
+            parts.append("with margins")
     if options.get("license"):
         parts.append(f"license: {options['license']}")
     return parts

@@ -17,12 +17,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TextIO
 
+from .hh_rlhf import parse_hh_rlhf
 from .parsers import (
     Parser,
     parse_csv_row,
     parse_generic,
     parse_healthbench,
-    parse_hh_rlhf,
     parse_rar,
     parse_researchqa,
     parse_trl,

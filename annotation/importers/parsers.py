@@ -2,6 +2,12 @@
 
 Each ``parse_*`` function takes the object and its line number and either returns a
 ParsedRecord or raises InvalidRecord whose message is the reason shown to the user.
+
+Text is kept byte for byte: prompts, responses and criterion texts are stored exactly as
+the file has them (only a format's own framing, such as hh-rlhf's ``\\n\\nHuman: `` labels
+or a RaR ``Essential Criteria:`` prefix, is taken off). Fields a format does not map onto
+a column are kept in the prompt's metadata: unknown top-level fields under their own
+names, unknown fields of rubric items under ``rubric_items`` (see ``with_rubric_items``).
 """
 
 from __future__ import annotations
@@ -23,10 +29,23 @@ from .validation import (
     as_tags,
     external_id,
     get,
+    put_metadata,
     rest,
 )
 
 Parser = Callable[[Mapping[str, Any], int], ParsedRecord]
+
+RUBRIC_ITEMS_KEY = "rubric_items"
+
+
+def with_rubric_items(metadata: dict[str, Any], criteria: list[ParsedCriterion]) -> dict[str, Any]:
+    """Keep the rubric items' unknown fields in ``metadata["rubric_items"]``: a list aligned
+    by position with the source's rubric list (which is the order of the imported rubric
+    version), one object per item, ``{}`` for an item that has none. Absent when no item
+    has an unknown field, so plain files keep plain metadata."""
+    if any(c.extra for c in criteria):
+        put_metadata(metadata, RUBRIC_ITEMS_KEY, [dict(c.extra) for c in criteria])
+    return metadata
 
 
 # --- healthbench -----------------------------------------------------------------------
@@ -45,6 +64,7 @@ def healthbench_criteria(value: Any, where: str = "rubrics") -> list[ParsedCrite
                 points=points,
                 category="pitfall" if points < 0 else "",
                 tags=as_tags(item.get("tags"), f"{at}.tags"),
+                extra=rest(item, ("criterion", "points", "tags")),
             )
         )
     return criteria
@@ -72,7 +92,7 @@ def parse_healthbench(obj: Mapping[str, Any], line: int) -> ParsedRecord:
         external_id=external_id(obj, ("prompt_id",), messages),
         messages=messages,
         reference_answer=reference,
-        metadata=metadata,
+        metadata=with_rubric_items(metadata, criteria),
         responses=responses,
         criteria=criteria,
     )
@@ -84,11 +104,14 @@ _RAR_PREFIX = re.compile(r"^\s*(essential|important|optional|pitfall)\s+criteria
 
 
 def split_rar_description(description: str) -> tuple[str, str]:
-    """``"Essential Criteria: Mentions X"`` → ``("essential", "Mentions X")``."""
+    """``"Essential Criteria: Mentions X"`` → ``("essential", "Mentions X")``.
+
+    Only the prefix (with the spaces around it) is taken off; the text is kept as it is,
+    so writing ``"Essential Criteria: " + text`` gives the source's description back."""
     match = _RAR_PREFIX.match(description)
     if match is None:
-        return "", description.strip()
-    return match.group(1).lower(), description[match.end() :].strip()
+        return "", description
+    return match.group(1).lower(), description[match.end() :]
 
 
 def rar_criteria(value: Any, where: str = "rubric") -> list[ParsedCriterion]:
@@ -100,7 +123,7 @@ def rar_criteria(value: Any, where: str = "rubric") -> list[ParsedCriterion]:
         item = as_dict(item, at)
         description = as_str(get(item, "description", at), f"{at}.description", non_empty=True)
         category, text = split_rar_description(description)
-        if not text:
+        if not text.strip():
             raise InvalidRecord(f"{at}.description has no text after its prefix")
         title = item.get("title")
         tags = [f"title:{as_str(title, f'{at}.title')}"] if title else []
@@ -110,6 +133,7 @@ def rar_criteria(value: Any, where: str = "rubric") -> list[ParsedCriterion]:
                 points=as_number(get(item, "weight", at), f"{at}.weight"),
                 category=category,
                 tags=tags,
+                extra=rest(item, ("title", "description", "weight")),
             )
         )
     return criteria
@@ -125,7 +149,9 @@ def parse_rar(obj: Mapping[str, Any], line: int) -> ParsedRecord:
         external_id=external_id(obj, ("id", "question_id"), messages),
         messages=messages,
         reference_answer="" if reference is None else as_str(reference, "reference_answer"),
-        metadata=rest(obj, ("question", "rubric", "reference_answer", "id", "question_id")),
+        metadata=with_rubric_items(
+            rest(obj, ("question", "rubric", "reference_answer", "id", "question_id")), criteria
+        ),
         criteria=criteria,
     )
 
@@ -148,13 +174,14 @@ def parse_researchqa(obj: Mapping[str, Any], line: int) -> ParsedRecord:
                 text=as_str(get(item, "rubric_item", at), f"{at}.rubric_item", non_empty=True),
                 points=1.0,
                 tags=[f"type:{t}" for t in as_tags(types, f"{at}.type")],
+                extra=rest(item, ("rubric_item", "type")),
             )
         )
     return ParsedRecord(
         line=line,
         external_id=external_id(obj, ("id",), messages),
         messages=messages,
-        metadata=rest(obj, ("id", "query", "rubric")),
+        metadata=with_rubric_items(rest(obj, ("id", "query", "rubric")), criteria),
         criteria=criteria,
     )
 
@@ -215,51 +242,6 @@ def parse_trl(obj: Mapping[str, Any], line: int) -> ParsedRecord:
     )
 
 
-# --- Anthropic HH-RLHF -----------------------------------------------------------------
-
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
-_HH_ROLES = {"Human": "user", "Assistant": "assistant"}
-
-
-def split_hh_transcript(transcript: str, where: str) -> list[dict[str, str]]:
-    """``"\\n\\nHuman: hi\\n\\nAssistant: hello"`` → user/assistant messages."""
-    parts = _HH_TURN.split(transcript)
-    if parts[0].strip():
-        raise InvalidRecord(f"{where} must start with '\\n\\nHuman:'")
-    return [
-        {"role": _HH_ROLES[speaker], "content": text.strip()}
-        for speaker, text in zip(parts[1::2], parts[2::2], strict=True)
-    ]
-
-
-def parse_hh_rlhf(obj: Mapping[str, Any], line: int) -> ParsedRecord:
-    transcripts = {}
-    for key in ("chosen", "rejected"):
-        turns = split_hh_transcript(as_str(get(obj, key), key, non_empty=True), key)
-        if not turns or turns[-1]["role"] != "assistant":
-            raise InvalidRecord(f"{key} must end with an Assistant turn")
-        if len(turns) < 2:
-            raise InvalidRecord(f"{key} has no Human turn before the final Assistant turn")
-        transcripts[key] = turns
-    chosen, rejected = transcripts["chosen"], transcripts["rejected"]
-    if chosen[:-1] != rejected[:-1]:
-        raise InvalidRecord(
-            "chosen and rejected transcripts differ before the final Assistant turn"
-        )
-    messages = chosen[:-1]
-    return ParsedRecord(
-        line=line,
-        external_id=external_id(obj, ("id",), messages),
-        messages=messages,
-        metadata=rest(obj, ("id", "chosen", "rejected")),
-        responses=[
-            ParsedResponse("hh-chosen", chosen[-1]["content"]),
-            ParsedResponse("hh-rejected", rejected[-1]["content"]),
-        ],
-        preference=(0, 1),
-    )
-
-
 # --- generic JSONL / CSV ---------------------------------------------------------------
 
 
@@ -290,6 +272,7 @@ def _generic_criterion(value: Any, where: str) -> ParsedCriterion:
         category=category,
         kind=kind,
         tags=as_tags(item.get("tags"), f"{where}.tags"),
+        extra=rest(item, (key, "points", "category", "kind", "tags")),
     )
 
 
@@ -330,7 +313,7 @@ def parse_generic(obj: Mapping[str, Any], line: int) -> ParsedRecord:
         external_id=external_id(obj, ("external_id", "id"), messages),
         messages=messages,
         reference_answer="" if reference is None else as_str(reference, "reference_answer"),
-        metadata=metadata,
+        metadata=with_rubric_items(metadata, criteria),
         responses=responses,
         criteria=criteria,
         preference=None if preference is None else _preference(preference, len(responses)),
@@ -339,23 +322,24 @@ def parse_generic(obj: Mapping[str, Any], line: int) -> ParsedRecord:
 
 def parse_csv_row(row: Mapping[str | None, Any], line: int) -> ParsedRecord:
     """A csv.DictReader row: ``prompt`` plus optional id/reference_answer/response/source;
-    any other non-empty column goes into metadata."""
+    any other non-blank column goes into metadata. Cells are kept as they are (a blank
+    cell counts as absent)."""
     if row.get(None):
         raise InvalidRecord("row has more fields than the header")
-    values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+    values = {k: v or "" for k, v in row.items() if k is not None}
     prompt = values.pop("prompt", "")
-    if not prompt:
+    if not prompt.strip():
         raise InvalidRecord("missing field 'prompt'")
     messages = [{"role": "user", "content": prompt}]
     record_id = values.pop("id", "")
     reference = values.pop("reference_answer", "")
     response = values.pop("response", "")
-    source = as_source(values.pop("source", ""), "source", "imported")
+    source = as_source(values.pop("source", "").strip(), "source", "imported")
     return ParsedRecord(
         line=line,
         external_id=external_id({"id": record_id}, ("id",), messages),
         messages=messages,
-        reference_answer=reference,
-        metadata={k: v for k, v in values.items() if v},
-        responses=[ParsedResponse(source, response)] if response else [],
+        reference_answer=reference if reference.strip() else "",
+        metadata={k: v for k, v in values.items() if v.strip()},
+        responses=[ParsedResponse(source, response)] if response.strip() else [],
     )

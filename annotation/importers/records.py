@@ -28,6 +28,9 @@ class ParsedCriterion:
     category: str = ""  # one of CATEGORIES
     kind: str = "principle"  # one of KINDS
     tags: list[str] = field(default_factory=list)
+    # The rubric item's fields that no column of Criterion holds (an item id, a ResearchQA
+    # item's citation_metadata, ...), kept as they are in the source.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -136,6 +136,16 @@ def external_id(obj: Mapping[str, Any], keys: Iterable[str], messages: list[dict
     return default_external_id(messages)
 
 
+def put_metadata(metadata: dict[str, Any], key: str, value: Any) -> None:
+    """Add a field the importer itself writes; a source field of that name would be lost."""
+    if key in metadata:
+        raise InvalidRecord(
+            f"the record has a top-level field '{key}', a name the importer uses for "
+            "fields it keeps itself; rename that field"
+        )
+    metadata[key] = value
+
+
 def rest(obj: Mapping[str, Any], consumed: Iterable[str]) -> dict[str, Any]:
     skip = set(consumed)
     return {k: v for k, v in obj.items() if k not in skip}

@@ -74,6 +74,10 @@ def rubric_version_create(
     save whose ``base_number`` is no longer current raises StaleVersionError (HTTP 409)
     and writes nothing. Hard errors from the editing checks refuse the save unless
     ``enforce_checks`` is off (imports keep source data as it is).
+
+    Criterion texts are stored exactly as given (a text of only whitespace is refused):
+    imported texts must stay byte-identical through later versions, so any tidying of
+    what a person types belongs where they type it (``rubric_edits.clean_fields``).
     """
     _validate(criteria)
     snapshots = (CriterionSnapshot.of(c, str(c.key or i)) for i, c in enumerate(criteria))
@@ -110,7 +114,7 @@ def rubric_version_create(
             version=version,
             key=c.key or uuid.uuid4(),
             position=position,
-            text=c.text.strip(),
+            text=c.text,
             points=c.points,
             category=c.category,
             kind=c.kind,

@@ -117,6 +117,7 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
                     upload=upload,
                     fmt=request.POST.get("format") or None,
                     actor=request.user,
+                    skip_invalid=request.POST.get("skip_invalid") in ("1", "on", "true"),
                 )
             except ApplicationError as exc:
                 error = exc.message

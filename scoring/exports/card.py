@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -40,8 +40,9 @@ _KIND_DESCRIPTIONS = {
         "Prompts for reinforcement learning with rubric rewards, as "
         "[verl](https://github.com/volcengine/verl) reads them: `data_source`, `prompt` "
         "(chat messages), `ability`, `reward_model` (`style` = `rubric`, the `rubrics` as "
-        "`criterion` / `points` / `tags`, and `ground_truth`) and `extra_info` (ids, split "
-        "and the rubric version the row was built from)."
+        "`criterion` / `points` / `tags`, and `ground_truth`) and `extra_info` (ids, split, "
+        "the rubric versions the row was built from, the prompt's source metadata, and "
+        "copies of `prompt` and `reward_model` for the reward function)."
     ),
     "rl_healthbench": (
         "Prompts with their rubrics in the HealthBench shape: the conversation and a list of "
@@ -53,8 +54,10 @@ _KIND_DESCRIPTIONS = {
     ),
     "preferences": (
         "Preference pairs for reward models and DPO, in the columns TRL expects: `prompt`, "
-        "`chosen`, `rejected`, with where each label came from (the dataset, expert review "
-        "or the rubric judge with its score margin)."
+        "`chosen`, `rejected`, one row per pair, with where its label came from (`origin`: "
+        "the dataset, expert review or the rubric judge; `also_from`: the other origins that "
+        "gave the same pair), the reviewers' `agreement` and the judge's position "
+        "consistency (`consistent`)."
     ),
     "rubric_sft": (
         "Supervised fine-tuning data for rubric generation: chat `messages` in which the user "
@@ -70,6 +73,104 @@ _KIND_DESCRIPTIONS = {
         "explanation."
     ),
 }
+_POINTED = ("rl_verl", "rl_healthbench", "rl_rar", "rubric_sft")
+
+
+def export_notes(
+    kind: str,
+    *,
+    format: str,
+    whole_points: bool = True,
+    fractional: float | None = None,
+    margins: bool = False,
+    pairs_folded: int = 0,
+    pairs_without_margin: int = 0,
+) -> list[str]:
+    """What a consumer of ``kind`` must know about the rows' conventions, as Markdown
+    paragraphs for the card's Notes: the type of the points, where verl rewards read the
+    rubric, where the source records' other fields went, how pairs were made one per
+    pair and how TRL uses ``margin``. Only the arguments decide the text."""
+    notes = []
+    if kind in _POINTED:
+        if whole_points:
+            notes.append(
+                "Rubric points are whole numbers and are written as integers (`10`, not "
+                "`10.0`; int64 in Parquet): every criterion of the rubric versions this "
+                "export draws from has whole points."
+            )
+        else:
+            notes.append(
+                "Rubric points are written as floating-point numbers (float64 in Parquet, "
+                "`10.0` in JSON) for the whole export, because a criterion of the rubric "
+                f"versions it draws from has fractional points ({_number(fractional or 0.0)})."
+                " An export whose points are all whole numbers writes them as integers."
+            )
+        notes.append("Criterion text is written exactly as stored (no trimming or normalisation).")
+    if kind == "rl_verl":
+        notes.append(
+            "`extra_info.prompt` and `extra_info.reward_model` hold the same values as the "
+            "top-level `prompt` and `reward_model`: verl's `RLHFDataset` pops the top-level "
+            "`prompt`, so rubric rewards (RuscaRL's HealthBench reward, for one) read the "
+            'conversation from `extra_info["prompt"]` and the rubric from '
+            '`extra_info["reward_model"]["rubrics"]`.'
+        )
+        notes.append(
+            "`extra_info.metadata` is a JSON object, as a string, of the source record's "
+            "fields that have no column of their own (HealthBench `example_tags`, ResearchQA "
+            "`citation_metadata`, …); `{}` when there are none."
+        )
+    if kind in ("rl_healthbench", "rl_rar"):
+        if format == "jsonl":
+            notes.append(
+                "The source record's fields that have no column of their own (the prompt's "
+                "metadata) are top-level fields of each line, as in the source file. One "
+                "named like a column of this export, with a different value, stays under "
+                "`metadata`."
+            )
+        else:
+            notes.append(
+                "`metadata` is a JSON object, as a string, of the source record's fields that "
+                "have no column of their own; `{}` when there are none. (JSONL exports write "
+                "them as top-level fields, as in the source file.)"
+            )
+    if kind == "preferences":
+        notes.append(
+            "One row per (prompt, chosen text, rejected text). When several labels gave the "
+            "same pair, the row is the expert's label, else the dataset's, else the rubric "
+            "judge's, and `also_from` names the other origins that gave it; "
+            f"{pairs_folded:,} repeated pair{'s' if pairs_folded != 1 else ''} "
+            f"{'were' if pairs_folded != 1 else 'was'} folded into another row this way. "
+            "Opposite labels of the same two responses are different pairs and both stay."
+        )
+        loss = (
+            "TRL's `RewardTrainer` uses a `margin` column when the dataset has one: its loss "
+            "becomes −log σ(r_chosen − r_rejected − margin), so the reward model is pushed to "
+            "separate each pair by at least its margin, in reward units (a different "
+            "objective from the plain Bradley-Terry loss); a null margin crashes its "
+            "collator. `DPOTrainer` does not read it."
+        )
+        if margins:
+            notes.append(
+                "`margin` is the rubric judge's margin for the pair (per-criterion runs: the "
+                "difference of the two responses' rubric scores; pairwise runs: |2p − 1| of "
+                "the judge's probability), also on rows whose label came from an expert or "
+                "the dataset when the judge gave the same pair. It is never null: "
+                f"{pairs_without_margin:,} pair{'s' if pairs_without_margin != 1 else ''} "
+                "without a judge margin "
+                f"{'were' if pairs_without_margin != 1 else 'was'} left out. " + loss
+            )
+        else:
+            notes.append(
+                "There is no `margin` column (export with margins to get the rubric judge's "
+                "margins). " + loss
+            )
+        notes.append(
+            "`agreement`: for expert labels made by review, the share of reviewers who "
+            "chose as the final label did. `consistent`: whether the pairwise judge "
+            "decided the same in both presentation orders (null where no pairwise judge "
+            "gave the pair)."
+        )
+    return notes
 
 
 def data_files(fmt: str, counts: Mapping[str, int]) -> list[dict[str, str]]:
@@ -115,13 +216,15 @@ def render_card(
     rubric_stats: dict[str, float | int],
     license: str,
     provenance: dict[str, Any],
+    notes: Sequence[str] = (),
 ) -> str:
     """The whole ``README.md``. ``counts`` is ``{split: rows}`` as ``write_export`` passes it
     (splits without rows may be absent or 0). ``provenance`` is any JSON-able mapping, e.g.
     ``{"studio_version": …, "judges": [{"endpoint": …, "model": …}], "templates": {…},
     "options": ExportOptions.as_dict()}``; scalar entries are listed, the others rendered as
-    JSON. Must not hold anything that varies between two exports of the same data (export
-    ids, dates) if the card is to stay byte-identical."""
+    JSON. ``notes`` (``export_notes``) become a Notes section, one item each. Must not hold
+    anything that varies between two exports of the same data (export ids, dates) if the
+    card is to stay byte-identical."""
     present = _present(counts)
     total = sum(counts[s] for s in present)
     out = [front_matter(fmt=fmt, counts=counts, title=title, kind=kind, license=license)]
@@ -129,6 +232,9 @@ def render_card(
     out.append(f"\n**{_line(kind_label)}** (`{kind}`), exported by RubricStudio.\n")
     if kind in _KIND_DESCRIPTIONS:
         out.append(f"\n{_KIND_DESCRIPTIONS[kind]}\n")
+    if notes:
+        out.append("\n## Notes\n\n")
+        out.extend(f"- {_line(note)}\n" for note in notes)
 
     out.append("\n## Loading\n\n```python\nfrom datasets import load_dataset\n\n")
     if EXTENSIONS[fmt] == "parquet":

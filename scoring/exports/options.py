@@ -38,6 +38,7 @@ class ExportOptions:
     consistent_only: bool = False  # judge pairs: both presentation orders agreed
     min_margin: float = 0.0  # judge pairs: rubric score margin between chosen and rejected
     conversational: bool = True  # preference pairs: messages (True) or plain text
+    margins: bool = False  # preference pairs: a `margin` column (TRL's reward loss uses it)
     license: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +73,13 @@ class ExportOptions:
             raise ApplicationError(f"Label origins are among {', '.join(ORIGINS)}.")
         if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
             raise ApplicationError("Minimum agreement is between 0 and 1.")
+        if self.min_margin < 0:
+            raise ApplicationError("Minimum margin is a number of at least 0.")
+        if self.kind == "preferences" and self.margins and "judge" not in self.origins:
+            raise ApplicationError(
+                "Margins come from the rubric judge's pairs: add the judge to the label "
+                "origins, or export without margins."
+            )
         return self
 
 

@@ -13,6 +13,13 @@ rubric and the project-wide ones, as runs use them; prompts without one are left
 Prompts whose messages duplicate an earlier prompt's are dropped, and so are those on the
 exclusion list (external ids, or texts matched against the last user message and the whole
 conversation, case and spacing ignored).
+
+What consumers need (``prepare`` decides it and ``Notes`` tells the card): criterion text
+exactly as stored; points as integers when every criterion the export draws from has whole
+points, else floats throughout; verl rows repeat ``prompt`` and ``reward_model`` inside
+``extra_info``, where rubric rewards read them; the prompt's metadata (its source record's
+other fields) in every RL row; preference pairs one row per (prompt, chosen text, rejected
+text), and a ``margin`` column only when asked for, never null.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
+from annotation.importers.parsers import RUBRIC_ITEMS_KEY
 from annotation.models import (
     Criterion,
     PairwiseReview,
@@ -54,32 +62,38 @@ Row = tuple[str, dict[str, Any]]  # (split, row)
 # --- schemas ------------------------------------------------------------------------------
 
 
-def schema(kind: str, conversational: bool = True) -> Any:
-    """The pyarrow schema of ``kind``'s rows (preference pairs: messages or plain text)."""
+def schema(
+    kind: str, conversational: bool = True, *, whole_points: bool = True, margins: bool = False
+) -> Any:
+    """The pyarrow schema of ``kind``'s rows (preference pairs: messages or plain text).
+
+    ``whole_points``: rubric points (RaR weights) are int64, as they are when every
+    criterion the export draws from has whole points (``Notes.whole_points``), else float64.
+    ``margins``: preference pairs carry a non-null ``margin`` column (``ExportOptions``)."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     messages = pa.list_(message)
+    points = pa.int64() if whole_points else pa.float64()
     rubric_item = pa.struct(
-        [("criterion", pa.string()), ("points", pa.float64()), ("tags", pa.list_(pa.string()))]
+        [("criterion", pa.string()), ("points", points), ("tags", pa.list_(pa.string()))]
     )
     versions = ("rubric_version_ids", pa.list_(pa.int64()))
+    metadata = ("metadata", pa.string())  # the prompt's metadata, a JSON object
     if kind == "rl_verl":
+        reward_model = pa.struct(
+            [
+                ("style", pa.string()),
+                ("rubrics", pa.list_(rubric_item)),
+                ("ground_truth", pa.string()),
+            ]
+        )
         return pa.schema(
             [
                 ("data_source", pa.string()),
                 ("prompt", messages),
                 ("ability", pa.string()),
-                (
-                    "reward_model",
-                    pa.struct(
-                        [
-                            ("style", pa.string()),
-                            ("rubrics", pa.list_(rubric_item)),
-                            ("ground_truth", pa.string()),
-                        ]
-                    ),
-                ),
+                ("reward_model", reward_model),
                 (
                     "extra_info",
                     pa.struct(
@@ -89,6 +103,11 @@ def schema(kind: str, conversational: bool = True) -> Any:
                             ("index", pa.int64()),
                             versions,
                             ("rubric", pa.string()),
+                            metadata,
+                            # verl's loader pops the top-level prompt: rubric rewards read
+                            # these copies (RuscaRL's HealthBench reward does).
+                            ("prompt", messages),
+                            ("reward_model", reward_model),
                         ]
                     ),
                 ),
@@ -102,13 +121,14 @@ def schema(kind: str, conversational: bool = True) -> Any:
                 ("rubrics", pa.list_(rubric_item)),
                 ("example_tags", pa.list_(pa.string())),
                 ("ideal_completion", pa.string()),
+                metadata,
                 versions,
                 ("split", pa.string()),
             ]  # fmt: skip
         )
     if kind == "rl_rar":
         rar_item = pa.struct(
-            [("title", pa.string()), ("description", pa.string()), ("weight", pa.float64())]
+            [("title", pa.string()), ("description", pa.string()), ("weight", points)]
         )
         return pa.schema(
             [
@@ -117,19 +137,24 @@ def schema(kind: str, conversational: bool = True) -> Any:
                 ("messages", messages),
                 ("reference_answer", pa.string()),
                 ("rubric", pa.list_(rar_item)),
+                metadata,
                 versions,
                 ("split", pa.string()),
             ]  # fmt: skip
         )
     if kind == "preferences":
         text = messages if conversational else pa.string()
+        # TRL's collator turns `margin` into a tensor: a null in it is a crash, so it is
+        # there only when asked for, and never null.
+        margin = [pa.field("margin", pa.float64(), nullable=False)] if margins else []
         return pa.schema(
             [
                 ("prompt", text),
                 ("chosen", text),
                 ("rejected", text),
                 ("origin", pa.string()),
-                ("margin", pa.float64()),
+                ("also_from", pa.list_(pa.string())),
+                *margin,
                 ("agreement", pa.float64()),
                 ("consistent", pa.bool_()),
                 ("prompt_id", pa.string()),
@@ -202,6 +227,8 @@ class PromptRubric:
     split: str
     criteria: list[Criterion]  # project-wide first, then the prompt's own, in order
     version_ids: list[int]
+    # The source rubric items' unknown fields, aligned with ``criteria`` (see ``_item_extras``).
+    item_extras: list[dict[str, Any]] | None = None
 
     @cached_property
     def messages(self) -> list[dict[str, str]]:
@@ -265,6 +292,7 @@ def prompt_rubrics(
             .exclude(status=Rubric.Status.ARCHIVED)
             .values_list("prompt_id", field)
         )
+        imported = _imported_keys([p for p in batch if _has_item_extras(p)])
         by_version: dict[int, list[Criterion]] = defaultdict(list)
         for c in Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
             "position"
@@ -291,8 +319,47 @@ def prompt_rubrics(
                 continue
             seen.add(identity)
             yield PromptRubric(
-                prompt, split_of(prompt.external_id, options.ratios), criteria, versions
+                prompt,
+                split_of(prompt.external_id, options.ratios),
+                criteria,
+                versions,
+                _item_extras(prompt, criteria, imported.get(prompt.pk)),
             )
+
+
+def _has_item_extras(prompt: Prompt) -> bool:
+    return isinstance((prompt.metadata or {}).get(RUBRIC_ITEMS_KEY), list)
+
+
+def _imported_keys(prompts: list[Prompt]) -> dict[int, list[str]]:
+    """For each prompt, the criterion keys of its rubric's first (imported) version, in
+    order: the importer aligned ``metadata["rubric_items"]`` with that list (one query)."""
+    if not prompts:
+        return {}
+    keys: dict[int, list[str]] = defaultdict(list)
+    rows = (
+        Criterion.objects.filter(version__rubric__prompt__in=prompts, version__number=1)
+        .order_by("version__rubric__prompt_id", "position")
+        .values_list("version__rubric__prompt_id", "key")
+    )
+    for prompt_id, key in rows:
+        keys[prompt_id].append(str(key))
+    return keys
+
+
+def _item_extras(
+    prompt: Prompt, criteria: list[Criterion], imported: list[str] | None
+) -> list[dict[str, Any]] | None:
+    """The imported rubric items' unknown fields (ResearchQA ``citation_metadata``,
+    HealthBench item ids…) re-aligned with the exported criteria through the criterion keys,
+    which stay the same across versions: an edited, moved or deleted criterion keeps (or
+    drops) its own fields, a new one has none. None when the source items had none."""
+    items = (prompt.metadata or {}).get(RUBRIC_ITEMS_KEY)
+    if not isinstance(items, list) or not imported or len(items) != len(imported):
+        return None
+    by_key = dict(zip(imported, items, strict=True))
+    aligned = [by_key.get(str(c.key)) or {} for c in criteria]
+    return aligned if any(aligned) else None
 
 
 def _has_tags(prompt: Prompt, criteria: list[Criterion], wanted: set[str]) -> bool:
@@ -301,73 +368,150 @@ def _has_tags(prompt: Prompt, criteria: list[Criterion], wanted: set[str]) -> bo
     return bool(tags & wanted)
 
 
-def _rubric_items(criteria: list[Criterion]) -> list[dict[str, Any]]:
-    return [{"criterion": c.text, "points": float(c.points), "tags": [str(t) for t in c.tags]}
+# --- points: whole numbers stay integers -----------------------------------------------------
+
+# Rubric text and points are shown to the policy in scaffolded rollouts ("worth 10 points"),
+# so a whole number is written as an integer (10, not 10.0). One type per export, so that
+# the Parquet schema is fixed before the first row: int64 when every criterion of the rubric
+# versions the export draws from has whole points, else float64 for every point value.
+MAX_EXACT = 2**53  # beyond this a float no longer holds every whole number
+
+
+def _is_whole(points: float) -> bool:
+    return float(points).is_integer() and abs(points) <= MAX_EXACT
+
+
+def _first_fractional(project: Project, options: ExportOptions) -> float | None:
+    """A point value that is not a whole number among the criteria of the rubric versions
+    the export draws from (the approved or latest versions of the project's rubrics that
+    are not archived, before any filter), or None when all are whole. One query."""
+    field = _version_field(options)
+    versions = (
+        Rubric.objects.filter(project=project)
+        .exclude(status=Rubric.Status.ARCHIVED)
+        .exclude(**{f"{field}__isnull": True})
+        .values(field)
+    )
+    values = (
+        Criterion.objects.filter(version_id__in=versions)
+        .order_by()
+        .values_list("points", flat=True)
+        .distinct()
+    )
+    return min((v for v in values if not _is_whole(v)), default=None)
+
+
+@dataclass
+class Notes:
+    """What the dataset card says about the rows beyond their counts. ``whole_points`` is
+    decided before the first row; the pair counts are complete once the last row is taken."""
+
+    whole_points: bool = True
+    fractional: float | None = None  # a point value that made points float64
+    pairs_folded: int = 0  # labels folded into an exported row with the same pair
+    pairs_without_margin: int = 0  # pairs left out because no judge gave them a margin
+
+    def number(self, points: float) -> int | float:
+        """A point value as this export writes it."""
+        if not self.whole_points:
+            return float(points)
+        if not _is_whole(points):  # a criterion saved after the export looked
+            raise ApplicationError(
+                f"A criterion with {points:g} points appeared while the export ran (its "
+                "points were checked to be whole numbers first): run the export again."
+            )
+        return int(points)
+
+
+def _rubric_items(criteria: list[Criterion], notes: Notes) -> list[dict[str, Any]]:
+    """The HealthBench / verl rubric items; the text exactly as stored."""
+    number = notes.number
+    return [{"criterion": c.text, "points": number(c.points), "tags": [str(t) for t in c.tags]}
             for c in criteria]  # fmt: skip
 
 
-def _rubric_json(criteria: list[Criterion]) -> str:
+def _rubric_json(criteria: list[Criterion], notes: Notes) -> str:
+    number = notes.number
     return json.dumps(
-        [{"key": str(c.key), "text": c.text, "points": c.points, "category": c.category,
+        [{"key": str(c.key), "text": c.text, "points": number(c.points), "category": c.category,
           "kind": c.kind, "tags": c.tags} for c in criteria],
         ensure_ascii=False, sort_keys=True, separators=(",", ":"),
     )  # fmt: skip
 
 
+def _metadata_json(pr: PromptRubric) -> str:
+    """The prompt's metadata (the fields of its source record that the importer did not
+    map: HealthBench ``example_tags``, ResearchQA ``citation_metadata``…) as one JSON
+    object, keys sorted, so that a Parquet column of fixed type can carry any of them.
+    ``rubric_items`` is aligned with the exported rubric (absent when no item has fields)."""
+    metadata = dict(pr.prompt.metadata or {})
+    metadata.pop(RUBRIC_ITEMS_KEY, None)
+    if pr.item_extras is not None:
+        metadata[RUBRIC_ITEMS_KEY] = pr.item_extras
+    return json.dumps(
+        metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+
+
 # --- RL prompts with rubric rewards ------------------------------------------------------------
 
 
-def _rl_verl(project: Project, options: ExportOptions) -> Iterator[Row]:
+def _rl_verl(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     for index, pr in enumerate(prompt_rubrics(project, options)):
+        reward_model = {
+            "style": "rubric",
+            "rubrics": _rubric_items(pr.criteria, notes),
+            "ground_truth": pr.prompt.reference_answer,
+        }
         yield (
             pr.split,
             {
                 "data_source": f"rubricstudio/{project.slug}",
                 "prompt": pr.messages,
                 "ability": "rubric",
-                "reward_model": {
-                    "style": "rubric",
-                    "rubrics": _rubric_items(pr.criteria),
-                    "ground_truth": pr.prompt.reference_answer,
-                },
+                "reward_model": reward_model,
                 "extra_info": {
                     "prompt_id": pr.prompt.external_id,
                     "split": pr.split,
                     "index": index,
                     "rubric_version_ids": pr.version_ids,
-                    "rubric": _rubric_json(pr.criteria),
+                    "rubric": _rubric_json(pr.criteria, notes),
+                    "metadata": _metadata_json(pr),
+                    "prompt": pr.messages,
+                    "reward_model": reward_model,
                 },
             },
         )
 
 
-def _rl_healthbench(project: Project, options: ExportOptions) -> Iterator[Row]:
+def _rl_healthbench(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     for pr in prompt_rubrics(project, options):
         yield (
             pr.split,
             {
                 "prompt_id": pr.prompt.external_id,
                 "prompt": pr.messages,
-                "rubrics": _rubric_items(pr.criteria),
+                "rubrics": _rubric_items(pr.criteria, notes),
                 "example_tags": [str(t) for t in pr.prompt.metadata.get("example_tags") or []],
                 "ideal_completion": pr.prompt.reference_answer,
+                "metadata": _metadata_json(pr),
                 "rubric_version_ids": pr.version_ids,
                 "split": pr.split,
             },
         )
 
 
-def _rar_item(c: Criterion) -> dict[str, Any]:
+def _rar_item(c: Criterion, notes: Notes) -> dict[str, Any]:
     title = next((t[6:] for t in c.tags if isinstance(t, str) and t.startswith("title:")), "")
     prefix = f"{c.category.capitalize()} Criteria: " if c.category else ""
     return {
         "title": title or c.text[:60],
         "description": prefix + c.text,
-        "weight": float(c.points),
+        "weight": notes.number(c.points),
     }
 
 
-def _rl_rar(project: Project, options: ExportOptions) -> Iterator[Row]:
+def _rl_rar(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     for pr in prompt_rubrics(project, options):
         yield (
             pr.split,
@@ -376,7 +520,8 @@ def _rl_rar(project: Project, options: ExportOptions) -> Iterator[Row]:
                 "question": pr.prompt.last_user_message,
                 "messages": pr.messages,
                 "reference_answer": pr.prompt.reference_answer,
-                "rubric": [_rar_item(c) for c in pr.criteria],
+                "rubric": [_rar_item(c, notes) for c in pr.criteria],
+                "metadata": _metadata_json(pr),
                 "rubric_version_ids": pr.version_ids,
                 "split": pr.split,
             },
@@ -401,7 +546,7 @@ def _conversation(prompt: Prompt) -> str:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in _messages(prompt))
 
 
-def _rubric_sft(project: Project, options: ExportOptions) -> Iterator[Row]:
+def _rubric_sft(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     for batch in _batched(prompt_rubrics(project, options), PROMPT_BATCH):
         labels: dict[int, list[PreferenceLabel]] = defaultdict(list)
         for label in (
@@ -413,7 +558,7 @@ def _rubric_sft(project: Project, options: ExportOptions) -> Iterator[Row]:
         ):
             labels[label.prompt_id].append(label)
         for pr in batch:
-            answer = json.dumps(_rubric_items(pr.criteria), ensure_ascii=False)
+            answer = json.dumps(_rubric_items(pr.criteria, notes), ensure_ascii=False)
             common = {"prompt_id": pr.prompt.external_id, "rubric_version_ids": pr.version_ids,
                       "split": pr.split}  # fmt: skip
             user = RUBRIC_TASK + _conversation(pr.prompt)
@@ -447,26 +592,74 @@ def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 # --- preference pairs ------------------------------------------------------------------------
 
+# When several labels give the same pair (prompt, chosen text, rejected text), one row stands
+# for them, from the first origin of this list; the others are named in its `also_from`.
+PRECEDENCE = ("expert", "dataset", "judge")
+_RANK = {origin: i for i, origin in enumerate(PRECEDENCE)}
+
+
+@dataclass
+class _Pair:
+    """One label's pair, before pairs that repeat each other are folded into one row."""
+
+    prompt_id: int
+    origin: str
+    order: int  # the label's id, or the judge's run id
+    chosen: tuple[str, str]  # (source, content)
+    rejected: tuple[str, str]
+    agreement: float | None = None  # expert labels made by review
+    margin: float | None = None  # judge pairs
+    consistent: bool | None = None  # pairwise judge pairs
+
 
 def _pair_row(
-    pr: PromptRubric,
-    chosen: tuple[str, str],
-    rejected: tuple[str, str],
-    options: ExportOptions,
-    **extra: Any,
-) -> Row:
-    """A preference row; ``chosen`` and ``rejected`` are (source, content)."""
+    pr: PromptRubric, first: _Pair, group: list[_Pair], options: ExportOptions
+) -> dict[str, Any]:
+    """The row of a pair that ``group`` (sorted by precedence, ``first`` its head) gave.
+    ``origin``, the sources and ``agreement`` are the first label's; ``consistent`` and
+    ``margin`` are the judge's (its earliest run's decision with a margin, else its
+    earliest) when a judge gave this pair, whichever origin the row is from."""
+    judged = [p for p in group if p.origin == "judge"]
+    judge = next((p for p in judged if p.margin is not None), judged[0] if judged else None)
     if options.conversational:
         prompt: Any = pr.messages
-        good: Any = [{"role": "assistant", "content": chosen[1]}]
-        bad: Any = [{"role": "assistant", "content": rejected[1]}]
+        good: Any = [{"role": "assistant", "content": first.chosen[1]}]
+        bad: Any = [{"role": "assistant", "content": first.rejected[1]}]
     else:
-        prompt, good, bad = pr.prompt.last_user_message, chosen[1], rejected[1]
-    row = {"prompt": prompt, "chosen": good, "rejected": bad, "margin": None, "agreement": None,
-           "consistent": None, "prompt_id": pr.prompt.external_id, "chosen_source": chosen[0],
-           "rejected_source": rejected[0], "rubric_version_ids": pr.version_ids,
-           "split": pr.split, **extra}  # fmt: skip
-    return pr.split, row
+        prompt, good, bad = pr.prompt.last_user_message, first.chosen[1], first.rejected[1]
+    origins = {p.origin for p in group}
+    row = {"prompt": prompt, "chosen": good, "rejected": bad, "origin": first.origin,
+           "also_from": [o for o in PRECEDENCE if o in origins and o != first.origin],
+           "agreement": first.agreement if first.origin == "expert" else None,
+           "consistent": judge.consistent if judge else None,
+           "prompt_id": pr.prompt.external_id, "chosen_source": first.chosen[0],
+           "rejected_source": first.rejected[0], "rubric_version_ids": pr.version_ids,
+           "split": pr.split}  # fmt: skip
+    if options.margins:
+        row["margin"] = judge.margin if judge else None
+    return row
+
+
+def _fold(
+    pairs: list[_Pair], by_prompt: dict[int, PromptRubric], options: ExportOptions, notes: Notes
+) -> list[tuple[_Pair, dict[str, Any]]]:
+    """One row per (prompt, chosen text, rejected text), from the label of the first origin
+    in ``PRECEDENCE`` (the earliest of that origin); with margins, pairs that no judge gave
+    a margin are left out. Counts both in ``notes``."""
+    groups: dict[tuple[int, str, str], list[_Pair]] = {}
+    for pair in pairs:
+        groups.setdefault((pair.prompt_id, pair.chosen[1], pair.rejected[1]), []).append(pair)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda p: (_RANK[p.origin], p.order))
+        first = group[0]
+        row = _pair_row(by_prompt[first.prompt_id], first, group, options)
+        if options.margins and row["margin"] is None:
+            notes.pairs_without_margin += 1
+            continue
+        notes.pairs_folded += len(group) - 1
+        out.append((first, row))
+    return out
 
 
 def _responses_of(batch: list[PromptRubric], also: set[int]) -> dict[int, tuple[str, str]]:
@@ -481,12 +674,11 @@ def _responses_of(batch: list[PromptRubric], also: set[int]) -> dict[int, tuple[
     return out
 
 
-def _preferences(project: Project, options: ExportOptions) -> Iterator[Row]:
+def _preferences(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     sources = set(options.sources)
     decisions: dict[int, list[JudgePair]] | None = None  # the judges' pairs, made once
     for batch in _batched(prompt_rubrics(project, options, need_rubric=False), PROMPT_BATCH):
         by_prompt = {pr.prompt.pk: pr for pr in batch}
-        rows: list[tuple[int, int, Row]] = []  # (prompt pk, order, row): per prompt in order
         labels = [
             label
             for label in PreferenceLabel.objects.filter(
@@ -507,6 +699,7 @@ def _preferences(project: Project, options: ExportOptions) -> Iterator[Row]:
             | {i for p in wanted for i in (p.chosen, p.rejected)},
         )
         agreement = _expert_agreement(batch) if "expert" in options.origins else {}
+        pairs: list[_Pair] = []
         for pk, prompt_id, origin, chosen_id, rejected_id in labels:
             chosen, rejected = texts[chosen_id], texts[rejected_id]
             if sources and not {chosen[0], rejected[0]} <= sources:
@@ -518,15 +711,14 @@ def _preferences(project: Project, options: ExportOptions) -> Iterator[Row]:
                 and (share or 0) < options.min_agreement
             ):
                 continue
-            rows.append((prompt_id, pk, _pair_row(by_prompt[prompt_id], chosen, rejected, options,
-                                                  origin=origin, agreement=share)))  # fmt: skip
+            pairs.append(_Pair(prompt_id, origin, pk, chosen, rejected, agreement=share))
         for p in wanted:
-            rows.append((p.prompt_id, p.run, _pair_row(
-                by_prompt[p.prompt_id], texts[p.chosen], texts[p.rejected], options,
-                origin="judge", margin=p.margin, consistent=p.consistent)))  # fmt: skip
-        rows.sort(key=lambda r: (r[0], r[2][1]["origin"], r[1]))
-        for _, _, row in rows:
-            yield row
+            pairs.append(_Pair(p.prompt_id, "judge", p.run, texts[p.chosen], texts[p.rejected],
+                               margin=p.margin, consistent=p.consistent))  # fmt: skip
+        rows = _fold(pairs, by_prompt, options, notes)
+        rows.sort(key=lambda r: (r[0].prompt_id, r[0].origin, r[0].order))
+        for first, row in rows:
+            yield by_prompt[first.prompt_id].split, row
 
 
 def _expert_agreement(batch: list[PromptRubric]) -> dict[int, float]:
@@ -690,7 +882,7 @@ def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
             yield row
 
 
-def _distill(project: Project, options: ExportOptions, mode: str) -> Iterator[Row]:
+def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) -> Iterator[Row]:
     kept = {
         pr.prompt.pk: (pr.messages, pr.prompt.external_id, pr.split)
         for pr in prompt_rubrics(project, options, need_rubric=False)
@@ -731,14 +923,54 @@ _KINDS = {
     "rl_rar": _rl_rar,
     "rubric_sft": _rubric_sft,
     "preferences": _preferences,
-    "judge_sft": lambda project, options: _distill(project, options, Run.Mode.PER_CRITERION),
-    "pairwise_sft": lambda project, options: _distill(project, options, Run.Mode.PAIRWISE),
+    "judge_sft": lambda project, options, notes: _distill(
+        project, options, notes, Run.Mode.PER_CRITERION
+    ),
+    "pairwise_sft": lambda project, options, notes: _distill(
+        project, options, notes, Run.Mode.PAIRWISE
+    ),
 }
+# The kinds whose rubric points follow the whole-number rule (judge distillation rows keep
+# the points each judge was shown, as float64).
+POINTED_KINDS = ("rl_verl", "rl_healthbench", "rl_rar", "rubric_sft")
+# Kinds in a source format's shape: in JSONL, the prompt's metadata comes back as the
+# record's own top-level fields (``writers.write_export``'s ``spread``).
+# (the field holding the metadata, the field listing the rubric items that the metadata's
+# ``rubric_items`` go back into).
+SPREAD = {"rl_healthbench": ("metadata", "rubrics"), "rl_rar": ("metadata", "rubric")}
+
+
+@dataclass
+class Prepared:
+    """An export ready to write: its schema, its rows (``(split, row)``, streamed once, in
+    a deterministic order) and the notes for its card (complete after the last row)."""
+
+    schema: Any
+    rows: Iterator[Row]
+    notes: Notes
+    spread: tuple[str, str] | None = None  # for ``write_export``
+
+
+def prepare(project: Project, options: ExportOptions) -> Prepared:
+    """Decide what the rows' types depend on (whole or fractional points: one query), then
+    the schema, and the rows to stream."""
+    notes = Notes()
+    if options.kind in POINTED_KINDS:
+        notes.fractional = _first_fractional(project, options)
+        notes.whole_points = notes.fractional is None
+    return Prepared(
+        schema(options.kind, options.conversational, whole_points=notes.whole_points,
+               margins=options.margins),
+        _KINDS[options.kind](project, options, notes),
+        notes,
+        SPREAD.get(options.kind),
+    )  # fmt: skip
 
 
 def iter_rows(project: Project, options: ExportOptions) -> Iterator[Row]:
-    """(split, row) for every row of the export, in a deterministic order."""
-    return _KINDS[options.kind](project, options)
+    """(split, row) for every row of the export, in a deterministic order (``prepare``
+    gives the schema that goes with them)."""
+    return prepare(project, options).rows
 
 
 def count(project: Project, options: ExportOptions) -> int:
@@ -795,4 +1027,13 @@ def card_facts(project: Project, options: ExportOptions) -> dict[str, Any]:
     }
 
 
-__all__ = ["card_facts", "count", "iter_rows", "prompt_rubrics", "schema"]
+__all__ = [
+    "Notes",
+    "Prepared",
+    "card_facts",
+    "count",
+    "iter_rows",
+    "prepare",
+    "prompt_rubrics",
+    "schema",
+]

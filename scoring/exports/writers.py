@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from annotation.importers.parsers import RUBRIC_ITEMS_KEY
 from scoring.exports.card import EXTENSIONS, front_matter
 from scoring.exports.options import FORMATS, SPLITS
 
@@ -84,6 +85,7 @@ def write_export(
     card: Callable[[dict[str, int]], str] | None = None,
     progress: Callable[[int], None] | None = None,
     row_group_rows: int = 10_000,
+    spread: tuple[str, str] | None = None,
 ) -> list[FileInfo]:
     """Write ``rows`` (``(split, row)`` pairs, splits in any order, interleaved) into
     ``directory`` as ``fmt`` and return the files written: the split files in the order of
@@ -104,6 +106,16 @@ def write_export(
     ``progress(n)`` is called every ``PROGRESS_EVERY`` rows taken and once more with the
     total after the files are in place.
 
+    ``spread`` names a top-level string field holding a JSON object (a source record's
+    fields that have no column of their own). Parquet keeps it as that string column; JSONL,
+    whose lines need no fixed schema, writes the object's members as top-level fields of
+    the line instead, as the source record had them. A member named like a field of the
+    row is left out if it holds the row's value, and otherwise stays under ``spread`` (as
+    an object), so nothing of the row is overridden and nothing of the object is lost.
+    ``spread`` is (that field, the row's list of rubric items): the object's ``rubric_items``
+    (one object per rubric item, aligned with that list) go back into the items themselves,
+    as the source file had them (an item's own fields win).
+
     The directory is created if missing (and removed again on failure if it was created
     here and is empty); a file already holding one of the names this export
     could write is refused (``FileExistsError``): snapshots are never overwritten. Crashed
@@ -114,6 +126,8 @@ def write_export(
         raise ValueError(f"Unknown format {fmt!r}: one of {', '.join(FORMATS)}.")
     if row_group_rows < 1:
         raise ValueError("row_group_rows must be at least 1.")
+    if spread is not None and not _is_string_field(schema, spread[0]):
+        raise ValueError(f"spread: {spread[0]!r} is not a top-level string field of the schema.")
     directory = Path(directory)
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
@@ -144,7 +158,7 @@ def write_export(
                 name = f"{split}.{ext}"
                 temps[name] = _temp_path(directory, name)
                 sink = sinks[split] = (
-                    _JsonlSink(temps[name], split)
+                    _JsonlSink(temps[name], split, spread)
                     if fmt == "jsonl"
                     else _ParquetSink(temps[name], split, schema, row_group_rows)
                 )
@@ -201,11 +215,14 @@ class _Sink:
 
 
 class _JsonlSink(_Sink):
-    def __init__(self, path: Path, split: str) -> None:
+    def __init__(self, path: Path, split: str, spread: tuple[str, str] | None = None) -> None:
         self.split = split
+        self.spread = spread
         self.file = open(path, "xb", buffering=_CHUNK)  # noqa: SIM115 (closed in close/abort)
 
     def add(self, row: dict[str, Any], number: int) -> None:
+        if self.spread is not None:
+            row = self._spread(row, number)
         try:
             line = _ENCODE(row)
         except (TypeError, ValueError) as e:
@@ -215,6 +232,39 @@ class _JsonlSink(_Sink):
             ) from None
         self.file.write(line.encode("utf-8"))
         self.file.write(b"\n")
+
+    def _spread(self, row: dict[str, Any], number: int) -> dict[str, Any]:
+        assert self.spread is not None
+        field, items_field = self.spread
+        text = row[field]
+        try:
+            members = json.loads(text) if text else {}
+        except ValueError:
+            members = None
+        if not isinstance(members, dict):
+            raise ValueError(
+                f"Split {self.split!r}, row {number}: field {field!r} must hold a JSON "
+                f"object, got {_got(text)}"
+            )
+        out = {k: v for k, v in row.items() if k != field}
+        extras, items = members.get(RUBRIC_ITEMS_KEY), row.get(items_field)
+        if isinstance(extras, list) and isinstance(items, list) and len(extras) == len(items):
+            members = {k: v for k, v in members.items() if k != RUBRIC_ITEMS_KEY}
+            out[items_field] = [
+                {**item, **{k: v for k, v in extra.items() if k not in item}}
+                if isinstance(extra, dict)
+                else item
+                for item, extra in zip(items, extras, strict=True)
+            ]
+        kept = {}
+        for key, value in members.items():
+            if key not in row:
+                out[key] = value
+            elif row[key] != value or key == field:
+                kept[key] = value
+        if kept:
+            out[field] = kept
+        return out
 
     def close(self) -> None:
         self.file.flush()
@@ -269,6 +319,13 @@ class _ParquetSink(_Sink):
             # The file is removed next; the first error is the one to report.
             with contextlib.suppress(Exception):
                 self.writer.close()
+
+
+def _is_string_field(schema: pyarrow.Schema, name: str) -> bool:
+    import pyarrow.types as types
+
+    index = schema.get_field_index(name)
+    return index >= 0 and types.is_string(schema.field(index).type)
 
 
 def _temp_path(directory: Path, name: str) -> Path:

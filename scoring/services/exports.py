@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,6 +38,9 @@ from annotation.services.audit import audit
 
 from ..exports.options import KINDS, ExportOptions
 from ..models import Export
+
+if TYPE_CHECKING:
+    from ..exports.rows import Notes
 
 logger = logging.getLogger(__name__)
 
@@ -281,14 +284,16 @@ def _write(export: Export, directory: Path) -> tuple[list[dict[str, Any]], int]:
     options = _checked(ExportOptions.from_dict(export.options))
     Export.objects.filter(pk=export.pk).update(rows_total=rows.count(project, options))
     facts = rows.card_facts(project, options)
+    prepared = rows.prepare(project, options)
     shutil.rmtree(directory, ignore_errors=True)  # what a crashed earlier attempt left
     infos = writers.write_export(
         directory,
-        rows.iter_rows(project, options),
-        rows.schema(options.kind, options.conversational),
+        prepared.rows,
+        prepared.schema,
         options.format,
-        card=_card(project, options, facts),
+        card=_card(project, options, facts, prepared.notes),
         progress=_Progress(export.pk),
+        spread=prepared.spread,
     )
     files = [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes, "rows": f.rows} for f in infos]
     total = sum(f["rows"] for f in files)
@@ -310,12 +315,13 @@ def card_options(options: ExportOptions) -> dict[str, Any]:
 
 
 def _card(
-    project: Project, options: ExportOptions, facts: dict[str, Any]
+    project: Project, options: ExportOptions, facts: dict[str, Any], notes: Notes
 ) -> Callable[[dict[str, int]], str]:
-    """The dataset card, given the rows per split once they are known. Only what the data
-    and the options determine goes in (no export id, no time), so that the same export of
-    unchanged data is byte-identical, card included."""
-    from ..exports.card import render_card
+    """The dataset card, given the rows per split once they are known (and ``notes``, the
+    ``rows.Notes`` filled while they streamed). Only what the data and the options
+    determine goes in (no export id, no time), so that the same export of unchanged data
+    is byte-identical, card included."""
+    from ..exports.card import export_notes, render_card
 
     provenance = {
         **facts.get("provenance", {}),
@@ -334,6 +340,15 @@ def _card(
             rubric_stats=facts.get("rubric_stats", {}),
             license=options.license,
             provenance=provenance,
+            notes=export_notes(
+                options.kind,
+                format=options.format,
+                whole_points=notes.whole_points,
+                fractional=notes.fractional,
+                margins=options.margins,
+                pairs_folded=notes.pairs_folded,
+                pairs_without_margin=notes.pairs_without_margin,
+            ),
         )
 
     return render

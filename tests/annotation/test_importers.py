@@ -24,6 +24,7 @@ HEALTHBENCH = (
     Path(__file__).resolve().parents[2].parent
     / "shared/data/healthbench/healthbench_sample_250.jsonl"
 )
+HH_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "hh_rlhf_sample.jsonl"
 
 HB_RECORD = {
     "prompt_id": "hb-1",
@@ -261,9 +262,10 @@ def test_real_healthbench_sample() -> None:
     [
         ("Essential Criteria: Names the vitamin.", "essential", "Names the vitamin."),
         ("important criteria:Explains why.", "important", "Explains why."),
-        ("  OPTIONAL   Criteria :  Gives sources. ", "optional", "Gives sources."),
+        ("  OPTIONAL   Criteria :  Gives sources. ", "optional", "Gives sources. "),
         ("Pitfall Criteria: Does not mention X.", "pitfall", "Does not mention X."),
         ("Mentions dosing.", "", "Mentions dosing."),
+        (" Mentions dosing.\n", "", " Mentions dosing.\n"),
         ("Critical Criteria: Unknown prefix.", "", "Critical Criteria: Unknown prefix."),
     ],
 )
@@ -309,6 +311,57 @@ def test_researchqa_json_array(tmp_path: Path) -> None:
     ]
     assert first.metadata == {"field": "Computer Science", "domain": "Machine learning"}
     assert error == RecordError(2, "rubric[0].rubric_item must not be empty")
+
+
+# --- unknown fields ------------------------------------------------------------------
+
+
+def _one(tmp_path: Path, row: dict[str, Any], fmt: str) -> ParsedRecord:
+    return only_record(write_jsonl(tmp_path / f"{fmt}.jsonl", [row]), fmt)
+
+
+def test_unknown_fields_of_rubric_items_are_kept_aligned_by_position(tmp_path: Path) -> None:
+    hb = json.loads(json.dumps(HB_RECORD))
+    hb["example_id"] = "ex-9"
+    hb["rubrics"][1].update({"id": "item-2", "consensus": {"agree": 3}})
+    record = _one(tmp_path, hb, "healthbench")
+    assert record.metadata["example_id"] == "ex-9"
+    assert record.metadata["rubric_items"] == [{}, {"id": "item-2", "consensus": {"agree": 3}}]
+    assert [c.text for c in record.criteria] == ["Asks about red flags.", "Prescribes opioids."]
+
+    cited = {"title": "Scaling laws", "authors": ["A. B."], "year": 2020}
+    rqa = {
+        **RQA_RECORD,
+        "citation_metadata": {"survey": "A survey of scaling"},
+        "rubric": [
+            {"rubric_item": "Cites scaling laws.", "type": "citation", "citation_metadata": cited},
+            {"rubric_item": "Discusses compute.", "type": ["explanation"]},
+        ],
+    }
+    record = _one(tmp_path, rqa, "researchqa")
+    assert record.metadata == {
+        "field": "Computer Science",
+        "domain": "Machine learning",
+        "citation_metadata": {"survey": "A survey of scaling"},
+        "rubric_items": [{"citation_metadata": cited}, {}],
+    }
+    assert [c.tags for c in record.criteria] == [["type:citation"], ["type:explanation"]]
+
+    rar = {**RAR_RECORD, "rubric": [{**RAR_RECORD["rubric"][0], "rater": "o3-mini"}]}
+    record = _one(tmp_path, rar, "rar")
+    assert record.metadata == {"question_source": "medqa", "rubric_items": [{"rater": "o3-mini"}]}
+
+    generic = {"prompt": "p", "rubric": [{"criterion": "c", "points": 1, "id": "c1"}]}
+    assert _one(tmp_path, generic, "generic").metadata == {"rubric_items": [{"id": "c1"}]}
+
+
+def test_plain_rubric_items_add_no_metadata_and_a_clash_is_an_error(tmp_path: Path) -> None:
+    plain = {"prompt": "p", "rubric_items": "mine", "rubric": [{"criterion": "c", "points": 1}]}
+    assert _one(tmp_path, plain, "generic").metadata == {"rubric_items": "mine"}
+    clash = {**plain, "rubric": [{"criterion": "c", "points": 1, "id": "c1"}]}
+    (error,) = parse(write_jsonl(tmp_path / "clash.jsonl", [clash]), "generic")
+    assert isinstance(error, RecordError) and error.line == 1
+    assert error.reason.startswith("the record has a top-level field 'rubric_items'")
 
 
 # --- TRL -----------------------------------------------------------------------------
@@ -357,23 +410,137 @@ def test_trl_conversational(tmp_path: Path) -> None:
 
 def test_hh_rlhf(tmp_path: Path) -> None:
     good = {"chosen": HH_CHOSEN, "rejected": HH_REJECTED}
-    diverged = {"chosen": HH_CHOSEN, "rejected": "\n\nHuman: Other\n\nAssistant: No."}
-    items = parse(write_jsonl(tmp_path / "hh.jsonl", [good, diverged]))
-    record, error = items
+    no_common_prompt = {"chosen": HH_CHOSEN, "rejected": "\n\nHuman: Other\n\nAssistant: No."}
+    human_last = {"chosen": HH_CHOSEN, "rejected": "\n\nHuman: Hi there"}
+    no_label = {"chosen": "Hi there\n\nAssistant: Hello!", "rejected": HH_REJECTED}
+    rows = [good, no_common_prompt, human_last, no_label]
+    record, *errors_ = parse(write_jsonl(tmp_path / "hh.jsonl", rows))
     assert isinstance(record, ParsedRecord)
     assert record.messages == [
         {"role": "user", "content": "Hi there"},
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Tell me a joke"},
     ]
-    assert [(r.source, r.content) for r in record.responses] == [
-        ("hh-chosen", "Why..."),
-        ("hh-rejected", "No."),
+    assert [(r.source, r.content, r.metadata) for r in record.responses] == [
+        ("hh-chosen", "Why...", {}),
+        ("hh-rejected", "No.", {}),
     ]
     assert record.preference == (0, 1)
-    assert error == RecordError(
-        2, "chosen and rejected transcripts differ before the final Assistant turn"
+    assert record.metadata == {}
+    assert errors_ == [
+        RecordError(
+            2,
+            "chosen and rejected transcripts share no Human turn that both answer, so they "
+            "have no common prompt",
+        ),
+        RecordError(3, "rejected must end with an Assistant turn"),
+        RecordError(4, "chosen must start with '\\n\\nHuman:'"),
+    ]
+
+
+def _hh(*turns: str) -> str:
+    return "".join(
+        ("\n\nHuman: " if i % 2 == 0 else "\n\nAssistant: ") + text for i, text in enumerate(turns)
     )
+
+
+@pytest.mark.parametrize(
+    ("chosen", "rejected", "prompt", "responses", "divergence"),
+    [
+        (  # an earlier Assistant turn differs (turn 2): the prompt is the first Human turn
+            _hh("Name a grey kitten?", "Pebble.", "Less common?", "Nimbus."),
+            _hh("Name a grey kitten?", "Smokey.", "Less common?", "Kitty."),
+            ["Name a grey kitten?"],
+            (
+                "Pebble.\n\nHuman: Less common?\n\nAssistant: Nimbus.",
+                "Smokey.\n\nHuman: Less common?\n\nAssistant: Kitty.",
+            ),
+            {"diverged_at_turn": 2, "prompt_turns": 1},
+        ),
+        (  # a Human turn differs (turn 3): the shared Assistant turn goes with the responses
+            _hh("Boil an egg?", "Seven minutes.", "Soft yolk?", "Six."),
+            _hh("Boil an egg?", "Seven minutes.", "Microwave?", "Never."),
+            ["Boil an egg?"],
+            (
+                "Seven minutes.\n\nHuman: Soft yolk?\n\nAssistant: Six.",
+                "Seven minutes.\n\nHuman: Microwave?\n\nAssistant: Never.",
+            ),
+            {"diverged_at_turn": 3, "prompt_turns": 1},
+        ),
+        (  # one transcript goes on after the other has ended
+            _hh("Charge overnight?", "Yes."),
+            _hh("Charge overnight?", "Yes.", "Cheap cable?", "Fine."),
+            ["Charge overnight?"],
+            ("Yes.", "Yes.\n\nHuman: Cheap cable?\n\nAssistant: Fine."),
+            {"diverged_at_turn": 3, "prompt_turns": 1},
+        ),
+        (  # the longest shared prefix ending in a Human turn is kept (three turns here)
+            _hh("A?", "B.", "C?", "D.", "E?", "F."),
+            _hh("A?", "B.", "C?", "D!", "E?", "G."),
+            ["A?", "B.", "C?"],
+            ("D.\n\nHuman: E?\n\nAssistant: F.", "D!\n\nHuman: E?\n\nAssistant: G."),
+            {"diverged_at_turn": 4, "prompt_turns": 3},
+        ),
+    ],
+)
+def test_hh_rlhf_transcripts_that_differ_before_the_final_turn(
+    tmp_path: Path,
+    chosen: str,
+    rejected: str,
+    prompt: list[str],
+    responses: tuple[str, str],
+    divergence: dict[str, int],
+) -> None:
+    row = {"chosen": chosen, "rejected": rejected}
+    record = only_record(write_jsonl(tmp_path / "hh.jsonl", [row]), "hh-rlhf")
+    assert [m["content"] for m in record.messages] == prompt
+    assert [m["role"] for m in record.messages] == ["user", "assistant"] * (len(prompt) // 2) + [
+        "user"
+    ]
+    assert [(r.source, r.content) for r in record.responses] == [
+        ("hh-chosen", responses[0]),
+        ("hh-rejected", responses[1]),
+    ]
+    # The prompt's messages followed by each response give the source transcript back.
+    for transcript, response in zip((chosen, rejected), record.responses, strict=True):
+        assert (
+            _hh(*[m["content"] for m in record.messages]) + "\n\nAssistant: " + (response.content)
+            == transcript
+        )
+    assert record.metadata == {"hh_rlhf": divergence}
+    assert [r.metadata for r in record.responses] == [{"hh_rlhf": divergence}] * 2
+    assert record.preference == (0, 1)
+
+
+def test_hh_rlhf_text_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    chosen = "\n\nHuman:  two spaces, trailing too  \n\nAssistant:no space\n\nfirst\n\n"
+    rejected = "\n\nHuman:  two spaces, trailing too  \n\nAssistant: "
+    record = only_record(
+        write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
+    )
+    assert record.messages == [{"role": "user", "content": " two spaces, trailing too  "}]
+    assert [r.content for r in record.responses] == ["no space\n\nfirst\n\n", ""]
+
+
+def test_hh_rlhf_sample_fixture_parses_every_record() -> None:
+    """tests/annotation/fixtures/hh_rlhf_sample.jsonl: records in the published files'
+    shape, three of them with transcripts that differ before the final Assistant turn."""
+    assert detect_format(HH_SAMPLE) == "hh-rlhf"
+    items = parse(HH_SAMPLE)
+    assert errors(items) == [] and len(items) == 8
+    records = [item for item in items if isinstance(item, ParsedRecord)]
+    diverged = {r.line: r.metadata["hh_rlhf"] for r in records if "hh_rlhf" in r.metadata}
+    assert diverged == {
+        3: {"diverged_at_turn": 2, "prompt_turns": 1},
+        4: {"diverged_at_turn": 3, "prompt_turns": 1},
+        5: {"diverged_at_turn": 3, "prompt_turns": 1},
+    }
+    lines = HH_SAMPLE.read_text(encoding="utf-8").splitlines()
+    for record in records:
+        source = json.loads(lines[record.line - 1])
+        prompt = _hh(*[m["content"] for m in record.messages])
+        for key, response in zip(("chosen", "rejected"), record.responses, strict=True):
+            assert prompt + "\n\nAssistant: " + response.content == source[key]
 
 
 # --- generic ------------------------------------------------------------------------
@@ -443,6 +610,24 @@ def test_generic_csv(tmp_path: Path) -> None:
     assert isinstance(last, ParsedRecord)
     assert last.line == 7 and len(last.external_id) == 16
     assert [(r.source, r.content) for r in last.responses] == [("imported", "Answer")]
+
+
+def test_csv_cells_are_kept_as_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "spaced.csv"
+    path.write_text(
+        "id,prompt,reference_answer,response,source,topic\n"
+        ' p1 ,"  Hello?  ", Hi. , Hey there , model-b , greetings \n'
+        "p2,Plain,  ,   ,  ,  \n",
+        encoding="utf-8",
+    )
+    spaced, plain = parse(path)
+    assert isinstance(spaced, ParsedRecord) and isinstance(plain, ParsedRecord)
+    assert spaced.external_id == "p1"
+    assert spaced.messages == [{"role": "user", "content": "  Hello?  "}]
+    assert spaced.reference_answer == " Hi. "
+    assert [(r.source, r.content) for r in spaced.responses] == [("model-b", " Hey there ")]
+    assert spaced.metadata == {"topic": " greetings "}
+    assert (plain.reference_answer, plain.responses, plain.metadata) == ("", [], {})
 
 
 def test_csv_must_be_generic(tmp_path: Path) -> None:

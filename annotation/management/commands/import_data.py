@@ -15,7 +15,9 @@ from annotation.models import Project
 class Command(BaseCommand):
     help = (
         "Import prompts, responses, rubrics and preference labels from PATH into a project. "
-        "All or nothing: a file with any bad record imports nothing (exit code 1)."
+        "All or nothing by default: a file with any bad record imports nothing (exit code 1). "
+        "With --skip-invalid the valid records are imported and the bad ones are skipped "
+        "and listed (exit code 0)."
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
@@ -25,6 +27,11 @@ class Command(BaseCommand):
             "--create-project", action="store_true", help="Create the project if it is missing."
         )
         parser.add_argument("--format", choices=FORMATS, help="Skip auto-detection.")
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="Import the valid records; skip the bad ones and list them with their lines.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
@@ -41,8 +48,13 @@ class Command(BaseCommand):
                             f"No project '{slug}'. Pass --create-project to create it."
                         )
                     project = Project.objects.create(slug=slug, name=slug.replace("-", " ").title())
-                report = services.data_import(project=project, path=path, fmt=opts["format"])
-                if not report.ok:
+                report = services.data_import(
+                    project=project,
+                    path=path,
+                    fmt=opts["format"],
+                    skip_invalid=opts["skip_invalid"],
+                )
+                if not report.committed:
                     transaction.set_rollback(True)  # also undo a project created just now
         except ApplicationError as exc:
             if opts["json"]:
@@ -53,7 +65,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.as_dict()))
         else:
             self._print(report)
-        if not report.ok:
+        if not report.committed:
             raise CommandError(
                 f"{report.file}: {report.error_count} bad record(s); nothing was imported."
             )
@@ -61,7 +73,7 @@ class Command(BaseCommand):
     def _print(self, report: services.ImportReport) -> None:  # type: ignore[name-defined]
         w = self.stdout.write
         w(f"{report.file} ({report.format}): {report.records} records")
-        if report.ok:
+        if report.committed:
             w(
                 f"  prompts:           {report.prompts_created} created, {report.prompts_unchanged} unchanged"
             )
@@ -78,8 +90,9 @@ class Command(BaseCommand):
             )
             if not report.changed:
                 w("  unchanged: nothing new in this file")
-        else:
-            for error in report.errors:
-                self.stderr.write(f"  line {error['line']}: {error['reason']}")
-            if report.error_count > len(report.errors):
-                self.stderr.write(f"  … and {report.error_count - len(report.errors)} more")
+        if report.skipped:
+            self.stderr.write(f"  skipped {report.skipped} bad record(s):")
+        for error in report.errors:
+            self.stderr.write(f"  line {error['line']}: {error['reason']}")
+        if report.error_count > len(report.errors):
+            self.stderr.write(f"  … and {report.error_count - len(report.errors)} more")

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
 from annotation.models import Project
-from scoring.exports.options import FORMATS, KINDS, ExportOptions
+from scoring.exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
 from scoring.models import Export
 from scoring.services import exports
 
@@ -44,6 +44,33 @@ class Command(BaseCommand):
         parser.add_argument("--since", default="", help="Prompts imported on or after YYYY-MM-DD.")
         parser.add_argument("--until", default="", help="Prompts imported on or before YYYY-MM-DD.")
         parser.add_argument("--license", default="", help="Written into the dataset card.")
+        pairs = parser.add_argument_group("preference pairs (--kind preferences)")
+        pairs.add_argument(
+            "--origins",
+            default=",".join(exports.DEFAULT_ORIGINS),
+            help=f"Comma-separated label origins among {', '.join(ORIGINS)} "
+            f"(default: {','.join(exports.DEFAULT_ORIGINS)}).",
+        )
+        pairs.add_argument(
+            "--margins",
+            action="store_true",
+            help="Add a `margin` column (the rubric judge's margin; needs the judge origin; "
+            "pairs without one are left out). TRL's RewardTrainer subtracts it in its loss.",
+        )
+        pairs.add_argument(
+            "--plain", action="store_true", help="Plain text instead of chat messages."
+        )
+        pairs.add_argument(
+            "--min-agreement", default="", help="Expert pairs: minimum reviewer agreement (0-1)."
+        )
+        pairs.add_argument(
+            "--min-margin", default="", help="Judge pairs: minimum rubric score margin."
+        )
+        pairs.add_argument(
+            "--consistent-only",
+            action="store_true",
+            help="Judge pairs: only those decided the same in both presentation orders.",
+        )
 
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
         project = Project.objects.filter(slug=o["project"]).first()
@@ -64,6 +91,12 @@ class Command(BaseCommand):
                 until=o["until"],
                 exclude=self._exclusions(o["exclude_file"]),
                 license=o["license"],
+                origins=exports.parse_list(o["origins"]),
+                margins=o["margins"],
+                conversational=not o["plain"],
+                min_agreement=_number(o["min_agreement"], "--min-agreement"),
+                min_margin=_number(o["min_margin"], "--min-margin") or 0.0,
+                consistent_only=o["consistent_only"],
             )
             export = exports.export_create(
                 project=project, actor=None, options=options, enqueue=False
@@ -96,3 +129,12 @@ class Command(BaseCommand):
             ) from None
         except UnicodeDecodeError:
             raise CommandError(f"The exclusion file {path} is not UTF-8 text.") from None
+
+
+def _number(raw: str, name: str) -> float | None:
+    if not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise CommandError(f"{name} must be a number, got '{raw}'.") from None

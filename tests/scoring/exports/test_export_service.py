@@ -5,6 +5,7 @@ nothing; the page, the API and the command, with the outsider's 404 everywhere."
 from __future__ import annotations
 
 import hashlib
+import json
 from io import StringIO
 
 import pyarrow.parquet as pq
@@ -121,6 +122,163 @@ def test_the_same_export_twice_is_byte_identical(healthbench, editor, owner, eag
     # the card names the exclusion list by its size and hash, never its texts
     card = (exports.export_directory(first.pk) / "README.md").read_text()
     assert "some benchmark prompt text" not in card and "exclusions_sha256" in card
+
+
+SOURCES = {
+    "healthbench.jsonl": {
+        "prompt_id": "hb-1",
+        "prompt": [{"role": "user", "content": "My ankle is swollen after a fall."}],
+        "rubrics": [{"criterion": "Advises rest, ice and elevation", "points": 5,
+                     "tags": ["axis:accuracy"]}],
+        "example_tags": ["theme:emergency_referrals"],
+        "canary": "healthbench-canary",
+        "ideal_completions_data": {"ideal_completion": "Rest it.", "ideal_completions_group": "g1",
+                                   "ideal_completions_ref_completions": []},
+    },
+    "researchqa.jsonl": {
+        "id": "rqa-1",
+        "query": "What limits CRISPR off-target detection?",
+        "rubric": [{"rubric_item": "Cites a GUIDE-seq study", "type": "citation"}],
+        "citation_metadata": {"doi": "10.1038/nbt.3117", "year": 2015, "score": 0.5},
+        "field": "biology",
+    },
+    "rar.jsonl": {
+        "id": "rar-1",
+        "question": "Which vitamin deficiency causes scurvy?",
+        "rubric": [{"title": "Names it", "description": "Essential Criteria: Names vitamin C",
+                    "weight": 5}],
+        "reference_answer": "Vitamin C.",
+        "question_source": "medqa",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def with_metadata(project, tmp_path):  # type: ignore[no-untyped-def]
+    """One HealthBench, one ResearchQA and one RaR record, each with fields of its own
+    that have no column (kept in the prompt's metadata by the importer)."""
+    for name, record in SOURCES.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        report = annotation_services.data_import(project=project, path=path)
+        assert not report.errors, report.errors
+    return project
+
+
+def _lines(path) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return {row["prompt_id"]: row for row in rows}
+
+
+def test_the_source_records_other_fields_come_back(with_metadata, editor, eager):  # type: ignore[no-untyped-def]
+    hb = run_export(eager, with_metadata, editor, kind="rl_healthbench", versions="latest")
+    lines = _lines(exports.export_directory(hb.pk) / "train.jsonl")
+    assert lines["hb-1"]["canary"] == "healthbench-canary"
+    assert lines["hb-1"]["example_tags"] == ["theme:emergency_referrals"]
+    assert lines["hb-1"]["ideal_completions_data"] == {"ideal_completions_group": "g1"}
+    assert lines["hb-1"]["ideal_completion"] == "Rest it."
+    assert lines["rqa-1"]["citation_metadata"] == SOURCES["researchqa.jsonl"]["citation_metadata"]
+    assert lines["rqa-1"]["field"] == "biology"
+    assert "metadata" not in lines["hb-1"] and "metadata" not in lines["rqa-1"]
+    card = (exports.export_directory(hb.pk) / "README.md").read_text()
+    assert "top-level fields of each line" in card
+
+    rar = run_export(eager, with_metadata, editor, kind="rl_rar", versions="latest")
+    lines = _lines(exports.export_directory(rar.pk) / "train.jsonl")
+    assert lines["rar-1"]["question_source"] == "medqa"
+    assert lines["rar-1"]["rubric"] == [
+        {"title": "Names it", "description": "Essential Criteria: Names vitamin C", "weight": 5}
+    ]
+
+    verl = run_export(eager, with_metadata, editor, kind="rl_verl", format="parquet",
+                      versions="latest")  # fmt: skip
+    table = pq.read_table(exports.export_directory(verl.pk) / "train.parquet")
+    infos = {r["extra_info"]["prompt_id"]: r["extra_info"] for r in table.to_pylist()}
+    prompts = {p.external_id: p for p in with_metadata.prompts.all()}
+    assert set(infos) == {"hb-1", "rqa-1", "rar-1"}
+    for prompt_id, info in infos.items():
+        assert json.loads(info["metadata"]) == prompts[prompt_id].metadata
+    assert json.loads(infos["rqa-1"]["metadata"])["citation_metadata"]["year"] == 2015
+
+    parquet = run_export(eager, with_metadata, editor, kind="rl_healthbench", format="parquet",
+                         versions="latest")  # fmt: skip
+    table = pq.read_table(exports.export_directory(parquet.pk) / "train.parquet")
+    column = {r["prompt_id"]: json.loads(r["metadata"]) for r in table.to_pylist()}
+    assert column["hb-1"]["canary"] == "healthbench-canary"
+
+
+def test_rubric_item_fields_follow_their_criteria_through_edits_and_a_round_trip(  # type: ignore[no-untyped-def]
+    project, editor, eager, tmp_path
+):
+    """Per-item fields (HealthBench item ids, ResearchQA ``citation_metadata``) come back
+    inside their own items after the rubric was edited (one item deleted, two swapped), and
+    the exported file imports again with the same texts, points and item fields."""
+    cited = {"doi": "10.1038/nbt.3117", "year": 2015}
+    records = [
+        {"prompt_id": "hb-2", "prompt": [{"role": "user", "content": "Dizzy when standing."}],
+         "rubrics": [{"criterion": " Asks about fluids", "points": 5, "tags": [], "id": "i-1"},
+                     {"criterion": "Mentions orthostatic hypotension", "points": 7, "tags": [],
+                      "id": "i-2"},
+                     {"criterion": "Suggests a CT scan first", "points": -4, "tags": [],
+                      "id": "i-3"}]},
+        {"id": "rqa-2", "query": "How are CRISPR off-targets found?",
+         "rubric": [{"rubric_item": "Cites GUIDE-seq", "type": "citation",
+                     "citation_metadata": cited}]},
+    ]  # fmt: skip
+    for i, record in enumerate(records):
+        path = tmp_path / f"source-{i}.jsonl"
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        assert not annotation_services.data_import(project=project, path=path).errors
+    rubric = Rubric.objects.get(prompt__external_id="hb-2")
+    first, second, third = rubric.current_version.criteria.order_by("position")
+    annotation_services.rubric_version_create(
+        rubric=rubric, author=editor, base_number=1,
+        criteria=[CriterionInput(text=c.text, points=c.points, category=c.category,
+                                 kind=c.kind, tags=c.tags, key=c.key) for c in (third, first)]
+        + [CriterionInput(text="Asks about new medicines", points=3)],
+    )  # fmt: skip
+
+    done = run_export(eager, project, editor, kind="rl_healthbench", versions="latest")
+    exported = exports.export_directory(done.pk) / "train.jsonl"
+    lines = _lines(exported)
+    assert lines["hb-2"]["rubrics"] == [
+        {"criterion": "Suggests a CT scan first", "points": -4, "tags": [], "id": "i-3"},
+        {"criterion": " Asks about fluids", "points": 5, "tags": [], "id": "i-1"},
+        {"criterion": "Asks about new medicines", "points": 3, "tags": []},
+    ]
+    assert lines["rqa-2"]["rubrics"][0]["citation_metadata"] == cited
+    assert "rubric_items" not in lines["hb-2"] and "rubric_items" not in lines["rqa-2"]
+
+    other = annotation_services.project_create(name="Again", slug="again", owner=editor)
+    report = annotation_services.data_import(project=other, path=exported, fmt="healthbench")
+    assert not report.errors, report.errors
+    for prompt_id, line in lines.items():
+        prompt = other.prompts.get(external_id=prompt_id)
+        again = Rubric.objects.get(prompt=prompt).current_version.criteria.order_by("position")
+        assert [(c.text, c.points) for c in again] == [
+            (item["criterion"], item["points"]) for item in line["rubrics"]
+        ]
+    hb = other.prompts.get(external_id="hb-2").metadata["rubric_items"]
+    assert hb == [{"id": "i-3"}, {"id": "i-1"}, {}]
+    assert other.prompts.get(external_id="rqa-2").metadata["rubric_items"] == [
+        {"citation_metadata": cited}
+    ]
+
+
+def test_preference_cards_say_how_pairs_were_made(small, editor, eager):  # type: ignore[no-untyped-def]
+    from annotation.models import PreferenceLabel
+
+    for prompt in small.prompts.all():
+        a, b = prompt.responses.order_by("source")
+        PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b)
+        PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b, source="expert")
+    export = run_export(eager, small, editor, kind="preferences", versions="latest")
+    assert export.status == Export.Status.DONE and export.rows_total == 6
+    card = (exports.export_directory(export.pk) / "README.md").read_text()
+    assert "6 repeated pairs were folded into another row" in card
+    assert "There is no `margin` column" in card and "a null margin crashes" in card
+    lines = _lines(exports.export_directory(export.pk) / "train.jsonl")
+    assert all(r["origin"] == "expert" and r["also_from"] == ["dataset"] for r in lines.values())
 
 
 def test_a_failing_export_ends_failed_with_its_message_and_no_files(  # type: ignore[no-untyped-def]
@@ -264,6 +422,26 @@ def test_page_form_errors_are_shown_and_nothing_is_created(small, editor, client
     assert "adding up to 1" in response.content.decode() and not Export.objects.exists()
 
 
+def test_the_page_asks_for_margins_explicitly(small, editor, client, eager):  # type: ignore[no-untyped-def]
+    client.force_login(editor)
+    page = reverse("scoring:exports", args=[small.slug])
+    html = client.get(page).content.decode()
+    assert 'name="margins"' in html and "checked" not in html.split('name="margins"')[1][:40]
+    form = {"kind": "preferences", "format": "jsonl", "train": "1", "origins": ["dataset"],
+            "margins": "1"}  # fmt: skip
+    response = client.post(page, form)
+    assert response.status_code == 200 and not Export.objects.exists()
+    assert "Margins come from the rubric judge" in response.content.decode()
+    form["origins"] = ["dataset", "judge"]
+    assert eager(lambda: client.post(page, form)).status_code == 302
+    assert Export.objects.get().options["margins"] is True
+    del form["margins"]
+    eager(lambda: client.post(page, form))
+    assert Export.objects.latest("pk").options["margins"] is False
+    html = client.get(page).content.decode()
+    assert "with margins" in html
+
+
 def test_the_page_polls_an_unfinished_export(small, viewer, client):  # type: ignore[no-untyped-def]
     export = Export.objects.create(
         project=small, kind="rl_verl", format="jsonl", status=Export.Status.RUNNING,
@@ -366,6 +544,19 @@ def test_api_permissions_create_progress_and_download(small, personas, api, eage
     assert not exports.export_directory(export_id).exists()
 
 
+def test_api_margins_option(small, editor, api, eager):  # type: ignore[no-untyped-def]
+    base = f"/api/projects/{small.slug}/exports/"
+    api.force_authenticate(editor)
+    body = {"kind": "preferences", "origins": ["dataset"], "margins": True}
+    response = api.post(base, body, format="json")
+    assert response.status_code == 400 and "Margins come from" in response.json()["detail"]
+    body["origins"] = ["dataset", "judge"]
+    response = eager(lambda: api.post(base, body, format="json"))
+    assert response.status_code == 201 and response.json()["options"]["margins"] is True
+    response = eager(lambda: api.post(base, {"kind": "preferences"}, format="json"))
+    assert response.json()["options"]["margins"] is False
+
+
 def test_the_schema_names_the_export_endpoints(client, db):  # type: ignore[no-untyped-def]
     import yaml
     from openapi_spec_validator import validate
@@ -418,6 +609,9 @@ def test_the_command_writes_the_files_and_prints_their_sha256(healthbench, tmp_p
         (["--versions", "newest"], "approved"),
         (["--exclude-file", "/nonexistent/list.txt"], "Cannot read the exclusion file"),
         (["--since", "yesterday"], "not a date"),
+        (["--kind", "preferences", "--margins"], "Margins come from the rubric judge"),
+        (["--kind", "preferences", "--origins", "crowd"], "Label origins"),
+        (["--kind", "preferences", "--min-margin", "big"], "--min-margin must be a number"),
     ],
 )
 def test_bad_command_options_are_clear_errors(small, tmp_path, args, message):  # type: ignore[no-untyped-def]
@@ -437,3 +631,33 @@ def test_the_command_reports_a_failed_export(small, tmp_path):  # type: ignore[n
         )  # fmt: skip
     assert not (tmp_path / "out").exists()
     assert Export.objects.get().options["versions"] == "approved"
+
+
+def test_the_command_exports_preference_pairs_with_its_options(small, tmp_path):  # type: ignore[no-untyped-def]
+    from annotation.models import PreferenceLabel
+
+    for prompt in small.prompts.all():
+        a, b = prompt.responses.order_by("source")
+        PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b, source="expert")
+    out = tmp_path / "out"
+    call_command(
+        "export_dataset", "--project", small.slug, "--kind", "preferences", "--format",
+        "jsonl", "--out", str(out), "--versions", "latest", "--origins", "expert",
+        "--plain", stdout=StringIO(),
+    )  # fmt: skip
+    export = Export.objects.get()
+    assert export.options["origins"] == ["expert"] and export.options["margins"] is False
+    assert export.options["conversational"] is False
+    lines = _lines(out / "train.jsonl")
+    assert len(lines) == 6 and all(isinstance(r["chosen"], str) for r in lines.values())
+    assert all("margin" not in r for r in lines.values())
+
+    # With margins but no judge run, no pair has a margin: nothing is exported (never a
+    # null margin), and the command says so.
+    with pytest.raises(CommandError, match="Nothing to export"):
+        call_command(
+            "export_dataset", "--project", small.slug, "--kind", "preferences", "--format",
+            "jsonl", "--out", str(tmp_path / "out2"), "--versions", "latest",
+            "--origins", "expert,judge", "--margins", stdout=StringIO(),
+        )  # fmt: skip
+    assert Export.objects.latest("pk").options["margins"] is True

@@ -5,6 +5,7 @@ duplicates and excluded prompts are dropped, and preference pairs carry their or
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow as pa
 import pytest
@@ -33,14 +34,22 @@ def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-
     return rubrics
 
 
-def _all(project, **options):  # type: ignore[no-untyped-def]
-    opts = ExportOptions(**options).checked()
-    out = list(rows.iter_rows(project, opts))
-    table = pa.Table.from_pylist(
-        [r for _, r in out], schema=rows.schema(opts.kind, opts.conversational)
-    )
+def _prepared(project, **options):  # type: ignore[no-untyped-def]
+    """(rows, notes, schema) of an export, every row checked against the schema."""
+    from scoring.exports.writers import _row_checker
+
+    prepared = rows.prepare(project, ExportOptions(**options).checked())
+    out = list(prepared.rows)
+    check = _row_checker(prepared.schema)
+    for _, row in out:
+        check(row)
+    table = pa.Table.from_pylist([r for _, r in out], schema=prepared.schema)
     assert table.num_rows == len(out)
-    return out
+    return out, prepared.notes, prepared.schema
+
+
+def _all(project, **options):  # type: ignore[no-untyped-def]
+    return _prepared(project, **options)[0]
 
 
 def test_verl_rows_carry_the_approved_rubric(project, healthbench):  # type: ignore[no-untyped-def]
@@ -67,6 +76,105 @@ def test_verl_rows_carry_the_approved_rubric(project, healthbench):  # type: ign
     latest = _all(project, kind="rl_verl", versions="latest")
     assert len(latest) == 250
     assert "A later, unapproved criterion" in json.dumps([r for _, r in latest])
+
+
+def test_verl_rows_repeat_prompt_and_rubric_in_extra_info_with_whole_points(project, healthbench):  # type: ignore[no-untyped-def]
+    from scoring.exports.writers import _ENCODE
+
+    out, notes, schema = _prepared(project, kind="rl_verl")
+    assert notes.whole_points and notes.fractional is None
+    item = schema.field("reward_model").type.field("rubrics").type.value_type
+    assert item.field("points").type == pa.int64()
+    info_item = schema.field("extra_info").type.field("reward_model").type.field("rubrics")
+    assert info_item.type.value_type.field("points").type == pa.int64()
+    for _, row in out:
+        info = row["extra_info"]
+        # verl's loader pops the top-level prompt: rubric rewards read these copies
+        assert info["prompt"] == row["prompt"] and info["reward_model"] == row["reward_model"]
+        assert all(type(i["points"]) is int for i in row["reward_model"]["rubrics"])
+        assert all(type(c["points"]) is int for c in json.loads(info["rubric"]))
+        assert json.loads(info["metadata"]) == {}  # the sample's records have no other fields
+        line = _ENCODE(row)
+        assert re.search(r'"points":-?[0-9]+[,}]', line)
+        assert not re.search(r'"points":-?[0-9]+\.', line)  # 10, never 10.0
+    (_, hb), *_ = _all(project, kind="rl_healthbench")
+    assert all(type(i["points"]) is int for i in hb["rubrics"])
+    (_, rar), *_ = _all(project, kind="rl_rar")
+    assert all(type(i["weight"]) is int for i in rar["rubric"])
+    (_, sft), *_ = _all(project, kind="rubric_sft")
+    answer = sft["messages"][1]["content"]
+    assert all(type(c["points"]) is int for c in json.loads(answer))
+    assert not re.search(r'"points": -?[0-9]+\.', answer)
+
+
+def test_a_fractional_point_makes_every_point_of_the_export_a_float(project, healthbench, owner):  # type: ignore[no-untyped-def]
+    rubric = Rubric.objects.get(pk=healthbench[1].pk)
+    annotation_services.rubric_version_create(
+        rubric=rubric, author=owner, base_number=rubric.current_version.number,
+        criteria=[CriterionInput(text="Half credit", points=2.5),
+                  CriterionInput(text="Whole credit", points=10)],
+    )  # fmt: skip
+    out, notes, schema = _prepared(project, kind="rl_verl", versions="latest")
+    assert not notes.whole_points and notes.fractional == 2.5
+    assert (
+        schema.field("reward_model").type.field("rubrics").type.value_type.field("points").type
+        == pa.float64()
+    )
+    points = [i["points"] for _, row in out for i in row["reward_model"]["rubrics"]]
+    assert all(type(p) is float for p in points) and 2.5 in points and 10.0 in points
+    assert all(type(i["weight"]) is float for _, r in _all(project, kind="rl_rar", versions="latest")
+               for i in r["rubric"])  # fmt: skip
+    # One type per export, decided on the versions it draws from before any filter.
+    prompt_id = rubric.prompt.external_id
+    excluded, notes, _ = _prepared(project, kind="rl_verl", versions="latest", exclude=(prompt_id,))
+    assert prompt_id not in {r["extra_info"]["prompt_id"] for _, r in excluded}
+    assert not notes.whole_points
+    # The approved versions have whole points only: integers there.
+    _, notes, _ = _prepared(project, kind="rl_verl")
+    assert notes.whole_points
+
+
+def test_points_that_change_to_fractional_while_exporting_are_an_error(project, healthbench):  # type: ignore[no-untyped-def]
+    from annotation.errors import ApplicationError
+    from annotation.models import Criterion
+
+    prepared = rows.prepare(project, ExportOptions(kind="rl_verl").checked())
+    assert prepared.notes.whole_points
+    approved = Rubric.objects.get(pk=healthbench[5].pk).approved_version
+    Criterion.objects.filter(version=approved).update(points=1.5)
+    with pytest.raises(ApplicationError, match="1.5 points appeared while the export ran"):
+        list(prepared.rows)
+
+
+def test_criterion_text_is_exported_exactly_as_stored(project, healthbench):  # type: ignore[no-untyped-def]
+    from annotation.models import Criterion
+
+    text = "  Keeps its spaces,\ttabs and\u00a0no-break space \n"
+    rubric = Rubric.objects.get(pk=healthbench[3].pk)
+    criterion = Criterion.objects.filter(version=rubric.approved_version).first()
+    Criterion.objects.filter(pk=criterion.pk).update(text=text)
+    prompt_id = healthbench[3].prompt.external_id
+
+    (row,) = [
+        r for _, r in _all(project, kind="rl_verl") if r["extra_info"]["prompt_id"] == prompt_id
+    ]
+    assert text in [i["criterion"] for i in row["reward_model"]["rubrics"]]
+    assert text in [i["criterion"] for i in row["extra_info"]["reward_model"]["rubrics"]]
+    assert text in [c["text"] for c in json.loads(row["extra_info"]["rubric"])]
+    (hb,) = [r for _, r in _all(project, kind="rl_healthbench") if r["prompt_id"] == prompt_id]
+    assert text in [i["criterion"] for i in hb["rubrics"]]
+    (rar,) = [r for _, r in _all(project, kind="rl_rar") if r["prompt_id"] == prompt_id]
+    assert any(i["description"].endswith(text) for i in rar["rubric"])
+
+
+def test_margins_need_the_judge_origin():  # type: ignore[no-untyped-def]
+    from annotation.errors import ApplicationError
+
+    with pytest.raises(ApplicationError, match="Margins come from the rubric judge"):
+        ExportOptions(kind="preferences", margins=True).checked()
+    assert ExportOptions(kind="preferences", margins=True, origins=("judge",)).checked()
+    with pytest.raises(ApplicationError, match="Minimum margin"):
+        ExportOptions(kind="preferences", min_margin=-1).checked()
 
 
 def test_splits_are_by_a_hash_of_the_prompt_and_stable(project, healthbench):  # type: ignore[no-untyped-def]
@@ -151,6 +259,31 @@ def test_rubric_sft_rows(project, healthbench):  # type: ignore[no-untyped-def]
     )
 
 
+def test_preference_pairs_are_one_row_per_pair_expert_first(project, editor):  # type: ignore[no-untyped-def]
+    prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "Q?"}])
+    a = ResponseFactory(prompt=prompt, source="m1", content="A1")
+    b = ResponseFactory(prompt=prompt, source="m2", content="B1")
+    same_as_a = ResponseFactory(prompt=prompt, source="m3", content="A1")  # same text
+    PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b)
+    PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b, source="expert")
+    PreferenceLabel.objects.create(prompt=prompt, chosen=same_as_a, rejected=b)
+    PreferenceLabel.objects.create(prompt=prompt, chosen=b, rejected=a)  # the opposite pair
+
+    out, notes, schema = _prepared(project, kind="preferences", conversational=False)
+    assert [(r["origin"], r["also_from"], r["chosen"], r["rejected"], r["chosen_source"])
+            for _, r in out] == [("dataset", [], "B1", "A1", "m2"),
+                                 ("expert", ["dataset"], "A1", "B1", "m1")]  # fmt: skip
+    assert notes.pairs_folded == 2 and notes.pairs_without_margin == 0
+    assert "margin" not in schema.names and all("margin" not in r for _, r in out)
+
+    out, notes, _ = _prepared(project, kind="preferences", origins=("dataset",))
+    assert [(r["origin"], r["also_from"], r["chosen_source"]) for _, r in out] == [
+        ("dataset", [], "m1"),  # the earliest of the two dataset labels of A1 over B1
+        ("dataset", [], "m2"),
+    ]
+    assert notes.pairs_folded == 1
+
+
 def test_preference_pairs_conversational_and_plain(project, editor):  # type: ignore[no-untyped-def]
     prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "Q?"}])
     a = ResponseFactory(prompt=prompt, source="m1", content="A1")
@@ -215,6 +348,13 @@ def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: i
     assert all(r["origin"] == "judge" for _, r in out)
     # So every judge pair comes from the pairwise run (which records consistency).
     assert all(r["consistent"] is not None for _, r in out)
+    # With margins, only pairs that a judge gave a margin, and never a null one.
+    with_margins, notes, schema = _prepared(
+        project, kind="preferences", origins=("judge",), versions="latest", margins=True
+    )
+    assert not schema.field("margin").nullable
+    assert all(isinstance(r["margin"], float) for _, r in with_margins)
+    assert len(with_margins) + notes.pairs_without_margin == len(out)
 
 
 def test_judge_distillation_takes_each_good_judgment_once_with_what_the_judge_saw(

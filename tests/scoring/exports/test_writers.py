@@ -446,4 +446,108 @@ def test_every_export_schema_has_the_generated_check(kind):
     from scoring.exports.writers import _fast_checker
 
     for conversational in (True, False):
-        assert _fast_checker(pa.struct(list(schema(kind, conversational)))) is not None
+        for whole_points in (True, False):
+            for margins in (True, False):
+                shape = schema(kind, conversational, whole_points=whole_points, margins=margins)
+                assert _fast_checker(pa.struct(list(shape))) is not None
+
+
+# --- spreading a JSON object into JSONL lines ------------------------------------------------
+
+SHAPED = pa.schema(
+    [("prompt_id", pa.string()), ("example_tags", pa.list_(pa.string())),
+     ("metadata", pa.string()), ("split", pa.string())]
+)  # fmt: skip
+
+
+def shaped(i: int, metadata: dict) -> tuple[str, dict]:
+    return "train", {"prompt_id": f"p{i}", "example_tags": ["t"],
+                     "metadata": json.dumps(metadata), "split": "train"}  # fmt: skip
+
+
+def test_jsonl_spreads_the_named_json_object_into_top_level_fields(tmp_path):
+    rows = [
+        shaped(0, {}),
+        shaped(1, {"canary": "x", "citation_metadata": {"doi": "10.1/2", "n": [1, 2.5]}}),
+        shaped(2, {"example_tags": ["t"], "split": "other", "metadata": {"m": 1}}),
+    ]
+    write_export(tmp_path / "j", rows, SHAPED, "jsonl", spread=("metadata", "rubrics"))
+    lines = [json.loads(x) for x in (tmp_path / "j" / "train.jsonl").read_text().splitlines()]
+    assert lines[0] == {"prompt_id": "p0", "example_tags": ["t"], "split": "train"}
+    assert lines[1] == {"prompt_id": "p1", "example_tags": ["t"], "split": "train",
+                        "canary": "x", "citation_metadata": {"doi": "10.1/2", "n": [1, 2.5]}}  # fmt: skip
+    # A member named like a field of the row: dropped when it holds the row's value, kept
+    # under "metadata" when it differs (never overriding the row).
+    assert lines[2] == {"prompt_id": "p2", "example_tags": ["t"], "split": "train",
+                        "metadata": {"split": "other", "metadata": {"m": 1}}}  # fmt: skip
+
+    write_export(tmp_path / "p", rows, SHAPED, "parquet", spread=("metadata", "rubrics"))
+    table = pq.read_table(tmp_path / "p" / "train.parquet")
+    assert table.schema.equals(SHAPED)
+    assert table.column("metadata").to_pylist() == [r["metadata"] for _, r in rows]
+
+
+ITEMS = pa.schema(
+    [("prompt_id", pa.string()),
+     ("rubrics", pa.list_(pa.struct([("criterion", pa.string()), ("points", pa.int64())]))),
+     ("metadata", pa.string())]
+)  # fmt: skip
+
+
+def test_jsonl_puts_the_rubric_items_fields_back_into_their_items(tmp_path):
+    items = [{"criterion": "a", "points": 1}, {"criterion": "b", "points": 2}]
+    extras = [{"id": "i-1", "points": 9}, {}]  # an item's own field wins over its extra
+    rows = [
+        ("train", {"prompt_id": "p0", "rubrics": items,
+                   "metadata": json.dumps({"rubric_items": extras, "canary": 1})}),
+        ("train", {"prompt_id": "p1", "rubrics": items,  # misaligned: left as it was
+                   "metadata": json.dumps({"rubric_items": [{"id": "x"}]})}),
+    ]  # fmt: skip
+    write_export(tmp_path / "j", rows, ITEMS, "jsonl", spread=("metadata", "rubrics"))
+    lines = [json.loads(x) for x in (tmp_path / "j" / "train.jsonl").read_text().splitlines()]
+    assert lines[0] == {"prompt_id": "p0", "canary": 1,
+                        "rubrics": [{"criterion": "a", "points": 1, "id": "i-1"},
+                                    {"criterion": "b", "points": 2}]}  # fmt: skip
+    assert lines[1] == {"prompt_id": "p1", "rubrics": items, "rubric_items": [{"id": "x"}]}
+
+
+@pytest.mark.parametrize("bad", ["[1, 2]", "not json", "3"])
+def test_a_spread_field_that_is_not_a_json_object_is_refused(tmp_path, bad):
+    rows = [shaped(0, {}), ("train", {**shaped(1, {})[1], "metadata": bad})]
+    with pytest.raises(ValueError, match="row 2: field 'metadata' must hold a JSON object"):
+        write_export(tmp_path / "e", rows, SHAPED, "jsonl", spread=("metadata", "rubrics"))
+    assert not (tmp_path / "e").exists()
+    with pytest.raises(ValueError, match="not a top-level string field"):
+        write_export(tmp_path / "e", rows, SHAPED, "jsonl", spread=("example_tags", "rubrics"))
+
+
+def test_export_notes_state_the_conventions_consumers_depend_on():
+    from scoring.exports.card import export_notes
+
+    whole = " ".join(export_notes("rl_verl", format="parquet"))
+    assert "written as integers (`10`, not `10.0`; int64" in whole
+    assert 'extra_info["reward_model"]["rubrics"]' in whole and "`extra_info.metadata`" in whole
+    assert "exactly as stored" in whole
+    fractional = " ".join(
+        export_notes("rl_healthbench", format="jsonl", whole_points=False, fractional=2.5)
+    )
+    assert "float64" in fractional and "(2.5)" in fractional
+    assert "top-level fields of each line" in fractional
+    parquet = " ".join(export_notes("rl_rar", format="hf"))
+    assert "`metadata` is a JSON object" in parquet
+
+    plain = " ".join(export_notes("preferences", format="jsonl", pairs_folded=3))
+    assert "There is no `margin` column" in plain and "3 repeated pairs were folded" in plain
+    assert "−log σ(r_chosen − r_rejected − margin)" in plain
+    with_margins = " ".join(
+        export_notes("preferences", format="jsonl", margins=True, pairs_without_margin=1)
+    )
+    assert "never null: 1 pair without a judge margin was left out" in with_margins
+    assert export_notes("judge_sft", format="jsonl") == []
+
+    card = render_card(
+        title="t", kind="preferences", kind_label="Preference pairs", fmt="jsonl",
+        counts={"train": 1}, sources=[], rubric_stats={}, license="", provenance={},
+        notes=export_notes("preferences", format="jsonl"),
+    )  # fmt: skip
+    assert "\n## Notes\n\n- One row per (prompt, chosen text, rejected text)." in card
