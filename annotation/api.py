@@ -5,16 +5,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
 from . import selectors, services
+from .errors import NotAllowed
 from .models import Membership, Project, Role, Rubric
 from .serializers import (
-    ImportReportSerializer,
-    ImportRequestSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
@@ -27,12 +25,19 @@ from .serializers import (
 
 
 class ProjectScopedMixin:
-    """Resolves ``slug`` to a project the user may see; writes need ``write_role``."""
+    """Resolves ``slug`` to a project the user may see; writes need ``write_role``.
+
+    OPTIONS answers like a read: outsiders get 404 there too, so no method of a project's
+    URL tells an outsider anything about it."""
 
     read_role = Role.VIEWER
     write_role = Role.EDITOR
     request: Request
     kwargs: dict
+
+    def options(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
+        self.get_project()
+        return super().options(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_project(self) -> Project:
         if not hasattr(self, "_project"):
@@ -53,6 +58,8 @@ class ProjectListApi(generics.ListAPIView):
 
     @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
     def post(self, request: Request) -> DRFResponse:
+        if not selectors.can_create_projects(user=request.user):  # 403 before any validation
+            raise NotAllowed("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
         serializer = ProjectCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         project = services.project_create(owner=request.user, **serializer.validated_data)
@@ -124,12 +131,20 @@ class ResponseListApi(ProjectScopedMixin, generics.ListAPIView):
         return qs
 
 
+def _show_email(project: Project) -> bool:
+    """Members' e-mail addresses are for the project's owners only."""
+    return selectors.role_at_least(project.user_role, Role.OWNER)  # type: ignore[attr-defined]
+
+
 class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
     serializer_class = MembershipSerializer
     write_role = Role.OWNER
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.memberships_of(project=self.get_project())
+
+    def get_serializer_context(self) -> dict:  # type: ignore[type-arg]
+        return {**super().get_serializer_context(), "show_email": _show_email(self.get_project())}
 
     @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
     def post(self, request: Request, slug: str) -> DRFResponse:
@@ -139,7 +154,8 @@ class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
         membership = services.membership_add(
             project=project, actor=request.user, **serializer.validated_data
         )
-        return DRFResponse(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        body = MembershipSerializer(membership, context={"show_email": True}).data
+        return DRFResponse(body, status=status.HTTP_201_CREATED)
 
 
 class MemberDetailApi(ProjectScopedMixin, APIView):
@@ -152,9 +168,13 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
             pk=self.kwargs["pk"],
         )
 
+    def _body(self, membership: Membership) -> dict:  # type: ignore[type-arg]
+        context = {"show_email": _show_email(self.get_project())}
+        return MembershipSerializer(membership, context=context).data
+
     @extend_schema(responses=MembershipSerializer)
     def get(self, request: Request, slug: str, pk: int) -> DRFResponse:
-        return DRFResponse(MembershipSerializer(self._membership()).data)
+        return DRFResponse(self._body(self._membership()))
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def patch(self, request: Request, slug: str, pk: int) -> DRFResponse:
@@ -164,46 +184,9 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
         membership = services.membership_set_role(
             membership=membership, actor=request.user, **serializer.validated_data
         )
-        return DRFResponse(MembershipSerializer(membership).data)
+        return DRFResponse(self._body(membership))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, pk: int) -> DRFResponse:
         services.membership_remove(membership=self._membership(), actor=request.user)
         return DRFResponse(status=status.HTTP_204_NO_CONTENT)
-
-
-class ImportApi(ProjectScopedMixin, APIView):
-    parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(
-        request={"multipart/form-data": ImportRequestSerializer},
-        responses={
-            201: ImportReportSerializer,
-            200: ImportReportSerializer,
-            400: ImportReportSerializer,
-        },
-        description=(
-            "Import a file. Atomic by default: a file with any bad record imports nothing "
-            "(400, the bad lines in `errors`). With `skip_invalid` the valid records are "
-            "imported and the bad ones are skipped and listed in `errors`."
-        ),
-    )
-    def post(self, request: Request, slug: str) -> DRFResponse:
-        project = self.get_project()
-        serializer = ImportRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
-        report = services.data_import_upload(
-            project=project,
-            upload=upload,
-            fmt=serializer.validated_data.get("format") or None,
-            actor=request.user,
-            skip_invalid=serializer.validated_data["skip_invalid"],
-        )
-        if not report.committed:
-            code = status.HTTP_400_BAD_REQUEST
-        elif report.changed:
-            code = status.HTTP_201_CREATED
-        else:
-            code = status.HTTP_200_OK
-        return DRFResponse(ImportReportSerializer(report.as_dict()).data, status=code)

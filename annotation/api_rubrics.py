@@ -220,10 +220,11 @@ class RubricCommentListApi(ProjectScopedMixin, generics.ListAPIView):
 
     @extend_schema(request=CommentCreateSerializer, responses={201: CommentSerializer})
     def post(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        rubric = self._rubric()  # access first: an outsider's 404 never depends on the body
         serializer = CommentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = services.comment_add(
-            rubric=self._rubric(), author=request.user, **serializer.validated_data
+            rubric=rubric, author=request.user, **serializer.validated_data
         )
         return DRFResponse(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, api_rubrics
+from . import api, api_imports, api_rubrics
 
 urlpatterns = [
     path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
@@ -54,5 +54,10 @@ urlpatterns = [
         api.MemberDetailApi.as_view(),
         name="api-member",
     ),
-    path("projects/<slug:slug>/import/", api.ImportApi.as_view(), name="api-import"),
+    path("projects/<slug:slug>/import/", api_imports.ImportApi.as_view(), name="api-import"),
+    path(
+        "projects/<slug:slug>/imports/<int:pk>/",
+        api_imports.ImportJobApi.as_view(),
+        name="api-import-job",
+    ),
 ]

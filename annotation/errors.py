@@ -15,6 +15,12 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
 
+class NotAllowed(ApplicationError):
+    """The user may not do this at all (not a matter of bad input): 403."""
+
+    status_code = 403
+
+
 class StaleVersionError(ApplicationError):
     """A save was based on a version that is no longer the rubric's current one."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -36,6 +37,15 @@ def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user)
+
+
+def can_create_projects(*, user) -> bool:  # type: ignore[no-untyped-def]
+    """ALLOW_PROJECT_CREATION: ``staff`` (the default: staff users and superusers) or
+    ``all`` (every active user). A project's creator becomes its owner, and owners choose
+    what the project's judge endpoints call and spend, so this is the site admin's choice."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return settings.ALLOW_PROJECT_CREATION == "all" or user.is_staff or user.is_superuser
 
 
 def project_role_for_user(*, user, project: Project) -> Role | None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -122,16 +125,31 @@ class RubricSerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
+    """A member; ``email`` only where the context says ``show_email`` (to owners)."""
+
     username = serializers.CharField(source="user.username", read_only=True)
-    email = serializers.EmailField(source="user.email", read_only=True)
+    email = serializers.EmailField(
+        source="user.email",
+        read_only=True,
+        required=False,
+        help_text="Present for the project's owners only.",
+    )
 
     class Meta:
         model = Membership
         fields = ["id", "username", "email", "role", "created_at"]
 
+    def to_representation(self, instance: Membership) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not self.context.get("show_email"):
+            data.pop("email", None)
+        return data
+
 
 class MembershipCreateSerializer(serializers.Serializer):
-    identifier = serializers.CharField(help_text="Username or e-mail of an existing user.")
+    username = serializers.CharField(
+        max_length=150, help_text="The exact username of an existing user (not an e-mail)."
+    )
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -177,6 +195,34 @@ class ImportReportSerializer(serializers.Serializer):
     preference_labels_unchanged = serializers.IntegerField()
     error_count = serializers.IntegerField()
     errors = ImportErrorSerializer(many=True, help_text="The first 50 bad records.")
+
+
+class ImportJobSerializer(serializers.Serializer):
+    """An import done by a worker: its progress, then its report (or why it failed)."""
+
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="This resource: poll it until finished.")
+    file = serializers.CharField(source="file_name")
+    size = serializers.IntegerField(help_text="Bytes uploaded.")
+    format = serializers.CharField(help_text="As asked; blank: detected (see the report).")
+    skip_invalid = serializers.BooleanField()
+    status = serializers.CharField(
+        help_text="queued → parsing (reading and checking, no lock) → writing → done | failed."
+    )
+    lines_read = serializers.IntegerField(help_text="Lines (or array elements) read so far.")
+    report = serializers.SerializerMethodField(help_text="Once done: the import's report.")
+    error = serializers.CharField(help_text="Once failed: why nothing was imported.")
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, job: Any) -> str:
+        return reverse("api-import-job", args=[job.project.slug, job.pk])
+
+    @extend_schema_field(ImportReportSerializer(allow_null=True))
+    def get_report(self, job: Any) -> dict[str, Any] | None:
+        return ImportReportSerializer(job.report).data if job.status == "done" else None
 
 
 class RubricVersionSerializer(serializers.ModelSerializer):

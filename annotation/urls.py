@@ -15,6 +15,7 @@ urlpatterns = [
         name="prompt_rubric_start",
     ),
     path("p/<slug:slug>/import/", views.import_page, name="import"),
+    path("p/<slug:slug>/import/<int:job_id>/", views.import_job, name="import_job"),
     path("p/<slug:slug>/rubrics/new/", views.project_rubric_create, name="project_rubric_create"),
     path("p/<slug:slug>/rubrics/<int:rubric_id>/", views.rubric_page, name="rubric_page"),
     path(

@@ -37,7 +37,7 @@ from annotation.models import Prompt
 from annotation.services import CriterionInput
 
 size, repeats = int(sys.argv[1]), int(sys.argv[2])
-user = get_user_model().objects.create_user("bench", password="pw")
+user = get_user_model().objects.create_user("bench", password="pw", is_staff=True)
 project = services.project_create(name="bench", slug=f"bench-{size}", owner=user)
 prompt = Prompt.objects.create(
     project=project, external_id="p", messages=[{"role": "user", "content": "Question?"}]

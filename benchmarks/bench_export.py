@@ -41,7 +41,7 @@ from scoring.models import Judgment, Run, RunChunk, RunJudgment
 
 prompts = int(sys.argv[1])
 from django.contrib.auth import get_user_model
-user = get_user_model().objects.create_user("bench")
+user = get_user_model().objects.create_user("bench", is_staff=True)
 project = services.project_create(name="bench", slug="bench", owner=user)
 rubric = services.rubric_create(
     project=project, title="Every answer", author=None,

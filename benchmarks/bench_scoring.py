@@ -44,7 +44,7 @@ from annotation.services import CriterionInput
 from scoring import services as scoring
 
 responses, cap, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-user = get_user_model().objects.create_user("bench")
+user = get_user_model().objects.create_user("bench", is_staff=True)
 project = services.project_create(name="bench", slug="bench", owner=user)
 services.rubric_create(
     project=project, title="Every answer", author=user,
@@ -108,6 +108,7 @@ def run_once(cap: int, args: argparse.Namespace, url: str, broker: str, tmp: Pat
         CELERY_BROKER_URL=broker,
         LLM_PROCESS_SHARE=str(args.processes),
         SECRET_KEY=env.get("SECRET_KEY", "bench-only-not-secret"),
+        LLM_PRIVATE_HOSTS=url.removeprefix("http://"),  # the fake LLM, on loopback
     )
     subprocess.run(["redis-cli", "-u", broker, "flushdb"], check=True, capture_output=True)
     setup = subprocess.run(

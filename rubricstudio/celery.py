@@ -1,13 +1,78 @@
-"""The Celery app. Workers: `celery -A rubricstudio worker -Q default` (and `-Q gpu`)."""
+"""The Celery app. Workers: `celery -A rubricstudio worker -Q default` (and `-Q gpu`).
+
+Every worker also runs the stale-work sweeper (``scoring.services.recovery``) in a thread
+of its main process, every ``SCORING_SWEEP_INTERVAL`` seconds: work a dead worker left
+running is taken up again by whichever workers are alive, with no beat process to deploy
+and no single process whose death would stop recovery.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
 
 app = Celery("rubricstudio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper(threading.Thread):
+    """Calls ``sweep`` at once, then every ``interval`` seconds until stopped. A failing
+    sweep is logged and the next one happens on time; the thread's database connection is
+    closed after each sweep (none is held in between, nor inherited by forked pool
+    processes)."""
+
+    def __init__(self, interval: float, sweep: Any = None) -> None:
+        super().__init__(name="stale-work-sweeper", daemon=True)
+        self.interval = interval
+        self.sweep = sweep
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        if self.sweep is None:
+            from scoring.services.recovery import stale_work_sweep
+
+            self.sweep = stale_work_sweep
+        while True:
+            try:
+                self.sweep()
+            except Exception:
+                logger.exception("stale-work sweep failed")
+            finally:
+                connection.close()
+            if self.stopping.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+_sweeper: dict[str, Sweeper] = {}
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    from django.conf import settings
+
+    if settings.SCORING_SWEEP_INTERVAL > 0 and "thread" not in _sweeper:
+        _sweeper["thread"] = Sweeper(settings.SCORING_SWEEP_INTERVAL)
+        _sweeper["thread"].start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    thread = _sweeper.pop("thread", None)
+    if thread is not None:
+        thread.stop()
+        thread.join(timeout=10)

@@ -42,10 +42,11 @@ class EndpointListApi(ProjectScopedMixin, generics.ListAPIView):
 
     @extend_schema(request=EndpointSerializer, responses={201: EndpointSerializer})
     def post(self, request: Request, slug: str) -> DRFResponse:
+        project = self.get_project()  # access first: 404/403 never depend on the body
         serializer = EndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = services.endpoint_save(
-            project=self.get_project(), actor=request.user, data=serializer.validated_data
+            project=project, actor=request.user, data=serializer.validated_data
         )
         return DRFResponse(EndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
@@ -91,11 +92,12 @@ class JobListApi(ProjectScopedMixin, generics.ListAPIView):
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def post(self, request: Request, slug: str) -> DRFResponse:
+        project = self.get_project()  # access first: 404/403 never depend on the body
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = services.job_start(
-            project=self.get_project(),
+            project=project,
             actor=request.user,
             kind=data["kind"],
             prompt_ids=data["prompts"],
@@ -163,10 +165,11 @@ class ExportListApi(ProjectScopedMixin, generics.ListAPIView):
 
     @extend_schema(request=ExportCreateSerializer, responses={201: ExportSerializer})
     def post(self, request: Request, slug: str) -> DRFResponse:
+        project = self.get_project()  # access first: 404/403 never depend on the body
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         export = export_services.export_create(
-            project=self.get_project(), actor=request.user, options=serializer.to_options()
+            project=project, actor=request.user, options=serializer.to_options()
         )
         body = ExportSerializer(export, context={"request": request}).data
         return DRFResponse(body, status=status.HTTP_201_CREATED)
@@ -191,7 +194,9 @@ class ExportDetailApi(ProjectScopedMixin, APIView):
 
 
 class ExportFileApi(ProjectScopedMixin, APIView):
-    """One file of a finished export, streamed as an attachment."""
+    """One file of a finished export, streamed as an attachment. Exports that carry the
+    judge's per-item verdicts (judge distillation; preference pairs with the judge among
+    their origins) are for editors and owners: reviewers review blind."""
 
     renderer_classes = [renderers.JSONRenderer, _FileRenderer]
 
@@ -199,6 +204,7 @@ class ExportFileApi(ProjectScopedMixin, APIView):
     def get(self, request: Request, slug: str, pk: int, name: str) -> FileResponse:
         project = self.get_project()
         export = export_services.export_get(project=project, export_id=pk)
+        export_services.export_check_download(export=export, role=project.user_role)  # type: ignore[attr-defined]
         path = export_services.export_file(export, name)
         return FileResponse(
             path.open("rb"),

@@ -5,3 +5,6 @@ class ScoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "scoring"
     verbose_name = "Scoring"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks

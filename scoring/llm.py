@@ -1,5 +1,6 @@
-"""From a JudgeEndpoint row to a Gateway: the API key read from the environment at call
-time, rate limits shared through Redis when there is one, and the result cache."""
+"""From a JudgeEndpoint row to a Gateway: the base URL and API key of the endpoint's
+provider (the key read from the environment at call time), the site's network policy,
+rate limits shared through Redis when there is one, and the result cache."""
 
 from __future__ import annotations
 
@@ -10,28 +11,77 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from annotation.errors import ApplicationError
 
 from .engine.gateway import EndpointConfig, Gateway, MemoryCache, ResultCache
+from .engine.netguard import NetworkPolicy
 from .engine.ratelimit import RateLimiter, RedisWindowLimiter, WindowLimiter
-from .models import JudgeEndpoint
+from .models import JudgeEndpoint, LLMProvider
+
+
+@cache
+def _policy(entries: tuple[str, ...]) -> NetworkPolicy:
+    try:
+        return NetworkPolicy.parse(entries)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"LLM_PRIVATE_HOSTS: {exc}") from None
+
+
+def network_policy() -> NetworkPolicy:
+    """The site's allowlist of internal addresses LLM requests may reach (LLM_PRIVATE_HOSTS);
+    everything else internal is refused on every connection."""
+    return _policy(tuple(settings.LLM_PRIVATE_HOSTS))
+
+
+def key_variable_allowed(name: str) -> bool:
+    """Only variables the site admin set aside for LLM keys may be named, never the studio's
+    own secrets (SECRET_KEY, DATABASE_URL…), even by a provider."""
+    return name in settings.LLM_KEY_ENV_ALLOWED or (
+        name.startswith(settings.LLM_KEY_ENV_PREFIX)
+        and len(name) > len(settings.LLM_KEY_ENV_PREFIX)
+    )
+
+
+def provider_usable(provider: LLMProvider, project_id: int) -> str | None:
+    """Why the endpoints of ``project_id`` may not use ``provider`` now, or None."""
+    if not provider.enabled:
+        return f"The provider “{provider.name}” is disabled by the site admin."
+    limited = list(provider.projects.values_list("pk", flat=True))
+    if limited and project_id not in limited:
+        return f"The provider “{provider.name}” is not available to this project."
+    if provider.api_key_env and not key_variable_allowed(provider.api_key_env):
+        return (
+            f"The provider “{provider.name}” names {provider.api_key_env}, which is not a "
+            "variable LLM keys may be read from (LLM_KEY_ENV_PREFIX, LLM_KEY_ENV_ALLOWED)."
+        )
+    return None
 
 
 def endpoint_config(endpoint: JudgeEndpoint) -> EndpointConfig:
     """The endpoint's settings with its key's value, which lives only in this object (its
-    repr hides it) for the length of a job."""
+    repr hides it) for the length of a job. The key is the provider's and goes only to the
+    provider's base URL, read from the provider now (not from the endpoint's copy); an
+    endpoint without a provider sends no key."""
     key = None
-    if endpoint.api_key_env:
-        key = os.environ.get(endpoint.api_key_env)
-        if not key:
-            raise ApplicationError(
-                f"The environment variable {endpoint.api_key_env} (the API key of "
-                f"“{endpoint.name}”) is not set where the studio runs."
-            )
+    base_url = endpoint.base_url
+    provider = endpoint.provider
+    if provider is not None:
+        refusal = provider_usable(provider, endpoint.project_id)
+        if refusal:
+            raise ApplicationError(refusal)
+        base_url = provider.base_url
+        if provider.api_key_env:
+            key = os.environ.get(provider.api_key_env)
+            if not key:
+                raise ApplicationError(
+                    f"The environment variable {provider.api_key_env} (the API key of the "
+                    f"provider “{provider.name}”) is not set where the studio runs."
+                )
     return EndpointConfig(
         name=endpoint.name,
-        base_url=endpoint.base_url,
+        base_url=base_url,
         model=endpoint.model,
         api_key=key,
         temperature=endpoint.temperature,
@@ -42,6 +92,7 @@ def endpoint_config(endpoint: JudgeEndpoint) -> EndpointConfig:
         tpm=endpoint.tpm,
         price_input_per_m=endpoint.price_input_per_m,
         price_output_per_m=endpoint.price_output_per_m,
+        network=network_policy(),
     )
 
 
@@ -117,8 +168,9 @@ def gateway_for(endpoint: JudgeEndpoint, *, limiter: RateLimiter | None = None) 
         if settings.LLM_REDIS_URL
         else _memory_cache()
     )
+    config = endpoint_config(endpoint)
     return Gateway(
-        endpoint_config(endpoint),
+        config,
         limiter=limiter if limiter is not None else limiter_for(endpoint),
-        cache=ServerCache(cache_backend, endpoint.base_url),
+        cache=ServerCache(cache_backend, config.base_url),
     )

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from annotation.models import PreferenceLabel, Project, Prompt
 
-from .models import CoauthorJob, JudgeEndpoint, Proposal, Run
+from .models import CoauthorJob, JudgeEndpoint, LLMProvider, Proposal, Run
 
 
 def endpoints_of(*, project: Project) -> QuerySet[JudgeEndpoint]:
-    return JudgeEndpoint.objects.filter(project=project).order_by("name")
+    return JudgeEndpoint.objects.filter(project=project).select_related("provider").order_by("name")
+
+
+def providers_for(*, project: Project) -> QuerySet[LLMProvider]:
+    """The enabled providers the site admin made available to ``project`` (to every project
+    when a provider names none)."""
+    available = Q(projects=None) | Q(projects=project)
+    ids = LLMProvider.objects.filter(available, enabled=True).values("pk")
+    return LLMProvider.objects.filter(pk__in=ids).order_by("name")
 
 
 def endpoint_get(*, project: Project, endpoint_id: int) -> JudgeEndpoint:

@@ -7,20 +7,38 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
-from .models import CoauthorJob, Export, JudgeEndpoint, Proposal
+from .models import CoauthorJob, Export, JudgeEndpoint, LLMProvider, Proposal
+from .services.endpoints import KEY_FIELDS, NO_KEY_FIELDS
 from .services.exports import DEFAULT_ORIGINS
 
 
 class EndpointSerializer(serializers.ModelSerializer):
+    provider = serializers.PrimaryKeyRelatedField(
+        queryset=LLMProvider.objects.filter(enabled=True),
+        allow_null=True,
+        required=False,
+        help_text="A provider the site admin made available to the project (its base URL and "
+        "key); null: no key is sent, to the base URL given here.",
+    )
+    provider_name = serializers.CharField(source="provider.name", read_only=True, default=None)
+    key_variable = serializers.CharField(
+        source="provider.api_key_env",
+        read_only=True,
+        default=None,
+        help_text="The NAME of the provider's key variable (never the key).",
+    )
+
     class Meta:
         model = JudgeEndpoint
         fields = [
             "id",
             "name",
             "backend",
+            "provider",
+            "provider_name",
+            "key_variable",
             "base_url",
             "model",
-            "api_key_env",
             "temperature",
             "max_tokens",
             "timeout",
@@ -37,10 +55,13 @@ class EndpointSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
-        extra_kwargs = {
-            "api_key_env": {"help_text": "The NAME of the variable, never the key."},
-            "model": {"required": False, "allow_blank": True},
-        }
+        extra_kwargs = {"model": {"required": False, "allow_blank": True}}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Not silently dropped: someone sending a key variable must learn it is not used.
+        if any(name in self.initial_data for name in KEY_FIELDS):
+            raise serializers.ValidationError({"api_key_env": NO_KEY_FIELDS})
+        return attrs
 
 
 class JobCreateSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from .services.coauthor import job_run
 
@@ -33,10 +34,12 @@ def embed_rubric_texts(rubric_id: int, user_id: int | None) -> int:
     return rubric_texts_embed(rubric_id=rubric_id, user_id=user_id)
 
 
-@shared_task
+@shared_task(time_limit=settings.EXPORT_TIME_LIMIT)
 def export_dataset(export_id: int) -> None:
     """Write a dataset export's files. Repeat-safe: the export is claimed with a
-    status-guarded update, so a second delivery finds it no longer queued and returns."""
+    status-guarded update, so a second delivery finds it no longer queued and returns.
+    Stopped at EXPORT_TIME_LIMIT (by a prefork pool), the bound after which the sweeper
+    fails an export still marked running (``services.recovery``)."""
     from .services.exports import export_run
 
     export_run(export_id)

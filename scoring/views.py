@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -22,7 +21,7 @@ from annotation.models import PreferenceLabel, Prompt, ReviewQueue, Role
 from . import selectors, services
 from .models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal, Run
 from .results import run_results
-from .services.endpoints import FIELDS
+from .services.endpoints import FIELDS, KEY_FIELDS
 
 PROMPT_FILTERS = {
     "no_rubric": "Prompts without a rubric",
@@ -55,7 +54,7 @@ def _endpoint_data(request: HttpRequest) -> dict[str, Any]:
         "batch_tokens": int,
         "threshold": float,
     }
-    for name in FIELDS:
+    for name in (*FIELDS, *KEY_FIELDS):  # a key field is refused by the service, clearly
         if name not in request.POST:
             continue
         raw = request.POST[name].strip()
@@ -93,16 +92,18 @@ def judges_page(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("scoring:judges", slug=slug)
         except ApplicationError as exc:
             messages.error(request, exc.message)
+    providers = list(selectors.providers_for(project=project))
     context = {
         "project": project,
         "endpoints": selectors.endpoints_of(project=project),
         "options": services.coauthor_settings(project),
         "styles": CoauthorSettings.Style.choices,
         **ENDPOINT_CHOICES,
+        "providers": providers,
         "is_owner": is_owner,
         "values": request.POST
         if request.method == "POST"
-        else {"base_url": settings.OPENAI_BASE_URL, "api_key_env": settings.OPENAI_API_KEY_ENV},
+        else {"provider": str(providers[0].pk) if providers else ""},
     }
     return render(request, "scoring/judges.html", context)
 
@@ -129,10 +130,20 @@ def endpoint_edit(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResp
         except ApplicationError as exc:
             messages.error(request, exc.message)
             endpoint.refresh_from_db()
+    providers = list(selectors.providers_for(project=project))
+    if endpoint.provider is not None and endpoint.provider not in providers:
+        providers.append(endpoint.provider)  # disabled since: still shown as the current one
+    values = {"provider": str(endpoint.provider_id or ""), "backend": endpoint.backend}
     return render(
         request,
         "scoring/endpoint_edit.html",
-        {"project": project, "endpoint": endpoint, **ENDPOINT_CHOICES},
+        {
+            "project": project,
+            "endpoint": endpoint,
+            "providers": providers,
+            "values": values,
+            **ENDPOINT_CHOICES,
+        },
     )
 
 

@@ -1,6 +1,7 @@
 """The Exports page of a project: the form that starts an export (editors and owners), the
-list of exports with their live progress and files (viewers and up), downloads, and
-deletion (owners). Outsiders get 404 everywhere.
+list of exports with their live progress and files (viewers and up), downloads (viewers
+and up, except exports that carry the judge's verdicts: editors and owners), and deletion
+(owners). Outsiders get 404 everywhere.
 
 An unfinished export's card polls its own URL every second (an htmx partial) until it is
 done or failed; the rest of the page stays as it is.
@@ -108,6 +109,11 @@ def summary(options: dict[str, Any]) -> list[str]:
 
 def _card_context(project: Project, export: Export) -> dict[str, Any]:
     export.summary = summary(export.options)  # type: ignore[attr-defined]
+    # Listed for every member; files with the judge's verdicts for editors and owners.
+    export.can_download = export_services.export_may_download(  # type: ignore[attr-defined]
+        export=export,
+        role=project.user_role,  # type: ignore[attr-defined]
+    )
     export.kind_label = KINDS.get(export.kind, export.kind)  # type: ignore[attr-defined]
     export.format_label = FORMATS.get(export.format, export.format)  # type: ignore[attr-defined]
     return {
@@ -171,6 +177,7 @@ def export_card(request: HttpRequest, slug: str, export_id: int) -> HttpResponse
 def export_download(request: HttpRequest, slug: str, export_id: int, name: str) -> FileResponse:
     project = _project(request, slug, Role.VIEWER)
     export = export_services.export_get(project=project, export_id=export_id)
+    export_services.export_check_download(export=export, role=project.user_role)  # type: ignore[attr-defined]
     path = export_services.export_file(export, name)
     return FileResponse(
         path.open("rb"),

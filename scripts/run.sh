@@ -19,6 +19,8 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py demo_setup
 FAKE_LLM_PORT=${FAKE_LLM_PORT:-8001}
+# The fake LLM listens on loopback, which LLM requests reach only where the site allows it.
+export LLM_PRIVATE_HOSTS="${LLM_PRIVATE_HOSTS:+$LLM_PRIVATE_HOSTS,}127.0.0.1:${FAKE_LLM_PORT}"
 .venv/bin/python manage.py demo_llm_endpoint --url "http://127.0.0.1:${FAKE_LLM_PORT}/v1"
 if [ "${RUBRICSTUDIO_ML:-0}" = "1" ]; then
   .venv/bin/python manage.py demo_local_judge

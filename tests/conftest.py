@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from annotation.models import Role
@@ -13,6 +14,29 @@ from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 HEALTHBENCH = SHARED_DATA / "healthbench" / "healthbench_sample_250.jsonl"
+
+# The test client and the live server speak plain http. Production's HTTPS redirect and
+# Secure cookies (on whenever DEBUG is off) are turned off for the suite here, before any
+# request handler is built; tests/test_security.py checks the production defaults in a
+# process of their own.
+django_settings.SECURE_SSL_REDIRECT = False
+django_settings.SESSION_COOKIE_SECURE = django_settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture(autouse=True)
+def _no_api_throttling(settings):  # type: ignore[no-untyped-def]
+    """API throttles count requests per user id over a minute, and the suite's users reuse
+    ids from test to test: throttling is off unless a test turns it on
+    (tests/test_security.py)."""
+    settings.API_THROTTLE_RATES = {"anon": None, "user": None}
+
+
+@pytest.fixture(autouse=True)
+def _anyone_creates_projects(settings):  # type: ignore[no-untyped-def]
+    """Tests set up projects through the service with users of every kind; who may create
+    projects (ALLOW_PROJECT_CREATION, "staff" by default) is tested where a test sets it
+    (tests/annotation/test_project_creation.py)."""
+    settings.ALLOW_PROJECT_CREATION = "all"
 
 
 @pytest.fixture(autouse=True)
@@ -105,9 +129,15 @@ def fake_llm_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fake_llm(fake_llm_server):  # type: ignore[no-untyped-def]
-    """The fake server with no faults, no latency, no rules and zeroed statistics."""
+def fake_llm(fake_llm_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The fake server with no faults, no latency, no rules and zeroed statistics. LLM
+    requests may reach its loopback address and port, and only that (LLM_PRIVATE_HOSTS, in
+    this process and in the worker processes a test starts)."""
     from scoring.fakellm import FakeConfig
+
+    address = fake_llm_server.url.removeprefix("http://")
+    settings.LLM_PRIVATE_HOSTS = [*settings.LLM_PRIVATE_HOSTS, address]
+    monkeypatch.setenv("LLM_PRIVATE_HOSTS", ",".join(settings.LLM_PRIVATE_HOSTS))
 
     defaults = FakeConfig()
     fake_llm_server.configure(

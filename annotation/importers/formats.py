@@ -1,21 +1,20 @@
 """Format detection and streaming record iteration for import files.
 
-JSONL and CSV files (optionally gzip-compressed) are read line by line, so a file of
-any size is processed in constant memory. A JSON *array* file (first non-blank character
-``[``) is the one exception: it is loaded whole with ``json.load``.
+JSONL and CSV files (optionally gzip-compressed) are read line by line and JSON array
+files element by element, each read capped (``reading.Limits``): a file of any size, or
+built to exhaust memory, is processed holding about one record at a time.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import json
+import logging
 import os
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .hh_rlhf import parse_hh_rlhf
 from .parsers import (
@@ -27,8 +26,21 @@ from .parsers import (
     parse_researchqa,
     parse_trl,
 )
+from .reading import (
+    BoundedLines,
+    Limits,
+    LineTooLong,
+    decode_line,
+    iter_array,
+    iter_lines,
+    limited,
+    line_too_long,
+    open_text,
+)
 from .records import ImportFormatError, ParsedRecord, RecordError
 from .validation import InvalidRecord
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("healthbench", "rar", "researchqa", "trl", "hh-rlhf", "generic")
 
@@ -48,23 +60,13 @@ StrPath = str | os.PathLike[str]
 Item = ParsedRecord | RecordError
 
 
-def open_text(path: StrPath, *, newline: str | None = None) -> TextIO:
-    """Open ``path`` as UTF-8 text, decompressing ``.gz`` transparently.
-
-    A leading byte-order mark is ignored (``utf-8-sig``), as spreadsheet exports have one.
-    """
-    if str(path).lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
-    return open(path, encoding="utf-8-sig", newline=newline)  # noqa: SIM115
-
-
 def _is_csv(path: StrPath) -> bool:
     return str(path).lower().endswith((".csv", ".csv.gz"))
 
 
-def _first_char(path: StrPath) -> str:
+def _first_char(path: StrPath, limits: Limits) -> str:
     """The first non-whitespace character of the file, or "" when it is blank."""
-    with open_text(path) as handle:
+    with open_text(path, limits=limits) as handle:
         while chunk := handle.read(4096):
             stripped = chunk.lstrip()
             if stripped:
@@ -72,58 +74,33 @@ def _first_char(path: StrPath) -> str:
     return ""
 
 
-# Cells and lines may hold long responses; the csv module's default cap is 128 KiB.
+# Cells and lines may hold long responses; the csv module's default cap is 128 KiB. A
+# record is also bounded by the line cap (``BoundedLines``) before the module sees it.
 csv.field_size_limit(64 * 1024 * 1024)
 
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid number (JSON has no NaN or Infinity)")
-
-
-def _decode_line(line: str) -> Any:
-    if "\\u0000" in line or "\x00" in line:
-        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
-    return json.loads(line, parse_constant=_reject_constant)
-
-
-def _is_json_array(path: StrPath) -> bool:
+def _is_json_array(path: StrPath, limits: Limits) -> bool:
     """A whole-file JSON array, as opposed to JSONL whose first record is a list."""
-    return not str(path).lower().endswith(_JSONL_SUFFIXES) and _first_char(path) == "["
+    return not str(path).lower().endswith(_JSONL_SUFFIXES) and _first_char(path, limits) == "["
 
 
-def _iter_objects(path: StrPath) -> Iterator[tuple[int, Any] | RecordError]:
-    """(line, decoded value) per record, or a RecordError for a line that is not JSON."""
-    if _is_json_array(path):
-        with open_text(path) as handle:
-            try:
-                items = json.load(handle, parse_constant=_reject_constant)
-            except ValueError as exc:
-                if not isinstance(exc, json.JSONDecodeError):
-                    raise ImportFormatError(f"{Path(path).name}: {exc}") from exc
-                raise ImportFormatError(
-                    f"{Path(path).name} is not a valid JSON array: "
-                    f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-                ) from exc
-        if not isinstance(items, list):
-            raise ImportFormatError(f"{Path(path).name} is not a JSON array")
-        for index, item in enumerate(items, start=1):
-            if "\\u0000" in json.dumps(item):
-                yield RecordError(
-                    index, "contains a NUL character (\\u0000), which cannot be stored"
-                )
-            else:
-                yield index, item
-        return
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
+def _iter_objects(path: StrPath, limits: Limits) -> Iterator[tuple[int, Any] | RecordError]:
+    """(line, decoded value) per record, or a RecordError for a line that is not JSON, is
+    too long, too deeply nested or holds a NUL."""
+    with open_text(path, limits=limits) as handle:
+        if _is_json_array(path, limits):
+            yield from iter_array(handle, limits)
+            return
+        for line_no, line in iter_lines(handle, limits.max_line):
+            if line is None:
+                yield RecordError(line_no, f"the line is {line_too_long(limits.max_line)}")
+                continue
             if not line.strip():
                 continue
             try:
-                yield line_no, _decode_line(line)
-            except json.JSONDecodeError as exc:
-                yield RecordError(line_no, f"invalid JSON: {exc.msg} at column {exc.colno}")
+                yield line_no, decode_line(line, limits.max_depth)
             except ValueError as exc:
                 yield RecordError(line_no, str(exc))
 
@@ -136,16 +113,25 @@ def _apply(parser: Parser, value: Any, line: int) -> Item:
         return parser(value, line)
     except InvalidRecord as exc:
         return RecordError(line, str(exc))
+    except Exception as exc:  # a record no rule foresaw: reported, never a crash
+        logger.exception("Import parser failed on record %s", line)
+        return RecordError(line, f"cannot be read ({type(exc).__name__})")
 
 
-def _iter_json_records(path: StrPath, parser: Parser) -> Iterator[Item]:
-    for item in _iter_objects(path):
+def _iter_json_records(path: StrPath, parser: Parser, limits: Limits) -> Iterator[Item]:
+    for item in _iter_objects(path, limits):
         yield item if isinstance(item, RecordError) else _apply(parser, item[1], item[0])
 
 
-def _csv_reader(handle: TextIO, path: StrPath) -> csv.DictReader[str]:
-    reader = csv.DictReader(handle)
-    fields = [name.strip() for name in reader.fieldnames or []]
+def _csv_reader(lines: BoundedLines, path: StrPath) -> csv.DictReader[str]:
+    reader = csv.DictReader(lines)
+    try:
+        names = reader.fieldnames or []
+    except LineTooLong as exc:
+        raise ImportFormatError(
+            f"{Path(path).name}: the CSV header is {line_too_long(lines.max_chars)}"
+        ) from exc
+    fields = [name.strip() for name in names]
     if "prompt" not in fields:
         found = ", ".join(fields) or "no header"
         raise ImportFormatError(f"{Path(path).name}: CSV needs a 'prompt' column (found: {found})")
@@ -153,25 +139,35 @@ def _csv_reader(handle: TextIO, path: StrPath) -> csv.DictReader[str]:
     return reader
 
 
-def _iter_csv_records(path: StrPath) -> Iterator[Item]:
-    with open_text(path, newline="") as handle:
-        reader = _csv_reader(handle, path)
-        try:
-            previous_end = reader.line_num
-            for row in reader:
-                start = previous_end + 1  # a quoted cell may span several lines
-                previous_end = reader.line_num
-                if any("\x00" in (v or "") for v in row.values() if isinstance(v, str)):
-                    yield RecordError(start, "contains a NUL character, which cannot be stored")
-                    continue
-                try:
-                    yield parse_csv_row(row, start)
-                except InvalidRecord as exc:
-                    yield RecordError(start, str(exc))
-        except csv.Error as exc:
-            raise ImportFormatError(
-                f"{Path(path).name}: unreadable CSV at line {reader.line_num}: {exc}"
-            ) from exc
+def _iter_csv_records(path: StrPath, limits: Limits) -> Iterator[Item]:
+    with open_text(path, newline="", limits=limits) as handle:
+        lines = BoundedLines(handle, limits.max_line)
+        reader = _csv_reader(lines, path)
+        while True:
+            lines.start_record()
+            start = lines.line_no + 1  # a quoted cell may span several lines
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except LineTooLong as exc:
+                yield RecordError(exc.line, f"the record is {line_too_long(limits.max_line)}")
+                continue
+            except csv.Error as exc:
+                raise ImportFormatError(
+                    f"{Path(path).name}: unreadable CSV at line {lines.line_no}: {exc}"
+                ) from exc
+            if any("\x00" in (v or "") for v in row.values() if isinstance(v, str)):
+                yield RecordError(start, "contains a NUL character, which cannot be stored")
+                continue
+            yield _apply_csv(row, start)
+
+
+def _apply_csv(row: dict[str | None, Any], line: int) -> Item:
+    try:
+        return parse_csv_row(row, line)
+    except InvalidRecord as exc:
+        return RecordError(line, str(exc))
 
 
 def _guard(path: StrPath, items: Iterator[Item]) -> Iterator[Item]:
@@ -201,15 +197,16 @@ def _format_for(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def detect_format(path: StrPath) -> str:
+def detect_format(path: StrPath, *, limits: Limits | None = None) -> str:
     """Guess the format of ``path`` from its first record (a CSV is always "generic")."""
     name = Path(path).name
+    limits = limits or Limits()
     try:
         if _is_csv(path):
-            with open_text(path, newline="") as handle:
-                _csv_reader(handle, path)
+            with open_text(path, newline="", limits=limits) as handle:
+                _csv_reader(BoundedLines(handle, limits.max_line), path)
             return "generic"
-        with closing(_iter_objects(path)) as items:
+        with closing(_iter_objects(path, limits)) as items:
             first = next(items, None)
     except _READ_ERRORS as exc:
         raise ImportFormatError(f"cannot read {name}: {exc}") from exc
@@ -234,17 +231,20 @@ def detect_format(path: StrPath) -> str:
     return fmt
 
 
-def iter_records(path: StrPath, fmt: str | None = None) -> Iterator[Item]:
+def iter_records(
+    path: StrPath, fmt: str | None = None, *, limits: Limits | None = None
+) -> Iterator[Item]:
     """Yield a ParsedRecord or a RecordError for every non-blank record of ``path``.
 
     ``fmt`` is one of FORMATS (detected when omitted). A bad record yields a RecordError
     and iteration goes on, so every bad line is reported. Whole-file problems (unknown
-    format, unreadable file, a CSV without a ``prompt`` column, a broken JSON array)
-    raise ImportFormatError: the format check happens at call time, read errors while
-    iterating.
+    format, unreadable file, a CSV without a ``prompt`` column, a broken JSON array, a
+    cap of ``limits`` passed: ImportLimitError) raise ImportFormatError: the format check
+    happens at call time, read errors while iterating.
     """
+    limits = limits or Limits()
     if fmt is None:
-        fmt = detect_format(path)
+        fmt = detect_format(path, limits=limits)
     if fmt not in FORMATS:
         raise ImportFormatError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
     if _is_csv(path):
@@ -252,5 +252,5 @@ def iter_records(path: StrPath, fmt: str | None = None) -> Iterator[Item]:
             raise ImportFormatError(
                 f"{Path(path).name}: CSV files can only be imported as 'generic', not '{fmt}'"
             )
-        return _guard(path, _iter_csv_records(path))
-    return _guard(path, _iter_json_records(path, _PARSERS[fmt]))
+        return _guard(path, limited(_iter_csv_records(path, limits), limits))
+    return _guard(path, limited(_iter_json_records(path, _PARSERS[fmt], limits), limits))

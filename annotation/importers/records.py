@@ -6,7 +6,7 @@ parsers be tested without a database or settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant", "developer", "tool")
@@ -44,6 +44,22 @@ class ParsedRecord:
     criteria: list[ParsedCriterion] = field(default_factory=list)
     preference: tuple[int, int] | None = None  # (chosen, rejected) indexes into responses
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types; ``from_dict`` gives an equal record back."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParsedRecord:
+        preference = data.get("preference")
+        return cls(
+            **{
+                **data,
+                "responses": [ParsedResponse(**r) for r in data.get("responses", [])],
+                "criteria": [ParsedCriterion(**c) for c in data.get("criteria", [])],
+                "preference": None if preference is None else tuple(preference),
+            }
+        )
+
 
 @dataclass
 class RecordError:
@@ -53,3 +69,8 @@ class RecordError:
 
 class ImportFormatError(Exception):
     """A whole-file problem: unknown format, unreadable file, undetectable format."""
+
+
+class ImportLimitError(ImportFormatError):
+    """The file passes one of the import caps (see ``reading.Limits``); the message names
+    the cap's setting. Reading stops there, so nothing past the cap is held in memory."""

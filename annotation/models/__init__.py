@@ -22,6 +22,7 @@ from .core import (
     RubricVersion,
     content_hash,
 )
+from .imports import ImportJob
 from .reviews import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "AuditEvent",
     "Criterion",
     "CriterionComment",
+    "ImportJob",
     "Membership",
     "PairwiseReview",
     "PreferenceLabel",

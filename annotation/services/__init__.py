@@ -11,7 +11,14 @@ from .drafts import (
     draft_save,
     rubric_start,
 )
-from .imports import ImportReport, data_import, data_import_upload
+from .import_jobs import (
+    UploadTooLarge,
+    import_job_get,
+    import_job_run,
+    import_jobs_of,
+    import_start,
+)
+from .imports import ImportReport, data_import, import_limits
 from .people import (
     api_token_get_or_create,
     api_token_rotate,
@@ -59,10 +66,15 @@ __all__ = [
     "draft_save",
     "rubric_start",
     "ImportReport",
+    "UploadTooLarge",
     "api_token_get_or_create",
     "api_token_rotate",
     "data_import",
-    "data_import_upload",
+    "import_job_get",
+    "import_job_run",
+    "import_jobs_of",
+    "import_limits",
+    "import_start",
     "membership_add",
     "membership_remove",
     "membership_set_role",

@@ -1,31 +1,35 @@
 """Import of prompts, responses, rubrics and preference labels from files.
 
-The file is streamed record by record inside one transaction. By default the import is
-atomic: if any record is bad the transaction is rolled back, so a file with a bad line
-imports nothing. With ``skip_invalid`` each record is written in its own savepoint: the
-valid records are imported and the bad ones are skipped and reported (line and reason).
-Re-importing the same file creates nothing: prompts are matched on (project, external_id),
-responses on (prompt, source, content hash), and a prompt that already has a rubric
-keeps it.
+Two passes. First the file is read and every record parsed and checked, with no
+transaction and no lock, every read capped (``import_limits``, from the ``IMPORT_*``
+settings); the records to write are spooled to a temporary file. Then, only if there is
+something to write, the project's row is locked and the spooled records are written in one
+transaction. By default the import is atomic: a file with a bad record imports nothing.
+With ``skip_invalid`` each record is written in its own savepoint: the valid records are
+imported and the bad ones are skipped and reported (line and reason). Re-importing the
+same file creates nothing: prompts are matched on (project, external_id), responses on
+(prompt, source, content hash), and a prompt that already has a rubric keeps it.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, transaction
 
 from ..errors import ApplicationError
 from ..importers import (
     FORMATS,
     ImportFormatError,
+    Limits,
     ParsedRecord,
     RecordError,
     detect_format,
@@ -100,9 +104,41 @@ class ImportReport:
         for name, n in counts.items():
             setattr(self, name, getattr(self, name) + n)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImportReport:
+        """The report of ``as_dict`` (as an import job keeps it)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# Progress: ``on_progress("parsing", lines read so far)`` at most about once a second, then
+# ``on_progress("writing", records to write)`` once, before the write transaction.
+Progress = Callable[[str, int], None]
+PROGRESS_SECONDS = 1.0
+
+
+def import_limits() -> Limits:
+    """The caps every import reads under, from the ``IMPORT_*`` settings."""
+    return Limits(
+        max_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES,
+        max_line=settings.IMPORT_MAX_LINE_LENGTH,
+        max_depth=settings.IMPORT_MAX_JSON_DEPTH,
+        max_records=settings.IMPORT_MAX_RECORDS,
+        max_errors=settings.IMPORT_MAX_ERRORS,
+    )
+
 
 class _Rollback(Exception):
     pass
+
+
+class _StorageFailed(Exception):
+    """Atomic mode: the database refused a record (the transaction is rolled back)."""
+
+    def __init__(self, line: int, error: DatabaseError) -> None:
+        super().__init__(line)
+        self.line = line
+        self.error = error
 
 
 class _BadRecord(Exception):
@@ -217,6 +253,104 @@ def _storage_error(exc: DatabaseError) -> str:
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 
+class _Spool:
+    """The parsed records waiting to be written, one JSON line each, in a temporary file:
+    memory stays at one record however many the file has."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, record: ParsedRecord) -> None:
+        self._file.write(json.dumps(record.to_dict()) + "\n")
+        self.count += 1
+
+    def __iter__(self) -> Iterator[ParsedRecord]:
+        self._file.seek(0)
+        for line in self._file:
+            yield ParsedRecord.from_dict(json.loads(line))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Ticker:
+    def __init__(self, on_progress: Progress | None) -> None:
+        self._on_progress = on_progress
+        self._last = time.monotonic()
+
+    def __call__(self, phase: str, records: int, *, force: bool = False) -> None:
+        if self._on_progress is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_SECONDS:
+            self._last = now
+            self._on_progress(phase, records)
+
+
+def _parse(
+    *,
+    path: Path,
+    fmt: str,
+    report: ImportReport,
+    limits: Limits,
+    spool: _Spool,
+    tick: _Ticker,
+) -> None:
+    """The first pass: read and check every record; spool those to write. No transaction,
+    no lock. In atomic mode nothing is spooled after the first bad record (nothing will be
+    written), but the rest is still read so that every bad line is reported."""
+    for item in iter_records(path, fmt, limits=limits):
+        tick("parsing", item.line)
+        if isinstance(item, RecordError):
+            report.add_error(item.line, item.reason)
+            continue
+        report.records += 1
+        try:
+            _check_preference(item)
+        except _BadRecord as exc:
+            report.add_error(item.line, str(exc))
+            continue
+        if report.error_count and not report.skip_invalid:
+            continue
+        spool.add(item)
+
+
+def _write(
+    *,
+    project: Project,
+    spool: _Spool,
+    report: ImportReport,
+    actor,  # type: ignore[no-untyped-def]
+) -> None:
+    """The second pass, inside the caller's transaction with the project's row locked:
+    write the spooled records. Atomic mode stops at the first record that cannot be
+    stored here (e.g. a prompt id taken by other messages); the caller rolls back."""
+    skip_invalid = report.skip_invalid
+    for record in spool:
+        try:
+            if skip_invalid:
+                with transaction.atomic():  # a savepoint: a bad record leaves nothing
+                    counts = _import_record(
+                        project=project, record=record, report=report, actor=actor
+                    )
+            else:
+                counts = _import_record(project=project, record=record, report=report, actor=actor)
+        except (_BadRecord, ApplicationError) as exc:
+            # ApplicationError: a service below refused the record (atomic mode rolls
+            # everything back; skip-invalid mode its savepoint).
+            report.add_error(record.line, str(exc))
+            if not skip_invalid:
+                return
+            continue
+        except DatabaseError as exc:
+            if not skip_invalid:
+                raise _StorageFailed(record.line, exc) from exc
+            report.add_error(record.line, f"could not be stored ({_storage_error(exc)})")
+            continue
+        report.add_counts(counts)
+
+
 def data_import(
     *,
     project: Project,
@@ -225,6 +359,9 @@ def data_import(
     actor=None,  # type: ignore[no-untyped-def]
     display_name: str | None = None,
     skip_invalid: bool = False,
+    limits: Limits | None = None,
+    on_progress: Progress | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> ImportReport:
     """Import one file into ``project``.
 
@@ -232,53 +369,33 @@ def data_import(
     ``skip_invalid`` the valid records are written and the bad ones are skipped, each
     listed in the report with its line and reason; a record is written whole or not at
     all (its own savepoint). Raises ApplicationError for whole-file problems (unreadable
-    file, unknown or undetectable format), and then nothing was written in either mode.
+    file, unknown or undetectable format, a cap of ``limits`` passed: the message names
+    its setting), and then nothing was written in either mode.
+
+    The file is read and checked before anything is locked; the project's row lock
+    (which serialises imports into one project) is held only while writing.
+    ``before_commit`` is called last inside the write transaction: raising there (an
+    ApplicationError) rolls the whole write back.
     """
     path = Path(path)
     name = display_name or path.name
+    limits = limits or import_limits()
     if fmt and fmt not in FORMATS:
         raise ApplicationError(f"{name}: unknown format '{fmt}'. Known: {', '.join(FORMATS)}.")
+    tick = _Ticker(on_progress)
+    spool = _Spool()
     try:
-        fmt = fmt or detect_format(path)
-    except ImportFormatError as exc:
-        raise ApplicationError(f"{name}: {exc}") from exc
-    except OSError as exc:
-        raise ApplicationError(f"{name}: cannot read the file ({exc.strerror or exc}).") from exc
-    report = ImportReport(file=name, format=fmt, skip_invalid=skip_invalid)
-    line = 0
-    try:
+        fmt = fmt or detect_format(path, limits=limits)
+        report = ImportReport(file=name, format=fmt, skip_invalid=skip_invalid)
+        _parse(path=path, fmt=fmt, report=report, limits=limits, spool=spool, tick=tick)
+        if not report.committed:
+            _zero_counts(report)
+            return report
+        tick("writing", spool.count, force=True)
         with transaction.atomic():
             # Serialise imports into one project: check-then-create below relies on it.
             Project.objects.select_for_update().filter(pk=project.pk).first()
-            for item in iter_records(path, fmt):
-                line = item.line
-                if isinstance(item, RecordError):
-                    report.add_error(item.line, item.reason)
-                    continue
-                report.records += 1
-                if report.error_count and not skip_invalid:
-                    continue  # keep validating the rest, but stop writing
-                try:
-                    if skip_invalid:
-                        with transaction.atomic():  # a savepoint: a bad record leaves nothing
-                            counts = _import_record(
-                                project=project, record=item, report=report, actor=actor
-                            )
-                    else:
-                        counts = _import_record(
-                            project=project, record=item, report=report, actor=actor
-                        )
-                except (_BadRecord, ApplicationError) as exc:
-                    # ApplicationError: a service below refused the record (atomic mode
-                    # rolls everything back; skip-invalid mode its savepoint).
-                    report.add_error(item.line, str(exc))
-                    continue
-                except DatabaseError as exc:
-                    if not skip_invalid:
-                        raise
-                    report.add_error(item.line, f"could not be stored ({_storage_error(exc)})")
-                    continue
-                report.add_counts(counts)
+            _write(project=project, spool=spool, report=report, actor=actor)
             if not report.committed:
                 raise _Rollback
             audit(
@@ -288,18 +405,26 @@ def data_import(
                 target=name,
                 **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
             )
+            if before_commit is not None:
+                before_commit()
     except _Rollback:
         _zero_counts(report)
     except ImportFormatError as exc:
-        raise ApplicationError(f"{name}: {exc}") from exc
+        raise ApplicationError(f"{name}: {exc}; nothing was imported.") from exc
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise ApplicationError(f"{name}: cannot read the file ({exc}).") from exc
-    except DatabaseError as exc:
+    except _StorageFailed as exc:
         # Validation should have caught it; if not, nothing was written (rolled back).
         raise ApplicationError(
-            f"{name}: line {line} could not be stored ({_storage_error(exc)}); "
+            f"{name}: line {exc.line} could not be stored ({_storage_error(exc.error)}); "
             "nothing was imported."
+        ) from exc.error
+    except DatabaseError as exc:
+        raise ApplicationError(
+            f"{name}: could not be stored ({_storage_error(exc)}); nothing was imported."
         ) from exc
+    finally:
+        spool.close()
     return report
 
 
@@ -308,28 +433,3 @@ def _zero_counts(report: ImportReport) -> None:
     for f in fields(report):
         if f.name.endswith(("_created", "_unchanged")):
             setattr(report, f.name, 0)
-
-
-def data_import_upload(
-    *,
-    project: Project,
-    upload: UploadedFile,
-    fmt: str | None = None,
-    actor=None,  # type: ignore[no-untyped-def]
-    skip_invalid: bool = False,
-) -> ImportReport:
-    """Import an uploaded file: spooled to a temporary file (keeping its suffixes, so
-    ``.gz`` and ``.csv`` are recognised), then ``data_import``."""
-    suffix = "".join(Path(upload.name or "").suffixes[-2:])
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        for chunk in upload.chunks():
-            tmp.write(chunk)
-        tmp.flush()
-        return data_import(
-            project=project,
-            path=tmp.name,
-            fmt=fmt,
-            actor=actor,
-            display_name=upload.name,
-            skip_invalid=skip_invalid,
-        )

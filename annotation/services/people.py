@@ -2,18 +2,24 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
-from ..errors import ApplicationError
+from ..errors import ApplicationError, NotAllowed
 from ..models import Membership, Project, Role
+from ..selectors import can_create_projects
 from .audit import audit
 
 
 @transaction.atomic
 def project_create(*, name: str, owner, slug: str = "", description: str = "") -> Project:  # type: ignore[no-untyped-def]
-    """Create a project with ``owner`` as its first owner."""
+    """Create a project with ``owner`` as its first owner, if ALLOW_PROJECT_CREATION lets
+    ``owner`` create projects (management commands run by the operator pass a superuser)."""
+    if not can_create_projects(user=owner):
+        raise NotAllowed(
+            "Only staff users may create projects on this site (ALLOW_PROJECT_CREATION); "
+            "ask a site admin to create one for you or to add you to one."
+        )
     name = name.strip()
     if not name:
         raise ApplicationError("A project needs a name.")
@@ -29,20 +35,18 @@ def project_create(*, name: str, owner, slug: str = "", description: str = "") -
 
 
 @transaction.atomic
-def membership_add(*, project: Project, actor, identifier: str, role: str) -> Membership:  # type: ignore[no-untyped-def]
-    """Add an existing user, found by username or e-mail, to the project."""
-    identifier = identifier.strip()
+def membership_add(*, project: Project, actor, username: str, role: str) -> Membership:  # type: ignore[no-untyped-def]
+    """Add an existing user, named by their exact username, to the project.
+
+    Only the exact username finds someone: no e-mail lookup and no case folding, so the
+    form cannot be used to learn whose address is whose or which accounts exist by e-mail.
+    """
+    username = username.strip()
     if role not in Role.values:
         raise ApplicationError(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")
-    users = get_user_model().objects.filter(
-        Q(username__iexact=identifier) | (Q(email__iexact=identifier) & ~Q(email=""))
-    )
-    matches = list(users[:2])
-    if not identifier or not matches:
-        raise ApplicationError(f"No user with the username or e-mail '{identifier}'.")
-    if len(matches) > 1:
-        raise ApplicationError(f"'{identifier}' matches several users; use the username.")
-    user = matches[0]
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None:
+        raise ApplicationError(f"No user with the username '{username[:150]}'.")
     if Membership.objects.filter(project=project, user=user).exists():
         raise ApplicationError(f"{user.username} is already a member of this project.")
     membership = Membership.objects.create(project=project, user=user, role=role)

@@ -13,9 +13,9 @@ from .editor import (
     rubric_save,
     rubric_workflow,
 )
+from .imports import import_job, import_page
 from .pages import (
     account_settings,
-    import_page,
     member_update,
     members_page,
     project_detail,
@@ -38,6 +38,7 @@ from .reviews import (
 
 __all__ = [
     "account_settings",
+    "import_job",
     "import_page",
     "member_update",
     "members_page",

@@ -26,6 +26,15 @@ from ..models import Criterion, Project, Prompt, Role, Rubric
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
+def _bad_request(message: str) -> HttpResponse:
+    """A 400 whose body is a fixed message as plain text: nothing the client sent is
+    echoed back (a reflected value in an HTML body would run as markup)."""
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+UNKNOWN_EDIT = "Unknown edit: one of " + ", ".join(("discard", *services.OPS)) + "."
+
+
 def editor_context(
     request: HttpRequest,
     project: Project,
@@ -162,7 +171,7 @@ def rubric_draft(request: HttpRequest, slug: str, rubric_id: int, op: str) -> Ht
         services.draft_discard(rubric=rubric, user=request.user)
         return _respond(request, project, rubric, notice="Unsaved changes discarded.")
     if op not in services.OPS:
-        return HttpResponseBadRequest(f"Unknown edit '{op}'.")
+        return _bad_request(UNKNOWN_EDIT)
     return _apply_edit(request, project, rubric, op, None)
 
 
@@ -174,7 +183,7 @@ def prompt_rubric_start(request: HttpRequest, slug: str, prompt_id: int) -> Http
     prompt = selectors.prompt_get(project=project, prompt_id=prompt_id)
     op = request.POST.get("op", "add")
     if op not in services.OPS:
-        return HttpResponseBadRequest(f"Unknown edit '{op}'.")
+        return _bad_request("Unknown edit: one of " + ", ".join(services.OPS) + ".")
     return _apply_edit(request, project, selectors.rubric_for_prompt(prompt=prompt), op, prompt)
 
 
@@ -253,7 +262,7 @@ def rubric_workflow(request: HttpRequest, slug: str, rubric_id: int) -> HttpResp
     project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     action = request.POST.get("action", "")
     if action not in WORKFLOW_NOTICES:
-        return HttpResponseBadRequest(f"Unknown action '{action}'.")
+        return _bad_request("Unknown action: one of " + ", ".join(WORKFLOW_NOTICES) + ".")
     try:
         if action == "submit":
             services.rubric_submit_for_review(rubric=rubric, actor=request.user)
@@ -306,7 +315,7 @@ def rubric_export(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespon
     shape = request.GET.get("shape", "healthbench")
     version = request.GET.get("version", "")
     if shape not in SHAPES or (version and not (version.isascii() and version.isdigit())):
-        return HttpResponseBadRequest("shape is healthbench or rar; version is a number.")
+        return _bad_request("shape is healthbench or rar; version is a number.")
     body = selectors.rubric_export_json(
         rubric=rubric, shape=shape, number=int(version) if version else None
     )

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 from django.views.decorators.vary import vary_on_headers
 
 from .. import selectors, services
 from ..errors import ApplicationError
-from ..importers import FORMATS
 from ..models import Membership, Role, Rubric
 from ..rubric_logic import diff_criteria
 from .editor import editor_context
@@ -24,6 +30,8 @@ PAGE_SIZE = 50
 @require_http_methods(["GET", "POST"])
 def project_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        if not selectors.can_create_projects(user=request.user):
+            raise PermissionDenied("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
         try:
             project = services.project_create(
                 name=request.POST.get("name", ""),
@@ -37,10 +45,12 @@ def project_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("annotation:project_detail", slug=project.slug)
     projects = selectors.projects_with_counts(user=request.user).order_by("name")[:200]
-    return render(request, "annotation/project_list.html", {"projects": projects})
+    context = {"projects": projects, "can_create": selectors.can_create_projects(user=request.user)}
+    return render(request, "annotation/project_list.html", context)
 
 
 @login_required
+@require_safe
 @vary_on_headers("HX-Request")
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
@@ -102,34 +112,6 @@ def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpRespon
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.EDITOR)
-    report = None
-    error = ""
-    if request.method == "POST":
-        upload = request.FILES.get("file")
-        if upload is None:
-            error = "Choose a file to import."
-        else:
-            try:
-                report = services.data_import_upload(
-                    project=project,
-                    upload=upload,
-                    fmt=request.POST.get("format") or None,
-                    actor=request.user,
-                    skip_invalid=request.POST.get("skip_invalid") in ("1", "on", "true"),
-                )
-            except ApplicationError as exc:
-                error = exc.message
-    context = {"project": project, "report": report, "error": error, "formats": FORMATS}
-    template = "annotation/import.html"
-    if request.htmx and request.method == "POST":
-        template += "#report"
-    return render(request, template, context)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     if request.method == "POST":
@@ -138,7 +120,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
             services.membership_add(
                 project=project,
                 actor=request.user,
-                identifier=request.POST.get("identifier", ""),
+                username=request.POST.get("username", ""),
                 role=request.POST.get("role", Role.VIEWER),
             )
         except ApplicationError as exc:
@@ -150,6 +132,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project,
         "memberships": selectors.memberships_of(project=project),
         "roles": Role.choices,
+        # Owners manage members and see their e-mail addresses; the others see names only.
         "is_owner": project.user_role == Role.OWNER,
     }
     return render(request, "annotation/members.html", context)
@@ -176,6 +159,7 @@ def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@never_cache  # the page shows the API token: no browser or proxy may keep a copy
 def account_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         services.api_token_rotate(user=request.user)
@@ -186,6 +170,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     rubric = selectors.rubric_get(project=project, rubric_id=rubric_id)
@@ -200,6 +185,7 @@ def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespo
 
 
 @login_required
+@require_safe
 def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     rubric = selectors.rubric_get(project=project, rubric_id=rubric_id)

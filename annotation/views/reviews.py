@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -384,11 +384,11 @@ def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpRes
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
     if request.method == "POST":
         raw = request.POST.get("item", "")
-        item = get_object_or_404(
-            ReviewItem,
-            queue=queue,
-            pk=int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else 0,
-        )
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 12):
+            return HttpResponseBadRequest(
+                "Name the pair to adjudicate (item).", content_type="text/plain; charset=utf-8"
+            )
+        item = get_object_or_404(ReviewItem, queue=queue, pk=int(raw))
         winner = request.POST.get("winner", "")
         try:
             item = services.item_adjudicate(item=item, actor=request.user, winner=winner)

@@ -31,9 +31,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+import httpx2
 import openai
 
 from scoring.engine import structured
+from scoring.engine.netguard import (
+    BLOCKED_MESSAGE,
+    NetworkPolicy,
+    blocked_in_chain,
+    guarded_transport,
+    url_problems,
+)
 from scoring.engine.ratelimit import RateLimiter, WindowLimiter
 
 __all__ = [
@@ -62,7 +70,14 @@ CHARS_PER_TOKEN = 4
 CACHE_KEY_VERSION = 1
 
 ErrorKind = Literal[
-    "rate_limited", "server_error", "timeout", "connection", "malformed", "client_error", "config"
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connection",
+    "malformed",
+    "client_error",
+    "config",
+    "blocked",
 ]
 # How structured output is requested, best first; a Gateway steps down when the server rejects
 # one (see `Gateway._complete`).
@@ -71,6 +86,17 @@ _FORMAT_MODES: tuple[FormatMode, ...] = ("json_schema", "json_object", "prompt")
 _FORMAT_HINTS = ("response_format", "response format", "json_schema", "json_object")
 
 Sleep = Callable[[float], Awaitable[Any]]
+# What a rejection says besides its status: fixed words, never the server's.
+_STATUS_HINTS = {
+    400: ": the server refused the request",
+    401: ": check the API key",
+    403: ": the key may not use this",
+    404: ": check the base URL and the model",
+    413: ": the request is too large",
+    422: ": the server refused the request",
+}
+# The SDK's own connection limits (its default client's), on the guarded transport.
+HTTP_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,9 @@ class EndpointConfig:
 
     `base_url` is what the OpenAI SDK expects, usually ending in `/v1`. `api_key` is the
     resolved secret value; it is left out of `repr` and never written anywhere by the gateway.
-    Prices are per million tokens; cached input defaults to the input price.
+    Prices are per million tokens; cached input defaults to the input price. `network` says
+    which internal addresses requests may reach (none by default: see `netguard`); it is
+    applied on every connection the gateway opens.
     """
 
     name: str
@@ -96,6 +124,7 @@ class EndpointConfig:
     price_output_per_m: float = 0.0
     price_cached_input_per_m: float | None = None
     max_retries: int = 4
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         """Price of one answer: cached prompt tokens are a subset of `prompt_tokens`."""
@@ -304,6 +333,8 @@ def _config_problems(config: EndpointConfig) -> list[str]:
     problems = []
     if not config.base_url:
         problems.append("base_url is empty")
+    else:
+        problems.extend(url_problems(config.base_url))
     if not config.model:
         problems.append("model is empty")
     if config.max_concurrency < 1:
@@ -371,12 +402,29 @@ class Gateway:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
         self._format_mode: FormatMode = "json_schema"
+        # The SDK's own HTTP client would follow redirects, honour proxy variables and
+        # connect wherever DNS says: ours follows nothing and connects only where
+        # `config.network` allows, checked on every connection.
+        http_client = openai.DefaultAsyncHttpxClient(
+            transport=guarded_transport(config.network, HTTP_LIMITS),
+            follow_redirects=False,
+            timeout=config.timeout,
+        )
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key or "not-needed",
             max_retries=0,  # retries are ours: backoff, Retry-After, usage accounting
             timeout=config.timeout,
+            http_client=http_client,
         )
+        # The SDK reads OPENAI_CUSTOM_HEADERS, OPENAI_ADMIN_KEY, OPENAI_ORG_ID and
+        # OPENAI_PROJECT_ID from the environment and would send them to whatever server this
+        # endpoint names: this client sends the endpoint's own key and nothing else of the site.
+        self._client._custom_headers = {}
+        self._client._ambient_authorizations = frozenset()
+        self._client.admin_api_key = None
+        self._client.organization = None
+        self._client.project = None
 
     @property
     def format_mode(self) -> FormatMode:
@@ -653,29 +701,37 @@ class Gateway:
         return Usage(prompt, completion_tokens, cached, cost, calls=1)
 
     def _failure_from(self, exc: Exception) -> _Failure:
-        """Classify an SDK exception. Messages are redacted: never the API key."""
+        """Classify an SDK exception. Messages are fixed words and the HTTP status: never the
+        API key, and never what the server sent, which may be an internal service's page
+        (it goes to the debug log, redacted, for the site admin; the 400/422 text is read to
+        notice a server without structured output)."""
         if isinstance(exc, openai.APITimeoutError):
             return _Failure("timeout", f"no answer within {self.config.timeout:g} s", True)
         if isinstance(exc, openai.APIConnectionError):
+            if blocked_in_chain(exc):
+                return _Failure("blocked", BLOCKED_MESSAGE, False)
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
-            message = f"could not talk to {self.config.base_url} ({cause})"
-            return _Failure("connection", self._redact(message), True)
+            return _Failure("connection", f"could not talk to the server ({cause})", True)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             server_message = self._redact(_server_message(exc))
+            log.debug("endpoint %s: HTTP %s: %s", self, status, server_message[:200])
             retry_after = _retry_after(exc.response.headers)
             if status == 429:
-                message = f"rate limited by the server: {server_message}"
+                message = "rate limited by the server (HTTP 429)"
                 return _Failure("rate_limited", message, True, status, retry_after)
             if status >= 500:
-                message = f"server error {status}: {server_message}"
+                message = f"server error (HTTP {status})"
                 return _Failure("server_error", message, True, status, retry_after)
+            if 300 <= status < 400:
+                message = f"the server answered with a redirect (HTTP {status}); redirects are not followed"
+                return _Failure("client_error", message, False, status)
             # Servers without structured-output support reject the request (vLLM and others
             # say 400 or 422) and name the parameter; that is a capability, not a bad request.
             rejects_format = status in (400, 422) and any(
                 hint in server_message.lower() for hint in _FORMAT_HINTS
             )
-            message = f"request rejected with {status}: {server_message}"
+            message = f"request rejected (HTTP {status}{_STATUS_HINTS.get(status, '')})"
             return _Failure("client_error", message, False, status, None, rejects_format)
         # A 200 whose body is not JSON (the SDK's parser raised): a broken server or proxy.
         return _Failure("malformed", f"unreadable response ({type(exc).__name__})", True)

@@ -100,8 +100,11 @@ STUDIO_VERSION = "0.1.0"  # when the package is not installed (pyproject.toml's 
 EXCLUDED = {
     "scoring.Embedding": "derived from texts; recomputed on demand",
     "scoring.Export": "snapshot files on disk; export again",
+    "annotation.ImportJob": "a record of uploads being imported; the data they wrote is backed up",
     "authtoken.Token": "a credential",
     "auth.User.password": "a credential; users created on restore get an unusable password",
+    "scoring.LLMProvider": "the site's, with its key: restored endpoints have no provider and "
+    "send no key",
 }
 GONE = "(not in backup)"  # an audit target whose row is not part of the backup
 BATCH = 1000
@@ -358,6 +361,7 @@ class Spec:
     written in database order (``order``) as they come, without holding them in memory;
     ``prime``: the refs of every row, known before any record is written, for the deferred
     links that name rows further down (checked against ``ref`` as the rows are written).
+    ``legacy``: fields that backups made by earlier versions have, read and ignored.
     """
 
     model: type[models.Model]
@@ -374,6 +378,7 @@ class Spec:
     remember: bool = True
     prepare: Callable[[Any], None] | None = None
     prime: Callable[[Project, _Out], dict[int, str]] | None = None
+    legacy: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -425,7 +430,8 @@ SPECS: tuple[Spec, ...] = (
     Spec(Membership, lambda p: Membership.objects.filter(project=p),
          lambda f, n: f"member:{_tail(f['user'])}"),
     Spec(JudgeEndpoint, lambda p: JudgeEndpoint.objects.filter(project=p),
-         lambda f, n: f"endpoint:{_q(f['name'])}"),
+         lambda f, n: f"endpoint:{_q(f['name'])}", exclude=("provider",),
+         legacy=("api_key_env",)),
     Spec(CoauthorSettings, lambda p: CoauthorSettings.objects.filter(project=p),
          lambda f, n: "coauthoring"),
     Spec(Prompt, lambda p: Prompt.objects.filter(project=p),
@@ -879,7 +885,7 @@ class _Restorer:
     def _build(self, spec: Spec, ref: str, fields: Fields, ordinal: int | None) -> Any:
         line = self.ctx.line
         known = {f.name: f for f in _fields(spec) if not _is_project_link(f, spec)}
-        unknown = set(fields) - set(known)
+        unknown = set(fields) - set(known) - set(spec.legacy)
         if unknown:
             raise BackupError(f"line {line}: {spec.label} has no field {sorted(unknown)[0]!r}.")
         try:

@@ -4,6 +4,7 @@ judgments. Imports ``annotation``; ``annotation`` never imports this app."""
 from .coauthoring import ENV_NAME, CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
 from .embeddings import Embedding
 from .exports import Export
+from .providers import LLMProvider
 from .runs import Judgment, Run, RunChunk, RunJudgment
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "Export",
     "Judgment",
     "JudgeEndpoint",
+    "LLMProvider",
     "Proposal",
     "Run",
     "RunChunk",

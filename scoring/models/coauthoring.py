@@ -1,7 +1,8 @@
 """Judge endpoints, LLM co-authoring jobs and their proposals.
 
 Imports ``annotation``; ``annotation`` never imports this app. Secrets never reach these
-tables: an endpoint names the environment variable that holds its API key.
+tables: an endpoint's key is its provider's (``providers.LLMProvider``, set up by the site
+admin), which names the environment variable that holds it.
 """
 
 from __future__ import annotations
@@ -49,16 +50,20 @@ class JudgeEndpoint(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_endpoints")
     name = models.CharField(max_length=100)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.OPENAI)
+    provider = models.ForeignKey(
+        "scoring.LLMProvider",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="endpoints",
+        help_text="The site's provider whose URL and key it uses; none: no key is sent.",
+    )
     base_url = models.CharField(
-        max_length=500, blank=True, help_text="e.g. http://127.0.0.1:8001/v1"
+        max_length=500,
+        blank=True,
+        help_text="e.g. http://127.0.0.1:8001/v1; on a provider, always the provider's.",
     )
     model = models.CharField(max_length=200)
-    api_key_env = models.CharField(
-        max_length=100,
-        blank=True,
-        validators=[ENV_NAME],
-        help_text="The NAME of the environment variable holding the key (never the key).",
-    )
     temperature = models.FloatField(default=0.0)
     max_tokens = models.PositiveIntegerField(default=2048)
     timeout = models.FloatField(default=60.0, help_text="Seconds per HTTP attempt.")

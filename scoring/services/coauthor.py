@@ -32,6 +32,7 @@ from annotation.models import (
 from annotation.rubric_logic import CriterionSnapshot, diff_criteria, merge_criteria
 from annotation.selectors import project_wide_criteria, version_dicts
 from annotation.services.audit import audit
+from annotation.services.heartbeat import Heartbeat
 
 from ..engine import coauthor as engine
 from ..engine.gateway import Gateway, GatewayError, Usage
@@ -386,15 +387,22 @@ def job_run(job_id: int) -> None:
         _finish(job, error=f"Internal error: {exc}")
         raise
     loop = asyncio.new_event_loop()
+    # A chunk of slow calls may outlast the lease: the heartbeat shows the job alive.
+    heartbeat = Heartbeat(
+        CoauthorJob, job.pk, (CoauthorJob.Status.RUNNING,), LEASE.total_seconds() / 5
+    )
     try:
         size = max(2 * job.endpoint.max_concurrency, 8)
-        for start in range(0, len(items), size):
-            if CoauthorJob.objects.filter(pk=job.pk, status=CoauthorJob.Status.CANCELLED).exists():
-                return
-            chunk = items[start : start + size]
-            results = loop.run_until_complete(_run_chunk(gateway, job, chunk))
-            for item, item_results in zip(chunk, results, strict=True):
-                _write(job, item, item_results)
+        with heartbeat:
+            for start in range(0, len(items), size):
+                if CoauthorJob.objects.filter(
+                    pk=job.pk, status=CoauthorJob.Status.CANCELLED
+                ).exists():
+                    return
+                chunk = items[start : start + size]
+                results = loop.run_until_complete(_run_chunk(gateway, job, chunk))
+                for item, item_results in zip(chunk, results, strict=True):
+                    _write(job, item, item_results)
     except Exception as exc:
         logger.exception("co-authoring job %s", job.pk)
         _finish(job, error=f"Internal error: {exc}")

@@ -27,13 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from annotation.errors import ApplicationError, check_text
-from annotation.models import Project
+from annotation.models import Project, Role
+from annotation.selectors import role_at_least
 from annotation.services.audit import audit
 
 from ..exports.options import KINDS, ExportOptions
@@ -99,6 +101,33 @@ def export_file(export: Export, name: str) -> Path:
     if not path.is_relative_to(directory) or not path.is_file():
         raise Http404("No such file in this export.")
     return path
+
+
+# Kinds whose rows are an LLM judge's per-item verdicts (judge distillation).
+JUDGE_VERDICT_KINDS = frozenset({"judge_sft", "pairwise_sft"})
+
+
+def export_reveals_judge(export: Export) -> bool:
+    """Whether the export's files carry the judge's verdict on single items: the judge
+    distillation kinds, and preference pairs with the rubric judge among their label
+    origins. Reviewers judge pairs blind (commit, then reveal), so only editors and owners
+    download these; everyone in the project still sees that they exist."""
+    if export.kind in JUDGE_VERDICT_KINDS:
+        return True
+    origins = (export.options or {}).get("origins") or DEFAULT_ORIGINS
+    return export.kind == "preferences" and "judge" in origins
+
+
+def export_may_download(*, export: Export, role: Role | str | None) -> bool:
+    return not export_reveals_judge(export) or role_at_least(role, Role.EDITOR)
+
+
+def export_check_download(*, export: Export, role: Role | str | None) -> None:
+    """403 for a member below editor asking for the files of an export with verdicts."""
+    if not export_may_download(export=export, role=role):
+        raise PermissionDenied(
+            "This export holds the judge's verdicts: editors and owners download it."
+        )
 
 
 def download_name(export: Export, name: str) -> str:

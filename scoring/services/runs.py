@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -870,3 +870,50 @@ def _all_failed_note(links: QuerySet[RunJudgment]) -> str:
         .first()
     )
     return f"Every judgment failed; the most common reason: {reason}"
+
+
+# --- unattended recovery ------------------------------------------------------------------
+
+
+def run_chunks_sweep(*, now: datetime | None = None) -> int:
+    """Requeue every chunk whose lease ran out in a run that is still queued or running
+    (its worker died: SIGKILL, out of memory, a lost machine), and close every run marked
+    running whose chunks are all done (its worker died between the two writes). Paused,
+    cancelled and finished runs are left as they are: *Resume* is for those.
+
+    Called by every worker's sweeper (``scoring.services.recovery``), so any number may run
+    at once: a chunk is requeued by an update guarded on the claim it found, which one
+    sweeper wins, and a requeued chunk is claimed again like any other. A worker that was
+    only slow loses its claim at that takeover and its judgments are unique by key, so
+    nothing is written twice. Returns the number of chunks requeued."""
+    now = now or timezone.now()
+    expired = (
+        RunChunk.objects.filter(
+            status=RunChunk.Status.RUNNING,
+            run__status__in=[Run.Status.QUEUED, Run.Status.RUNNING],
+        )
+        .filter(Q(claimed_at__lt=now - chunk_lease()) | Q(claimed_at__isnull=True))
+        .select_related("run__project")
+        .only("pk", "index", "attempts", "claimed_at", "run")
+        .order_by("run_id", "index")
+    )
+    taken: dict[int, tuple[Run, list[int]]] = {}
+    for chunk in expired:
+        if RunChunk.objects.filter(
+            pk=chunk.pk,
+            status=RunChunk.Status.RUNNING,
+            attempts=chunk.attempts,
+            claimed_at=chunk.claimed_at,
+        ).update(status=RunChunk.Status.QUEUED):
+            taken.setdefault(chunk.run_id, (chunk.run, []))[1].append(chunk.index)
+    for run, indexes in taken.values():
+        logger.warning("run %s: chunks %s requeued, their lease ran out", run.pk, indexes)
+        audit(project=run.project, actor=None, action="run.recover", target=str(run.pk),
+              chunks=indexes)  # fmt: skip
+        _enqueue(run, indexes)
+    left = Run.objects.filter(status=Run.Status.RUNNING).exclude(
+        chunks__status__in=[RunChunk.Status.QUEUED, RunChunk.Status.RUNNING]
+    )
+    for run in left:
+        _refresh(run, finish=True)
+    return sum(len(indexes) for _, indexes in taken.values())

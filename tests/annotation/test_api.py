@@ -61,9 +61,7 @@ def test_viewer_reads_but_cannot_write(api, project, content, owner, viewer):
         assert api.get(url).status_code == 200, url
     UserFactory(username="someone")
     base = f"/api/projects/{project.slug}"
-    assert (
-        api.post(f"{base}/members/", {"identifier": "someone", "role": "owner"}).status_code == 403
-    )
+    assert api.post(f"{base}/members/", {"username": "someone", "role": "owner"}).status_code == 403
     assert api.patch(f"{base}/members/{member.pk}/", {"role": "viewer"}).status_code == 403
     assert api.delete(f"{base}/members/{member.pk}/").status_code == 403
     upload = io.BytesIO(b'{"prompt": "hello"}\n')
@@ -118,11 +116,12 @@ def test_owner_manages_members(api, project, owner):
     UserFactory(username="dr-kim", email="kim@example.org")
     api.force_authenticate(owner)
     base = f"/api/projects/{project.slug}/members/"
-    created = api.post(base, {"identifier": "kim@example.org", "role": "reviewer"})
+    created = api.post(base, {"username": "dr-kim", "role": "reviewer"})
     assert created.status_code == 201 and created.json()["role"] == "reviewer"
+    assert created.json()["email"] == "kim@example.org"  # owners see e-mail addresses
     pk = created.json()["id"]
     assert api.patch(f"{base}{pk}/", {"role": "editor"}).json()["role"] == "editor"
-    bad = api.post(base, {"identifier": "nobody", "role": "viewer"})
+    bad = api.post(base, {"username": "nobody", "role": "viewer"})
     assert bad.status_code == 400 and "No user" in bad.json()["detail"]
     me = Membership.objects.get(user=owner)
     last_owner = api.delete(f"{base}{me.pk}/")

@@ -26,18 +26,22 @@ def test_project_slug_must_be_unique():
         services.project_create(name="A again", slug="a", owner=user)
 
 
-def test_membership_add_by_username_or_email(project, owner):
+def test_membership_add_by_exact_username_only(project, owner):
     UserFactory(username="dr-lee", email="lee@hospital.org")
-    m = services.membership_add(
-        project=project, actor=owner, identifier="LEE@hospital.org", role=Role.EDITOR
-    )
+    for other_name in ("lee@hospital.org", "LEE@hospital.org", "DR-LEE", "dr-le"):
+        with pytest.raises(ApplicationError, match="No user"):
+            services.membership_add(
+                project=project, actor=owner, username=other_name, role=Role.EDITOR
+            )
+    assert not Membership.objects.filter(project=project, user__username="dr-lee").exists()
+    m = services.membership_add(project=project, actor=owner, username="dr-lee", role=Role.EDITOR)
     assert m.user.username == "dr-lee" and m.role == Role.EDITOR
     with pytest.raises(ApplicationError, match="already a member"):
-        services.membership_add(project=project, actor=owner, identifier="dr-lee", role="viewer")
+        services.membership_add(project=project, actor=owner, username="dr-lee", role="viewer")
     with pytest.raises(ApplicationError, match="No user"):
-        services.membership_add(project=project, actor=owner, identifier="nobody", role="viewer")
+        services.membership_add(project=project, actor=owner, username="nobody", role="viewer")
     with pytest.raises(ApplicationError, match="Unknown role"):
-        services.membership_add(project=project, actor=owner, identifier="x", role="admin")
+        services.membership_add(project=project, actor=owner, username="x", role="admin")
 
 
 def test_last_owner_cannot_be_demoted_or_removed(project, owner):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,38 @@ def _tasks_in_the_request(settings, monkeypatch, request):  # type: ignore[no-un
         from scoring.tasks import embed_rubric_texts
 
         monkeypatch.setattr(embed_rubric_texts, "apply_async", lambda *args, **kwargs: None)
+
+
+def _wait_for_function(self, expression, *, arg=None, timeout=None, polling=None):  # type: ignore[no-untyped-def]
+    """Page.wait_for_function without eval: Playwright evaluates the predicate with eval
+    inside the page, which the studio's Content-Security-Policy forbids (script-src
+    'self'); this polls it through page.evaluate (the DevTools protocol) instead, with the
+    same meaning: the predicate's first truthy value, across navigations, or a timeout."""
+    from playwright.sync_api import Error
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    seconds = (30_000 if timeout is None else timeout) / 1000
+    interval = polling if isinstance(polling, (int, float)) else 50
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = self.evaluate(expression, arg)
+        except Error as exc:  # a navigation replaced the page's context: try again
+            if "context" not in str(exc).lower() and "navigat" not in str(exc).lower():
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise PlaywrightTimeoutError(f"wait_for_function timed out: {expression}")
+        self.wait_for_timeout(interval)
+
+
+@pytest.fixture(autouse=True)
+def _waits_without_eval(monkeypatch):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import Page
+
+    monkeypatch.setattr(Page, "wait_for_function", _wait_for_function)
 
 
 @pytest.fixture

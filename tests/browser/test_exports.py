@@ -25,7 +25,7 @@ def test_export_a_dataset_from_the_page(page, live_server, settings, tmp_path, h
     annotation_services.data_import(project=project, path=healthbench_path)
     reviewer = UserFactory(username="dr-review")
     annotation_services.membership_add(
-        project=project, actor=owner, identifier="dr-review", role="reviewer"
+        project=project, actor=owner, username="dr-review", role="reviewer"
     )
     for rubric in Rubric.objects.filter(project=project).order_by("pk")[:60]:
         annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)

@@ -18,7 +18,8 @@ from annotation.models import Criterion, PreferenceLabel, Rubric, RubricVersion
 from annotation.services import CriterionInput
 from scoring import services
 from scoring.fakellm import Rule
-from scoring.models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
+from scoring.models import CoauthorJob, CoauthorSettings, JudgeEndpoint, LLMProvider, Proposal
+from scoring.services.endpoints import provider_save
 from tests.factories import PromptFactory, ResponseFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -272,15 +273,19 @@ def test_the_api_key_value_appears_nowhere(
     secret = "sk-live-DO-NOT-LEAK-7f3a9c2e"
     monkeypatch.setenv("RUBRICSTUDIO_LLM_KEY_JUDGE", secret)
     caplog.set_level(logging.DEBUG)
+    provider = provider_save(
+        provider=LLMProvider(
+            name="judge", base_url=fake_llm.url + "/v1", api_key_env="RUBRICSTUDIO_LLM_KEY_JUDGE"
+        )
+    )
     client.force_login(owner)
     client.post(
         reverse("scoring:judges", args=[project.slug]),
         {
             "form": "endpoint",
             "name": "keyed",
-            "base_url": fake_llm.url + "/v1",
+            "provider": str(provider.pk),
             "model": "fake-judge",
-            "api_key_env": "RUBRICSTUDIO_LLM_KEY_JUDGE",
             "temperature": "0",
             "max_tokens": "512",
             "timeout": "0.5",
@@ -324,15 +329,15 @@ def test_a_missing_key_variable_fails_the_job_clearly(
     client, project, prompt, owner, editor, fake_llm, eager, monkeypatch
 ):
     monkeypatch.delenv("RUBRICSTUDIO_LLM_KEY_ABSENT", raising=False)
+    provider = provider_save(
+        provider=LLMProvider(
+            name="absent", base_url=fake_llm.url + "/v1", api_key_env="RUBRICSTUDIO_LLM_KEY_ABSENT"
+        )
+    )
     endpoint = services.endpoint_save(
         project=project,
         actor=owner,
-        data={
-            "name": "nokey",
-            "base_url": fake_llm.url + "/v1",
-            "model": "m",
-            "api_key_env": "RUBRICSTUDIO_LLM_KEY_ABSENT",
-        },
+        data={"name": "nokey", "provider": provider.pk, "model": "m"},
     )
     client.force_login(editor)
     eager(lambda: start(client, prompt, kind="draft", endpoint=str(endpoint.pk)))
@@ -351,7 +356,7 @@ def test_endpoint_validation_and_roles(client, project, owner, editor, viewer, o
     base = {"name": "e", "base_url": fake_llm.url + "/v1", "model": "m", "temperature": "0", "max_tokens": "10", "timeout": "5", "max_concurrency": "2", "price_input_per_m": "0", "price_output_per_m": "0"}  # fmt: skip
     client.force_login(owner)
     bad = client.post(url, {**base, "api_key_env": "sk-abc123"}, follow=True).content.decode()
-    assert "environment variable" in bad and not JudgeEndpoint.objects.exists()
+    assert "do not name an API key" in bad and not JudgeEndpoint.objects.exists()
     bad = client.post(url, {**base, "base_url": "ftp://x"}, follow=True).content.decode()
     assert "must start with http" in bad
     bad = client.post(url, {**base, "timeout": "soon"}, follow=True).content.decode()
@@ -549,13 +554,19 @@ def test_bad_decisions_and_endpoints_get_clear_errors(
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"])
 def test_endpoints_cannot_name_the_studios_own_secrets(project, owner, fake_llm, name):
-    with pytest.raises(Exception, match="not a variable endpoints may read"):
+    with pytest.raises(Exception, match="do not name an API key"):
         services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "base_url": fake_llm.url + "/v1", "model": "m", "api_key_env": name},
         )
     assert not JudgeEndpoint.objects.exists()
+    # Not even a site admin's provider may read the studio's own secrets.
+    with pytest.raises(Exception, match="not a variable LLM keys may be read from"):
+        provider_save(
+            provider=LLMProvider(name="x", base_url="https://x.test/v1", api_key_env=name)
+        )
+    assert not LLMProvider.objects.exists()
 
 
 def test_one_pair_per_prompt_in_a_contrastive_job(project, prompt, editor, endpoint):

@@ -1,6 +1,7 @@
-"""SIGKILL of a worker in the middle of a 2,000-judgment run, then a new worker and a
-resume: exactly 2,000 judgments, none lost and none duplicated (real worker processes,
-the real broker and PostgreSQL)."""
+"""SIGKILL of a worker in the middle of a 2,000-judgment run, then a new worker and nobody
+pressing Resume: the new worker's sweeper takes over the dead worker's chunks once their
+lease runs out and the run finishes by itself with exactly 2,000 judgments, none lost and
+none duplicated (real worker processes, the real broker and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import pytest
 from django.db import connection
 
 from annotation import services as annotation_services
+from annotation.models import AuditEvent
 from annotation.services import CriterionInput
 from scoring import services
 from scoring.models import Judgment, Run, RunChunk, RunJudgment
 from tests.factories import PromptFactory, ResponseFactory
 from tests.workers import celery_worker
 
-LEASE = 2
+LEASE = 2  # seconds; the workers sweep every SWEEP seconds
+SWEEP = 0.5
 
 
 def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -31,16 +34,16 @@ def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sigkill_mid_run_then_restart_gives_exactly_2000_judgments(
-    project, owner, editor, fake_llm, settings
+def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_judgments(
+    project, owner, editor, fake_llm
 ):
     if connection.vendor != "postgresql":
         pytest.skip("worker processes need the test database on a server (CI: PostgreSQL)")
-    settings.SCORING_CHUNK_LEASE = LEASE
     db = connection.settings_dict
     env = {
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
         "SCORING_CHUNK_LEASE": str(LEASE),
+        "SCORING_SWEEP_INTERVAL": str(SWEEP),
     }
     annotation_services.rubric_create(
         project=project,
@@ -82,12 +85,14 @@ def test_sigkill_mid_run_then_restart_gives_exactly_2000_judgments(
             worker.wait(timeout=10)
         made_before = Judgment.objects.filter(created_by_run=run).count()
         assert made_before < 2000
-        assert RunChunk.objects.filter(run=run).exclude(status="done").exists()
-        time.sleep(LEASE + 0.5)  # the dead worker's claim runs out
+        dead = list(RunChunk.objects.filter(run=run, status="running").values_list("pk", flat=True))
+        assert dead, "the killed worker held no chunk"
         with celery_worker(f"again-{os.getpid()}@localhost", env=env):
-            services.runs.run_resume(run=run, actor=editor)
-            assert wait_for(lambda: Run.objects.get(pk=run.pk).status == "done", 120), (
-                Run.objects.get(pk=run.pk).note
+            # No run_resume: the new worker's sweeper requeues the dead worker's chunks.
+            assert wait_for(lambda: Run.objects.get(pk=run.pk).status == "done", 180), (
+                Run.objects.get(pk=run.pk).status,
+                Run.objects.get(pk=run.pk).note,
+                list(RunChunk.objects.filter(run=run).values_list("index", "status")),
             )
     finally:
         runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 500
@@ -99,3 +104,11 @@ def test_sigkill_mid_run_then_restart_gives_exactly_2000_judgments(
     assert (run.done, run.failed, run.total) == (2000, 0, 2000)
     keys = list(Judgment.objects.filter(created_by_run=run).values_list("key", flat=True))
     assert len(set(keys)) == 2000
+    assert not RunChunk.objects.filter(run=run).exclude(status="done").exists()
+    # The dead worker's chunks were taken over (claimed again), not finished by it.
+    assert all(c.attempts >= 2 for c in RunChunk.objects.filter(pk__in=dead))
+    recovered = AuditEvent.objects.filter(action="run.recover", target=str(run.pk))
+    assert set(dead) <= {
+        RunChunk.objects.get(run=run, index=i).pk for e in recovered for i in e.data["chunks"]
+    }
+    assert not AuditEvent.objects.filter(action="run.resume").exists()

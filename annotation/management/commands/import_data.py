@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from annotation import services
 from annotation.errors import ApplicationError
@@ -17,7 +16,8 @@ class Command(BaseCommand):
         "Import prompts, responses, rubrics and preference labels from PATH into a project. "
         "All or nothing by default: a file with any bad record imports nothing (exit code 1). "
         "With --skip-invalid the valid records are imported and the bad ones are skipped "
-        "and listed (exit code 0)."
+        "and listed (exit code 0). The import caps apply as on the page (IMPORT_MAX_* "
+        "settings, except the upload size): a file over one is refused (exit code 1)."
     )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
@@ -39,27 +39,29 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
         slug = opts["project"]
+        project = Project.objects.filter(slug=slug).first()
+        created = project is None
+        if project is None:
+            if not opts["create_project"]:
+                raise CommandError(f"No project '{slug}'. Pass --create-project to create it.")
+            project = Project.objects.create(slug=slug, name=slug.replace("-", " ").title())
         try:
-            with transaction.atomic():
-                project = Project.objects.filter(slug=slug).first()
-                if project is None:
-                    if not opts["create_project"]:
-                        raise CommandError(
-                            f"No project '{slug}'. Pass --create-project to create it."
-                        )
-                    project = Project.objects.create(slug=slug, name=slug.replace("-", " ").title())
-                report = services.data_import(
-                    project=project,
-                    path=path,
-                    fmt=opts["format"],
-                    skip_invalid=opts["skip_invalid"],
-                )
-                if not report.committed:
-                    transaction.set_rollback(True)  # also undo a project created just now
+            # Not inside a transaction of its own: the file is read and checked with no
+            # lock held; the import takes the project's lock only to write.
+            report = services.data_import(
+                project=project,
+                path=path,
+                fmt=opts["format"],
+                skip_invalid=opts["skip_invalid"],
+            )
         except ApplicationError as exc:
+            if created:
+                project.delete()  # nothing was imported into it
             if opts["json"]:
                 self.stdout.write(json.dumps({"ok": False, "error": exc.message}))
             raise CommandError(exc.message) from exc
+        if created and not report.committed:
+            project.delete()
 
         if opts["json"]:
             self.stdout.write(json.dumps(report.as_dict()))

@@ -1,16 +1,24 @@
-"""Give the demo project an endpoint on the offline fake LLM that `make run` starts."""
+"""Give the demo project an endpoint on the offline fake LLM that `make run` starts.
+
+The fake LLM is a provider (no key) like any LLM server the site admin sets up; it listens
+on loopback, so LLM_PRIVATE_HOSTS must allow its address and port (`make run` and
+`.ci/smoke` do)."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from annotation.errors import ApplicationError
 from annotation.models import Project
 from scoring import services
-from scoring.models import JudgeEndpoint
+from scoring.models import JudgeEndpoint, LLMProvider
+from scoring.services.endpoints import provider_save
+
+NAME = "Offline fake LLM"
 
 
 class Command(BaseCommand):
-    help = "Add the offline fake-LLM judge endpoint to the demo project (idempotent)."
+    help = "Add the offline fake-LLM provider and its endpoint to the demo project (idempotent)."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--project", default="demo")
@@ -21,11 +29,21 @@ class Command(BaseCommand):
         if found is None:
             self.stdout.write(f"No project '{project}'; no endpoint added.")
             return
-        if JudgeEndpoint.objects.filter(project=found, name="Offline fake LLM").exists():
-            return
-        services.endpoint_save(
-            project=found,
-            actor=None,
-            data={"name": "Offline fake LLM", "base_url": url, "model": "fake-judge"},
+        provider = LLMProvider.objects.filter(name=NAME).first() or LLMProvider(
+            name=NAME, note="The offline fake LLM of `make run` (scoring.fakellm): no key."
         )
-        self.stdout.write(f"Added the 'Offline fake LLM' endpoint ({url}) to '{project}'.")
+        provider.base_url, provider.api_key_env, provider.enabled = url, "", True
+        try:
+            provider_save(provider=provider)
+            endpoint = JudgeEndpoint.objects.filter(project=found, name=NAME).first()
+            if endpoint is not None and endpoint.provider_id == provider.pk:
+                return
+            services.endpoint_save(
+                project=found,
+                actor=None,
+                data={"name": NAME, "provider": provider.pk, "base_url": "", "model": "fake-judge"},
+                endpoint=endpoint,
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"Added the '{NAME}' endpoint ({url}) to '{project}'.")

@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from scoring.engine.gateway import EndpointConfig, Gateway
+from scoring.engine.netguard import NetworkPolicy
 from scoring.engine.ratelimit import WindowLimiter
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +57,11 @@ def test_rpm_is_never_exceeded_at_the_server():
         url = line.strip().rsplit(" ", 1)[-1].removesuffix("/v1")
         assert url.startswith("http://127.0.0.1:"), line
         config = EndpointConfig(
-            name="limited", base_url=url + "/v1", model="fake-judge", max_concurrency=64
+            name="limited",
+            base_url=url + "/v1",
+            model="fake-judge",
+            max_concurrency=64,
+            network=NetworkPolicy.parse([url.removeprefix("http://")]),  # its loopback port
         )
         limiter = WindowLimiter(RPM, None, window=WINDOW + MARGIN)
 

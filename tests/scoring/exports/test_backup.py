@@ -264,7 +264,7 @@ def test_a_backup_restores_into_a_database_without_it_and_backs_up_to_the_same_b
         Judgment.objects.filter(response__prompt__project=restored).count()
         == counts["scoring.Judgment"]
     )
-    assert restored.judge_endpoints.get().api_key_env == ""
+    assert restored.judge_endpoints.get().provider is None  # the site's key stays the site's
     rubric = Rubric.objects.get(project=restored, title="House rules")
     assert rubric.approved_version.number == 2 and rubric.current_version.parent.number == 1
     assert CriterionComment.objects.filter(rubric=rubric, resolved_at__isnull=False).count() == 1

@@ -190,6 +190,7 @@ def test_a_default_coauthor_endpoint_turned_local_is_passed_over(
     project, owner, settings, tiny_model_dir
 ):  # type: ignore[no-untyped-def]
     settings.LOCAL_MODEL_DIRS = [str(Path(tiny_model_dir).parent)]
+    settings.LLM_PRIVATE_HOSTS = ["127.0.0.1:9"]  # never called: an address to save
     first = services.endpoint_save(
         project=project, actor=owner,
         data={"name": "a-llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
@@ -224,12 +225,18 @@ def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type:
     ):
         with pytest.raises(ApplicationError, match=message):
             services.endpoint_save(project=project, actor=owner, data={**base, **data})
+    with pytest.raises(ApplicationError, match="do not name an API key"):
+        services.endpoint_save(
+            project=project,
+            actor=owner,
+            data={**base, "model_path": str(tmp_path / "models" / "m"), "api_key_env": "X"},
+        )
     endpoint = services.endpoint_save(
         project=project,
         actor=owner,
-        data={**base, "model_path": str(tmp_path / "models" / "Qwen2-1.5B"), "api_key_env": "X"},
+        data={**base, "model_path": str(tmp_path / "models" / "Qwen2-1.5B"), "base_url": "x"},
     )
-    assert (endpoint.model, endpoint.base_url, endpoint.api_key_env) == ("Qwen2-1.5B", "", "")
+    assert (endpoint.model, endpoint.base_url, endpoint.provider) == ("Qwen2-1.5B", "", None)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "link").symlink_to("/etc")
     with pytest.raises(ApplicationError, match="not an absolute directory under"):
