@@ -48,4 +48,6 @@ class Heartbeat(threading.Thread):
 
     def __exit__(self, *exc: object) -> None:
         self._stopped.set()
-        self.join()
+        # A beat stuck on a lock or a dead connection must not hold the job: a daemon
+        # thread left behind dies with the process.
+        self.join(timeout=self.interval + 30)

@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -140,6 +140,7 @@ def import_start(
             size=size,
             format=fmt or "",
             skip_invalid=skip_invalid,
+            heartbeat_at=timezone.now(),  # not stale to the sweep while it is decided below
         )
     except BaseException:
         _remove_upload(stored)
@@ -196,7 +197,12 @@ def _import(job: ImportJob) -> None:
     )
 
     def progress(phase: str, lines: int) -> None:
-        unfinished.update(status=phase, lines_read=lines, heartbeat_at=timezone.now())
+        # Bookkeeping only (outside any transaction): a database busy with another write
+        # (SQLite) must not stop the import.
+        try:
+            unfinished.update(status=phase, lines_read=lines, heartbeat_at=timezone.now())
+        except DatabaseError:
+            logger.warning("import job %s: progress not recorded", job.pk)
 
     def still_ours() -> None:
         # The write's last statement: a job the sweep failed meanwhile writes nothing.

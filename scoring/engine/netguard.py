@@ -66,8 +66,10 @@ METADATA: frozenset[IPAddress] = frozenset(
         "fd00:ec2::254",
     )
 )
-# Addresses that embed an IPv4 address which is what the packets finally reach.
-NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# NAT64's well-known prefix embeds, in its last 32 bits, the IPv4 address the packets reach.
+# The local-use prefix 64:ff9b:1::/48 may embed it at other positions: never public.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 
 
@@ -86,14 +88,25 @@ def _unmapped(ip: IPAddress) -> IPAddress:
     return ip
 
 
+def _reaches(ip: IPAddress) -> IPAddress:
+    """Where packets to ``ip`` finally go: the IPv4 address a mapped or NAT64 address
+    embeds, else ``ip``."""
+    ip = _unmapped(ip)
+    if isinstance(ip, ipaddress.IPv6Address) and ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def is_public(ip: IPAddress) -> bool:
     """Whether ``ip`` is a globally routed unicast address that is no metadata service."""
     ip = _unmapped(ip)
     if ip in METADATA:
         return False
     if isinstance(ip, ipaddress.IPv6Address):
-        if any(ip in net for net in NAT64):
-            return is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in NAT64:
+            return is_public(_reaches(ip))
+        if ip in NAT64_LOCAL:
+            return False
         if ip.sixtofour is not None and not is_public(ip.sixtofour):
             return False
         if ip.teredo is not None or ip.is_site_local:
@@ -135,7 +148,7 @@ class AllowEntry:
     def matches(self, hostname: str, ip: IPAddress, port: int) -> bool:
         if self.port is not None and self.port != port:
             return False
-        if ip in METADATA:  # only an entry naming the address itself, never a name
+        if _reaches(ip) in METADATA:  # only an entry naming the address itself, never a name
             return (
                 self.network is not None and self.network.num_addresses == 1 and ip in self.network
             )

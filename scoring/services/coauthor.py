@@ -153,12 +153,23 @@ def job_start(  # type: ignore[no-untyped-def]
         params=params,
         model=endpoint.model,
         total=total * (options.refine_rounds if kind == Kind.REFINE else 1),
+        heartbeat_at=timezone.now(),  # when it was sent: the sweep resends a lost one
     )
     audit(project=project, actor=actor, action="coauthor.start", target=str(job.pk), kind=kind)
+    job_id = job.pk
+    transaction.on_commit(lambda: job_send(job_id))
+    return job
+
+
+def job_send(job_id: int) -> None:
+    """Send a queued job to the workers; when the broker cannot take it now the job stays
+    queued and the recovery sweep sends it again after ``LEASE``."""
     from ..tasks import coauthor_job_run
 
-    transaction.on_commit(lambda: coauthor_job_run.delay(job.pk))
-    return job
+    try:
+        coauthor_job_run.delay(job_id)
+    except Exception:
+        logger.exception("co-authoring job %s could not be sent to the workers", job_id)
 
 
 @transaction.atomic
@@ -373,6 +384,9 @@ def job_run(job_id: int) -> None:
     if not claimed:  # running elsewhere (a live lease), finished, or cancelled
         return
     job = CoauthorJob.objects.select_related("project", "endpoint").get(pk=job_id)
+    # This claim's rows: a later claim of the same job (the sweep requeued it) has another
+    # started_at, and this one then stops before its next chunk and does not close the job.
+    ours = CoauthorJob.objects.filter(pk=job.pk, status=CoauthorJob.Status.RUNNING, started_at=now)
     try:
         if job.endpoint is None:
             raise ApplicationError("The job's judge endpoint was deleted.")
@@ -395,9 +409,7 @@ def job_run(job_id: int) -> None:
         size = max(2 * job.endpoint.max_concurrency, 8)
         with heartbeat:
             for start in range(0, len(items), size):
-                if CoauthorJob.objects.filter(
-                    pk=job.pk, status=CoauthorJob.Status.CANCELLED
-                ).exists():
+                if not ours.exists():  # cancelled, or taken over after a stalled lease
                     return
                 chunk = items[start : start + size]
                 results = loop.run_until_complete(_run_chunk(gateway, job, chunk))
@@ -420,7 +432,9 @@ def _finish(job: CoauthorJob, *, error: str = "") -> None:
     changes: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
     if job.kind == Kind.REFINE and not error:
         changes["total"] = F("done") + F("failed")
-    CoauthorJob.objects.filter(pk=job.pk, status=CoauthorJob.Status.RUNNING).update(**changes)
+    CoauthorJob.objects.filter(
+        pk=job.pk, status=CoauthorJob.Status.RUNNING, started_at=job.started_at
+    ).update(**changes)
 
 
 # --- preview ------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ time:
 - a run's chunk whose lease (``SCORING_CHUNK_LEASE``) ran out is queued again (runs that
   are paused, cancelled or finished are left to *Resume*);
 - a co-authoring job whose heartbeat is older than its lease is queued again: it is safe to
-  repeat (items that have their proposals are skipped, proposals are unique);
+  repeat (items that have their proposals are skipped, proposals are unique; a worker that
+  was only slow stops before its next chunk once another has claimed the job); a queued
+  one not taken up for a lease is sent again (its message was lost);
 - an export has no lease (its job writes files in one go and records no heartbeat), and
   its export task is stopped at ``EXPORT_TIME_LIMIT`` seconds: one still running that long
   after it started has lost its worker, so it fails with that reason and its partial files
@@ -62,28 +64,30 @@ def stale_work_sweep(*, now: datetime | None = None) -> Swept:
 
 
 def coauthor_jobs_sweep(*, now: datetime | None = None) -> int:
-    """Queue again each running job whose heartbeat ran out (``coauthor.LEASE``); returns
-    how many."""
+    """Queue again each running job whose heartbeat ran out (``coauthor.LEASE``), and send
+    again each queued one not taken up for as long (its message was lost); returns how
+    many."""
     now = now or timezone.now()
-    stale = CoauthorJob.objects.filter(status=CoauthorJob.Status.RUNNING).filter(
-        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - coauthor.LEASE)
-    )
+    stale = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - coauthor.LEASE)
     requeued = 0
-    for job in stale.select_related("project").only("pk", "heartbeat_at", "project"):
+    running = CoauthorJob.objects.filter(stale, status=CoauthorJob.Status.RUNNING)
+    for job in running.select_related("project").only("pk", "heartbeat_at", "project"):
         if CoauthorJob.objects.filter(
             pk=job.pk, status=CoauthorJob.Status.RUNNING, heartbeat_at=job.heartbeat_at
-        ).update(status=CoauthorJob.Status.QUEUED):
+        ).update(status=CoauthorJob.Status.QUEUED, heartbeat_at=now):
             requeued += 1
             logger.warning("co-authoring job %s requeued: its heartbeat stopped", job.pk)
             audit(project=job.project, actor=None, action="coauthor.recover", target=str(job.pk))
-            _enqueue_job(job.pk)
+            transaction.on_commit(lambda job_id=job.pk: coauthor.job_send(job_id))
+    queued = CoauthorJob.objects.filter(stale, status=CoauthorJob.Status.QUEUED)
+    for job in queued.only("pk", "heartbeat_at"):
+        if CoauthorJob.objects.filter(
+            pk=job.pk, status=CoauthorJob.Status.QUEUED, heartbeat_at=job.heartbeat_at
+        ).update(heartbeat_at=now):
+            requeued += 1
+            logger.warning("co-authoring job %s sent to the workers again", job.pk)
+            transaction.on_commit(lambda job_id=job.pk: coauthor.job_send(job_id))
     return requeued
-
-
-def _enqueue_job(job_id: int) -> None:
-    from ..tasks import coauthor_job_run
-
-    transaction.on_commit(lambda: coauthor_job_run.delay(job_id))
 
 
 def export_time_limit() -> timedelta:

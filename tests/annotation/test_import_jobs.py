@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -327,6 +328,122 @@ def test_the_heartbeat_beats_only_while_the_job_runs():
     assert len(beats) == 3 and not beat.is_alive()
     done.refresh_from_db()
     assert done.heartbeat_at == long_ago
+
+
+@pytest.fixture
+def unsent(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """Jobs are not sent to the workers: the test runs them itself."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(import_jobs, "_send", lambda job_id: None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_import_beats_its_heartbeat(unsent, monkeypatch):
+    monkeypatch.setattr(import_jobs, "HEARTBEAT", timedelta(milliseconds=10))
+    project = Project.objects.create(slug="beat", name="Beat")
+    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    parse = formats._PARSERS["generic"]
+    beats: list[object] = []
+
+    def parse_and_look(obj, line):  # type: ignore[no-untyped-def]
+        if line == 1:  # the reading goes no further until the heartbeat moved on its own
+            claimed = ImportJob.objects.get(pk=job.pk).heartbeat_at
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not beats:
+                beat = ImportJob.objects.get(pk=job.pk).heartbeat_at
+                if beat != claimed:
+                    beats.append(beat)
+                time.sleep(0.01)
+        return parse(obj, line)
+
+    monkeypatch.setitem(formats._PARSERS, "generic", parse_and_look)
+    services.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert beats, "no heartbeat while the file was read"
+    assert job.status == "done" and Prompt.objects.filter(project=project).count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(unsent, monkeypatch):
+    """The race as it happens: a worker's sweep (its own connection) fails the job while
+    the job writes; the write's last statement sees it and everything rolls back."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the sweep would wait for the write")
+    project = Project.objects.create(slug="race", name="Race")
+    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    write = import_services._import_record
+    swept: list[int] = []
+
+    def sweep_elsewhere() -> None:
+        try:  # the job's heartbeat looks a lease old to this sweep
+            swept.append(import_jobs.import_jobs_sweep(now=timezone.now() + import_jobs.LEASE * 2))
+        finally:
+            connection.close()
+
+    def write_while_swept(**kwargs):  # type: ignore[no-untyped-def]
+        if not swept:
+            sweeper = threading.Thread(target=sweep_elsewhere)
+            sweeper.start()
+            sweeper.join()
+        return write(**kwargs)
+
+    monkeypatch.setattr(import_services, "_import_record", write_while_swept)
+    services.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert swept == [1]
+    assert job.status == "failed" and "the worker importing it stopped" in job.error
+    assert Prompt.objects.filter(project=project).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(
+    unsent, monkeypatch
+):
+    """The write's last statement takes the job's row: a sweep that comes after it waits for
+    the commit, then finds the heartbeat fresh and changes nothing."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the sweep would wait for the write")
+    project = Project.objects.create(slug="commit", name="Commit")
+    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    swept: list[int] = []
+
+    def sweep_elsewhere() -> None:
+        try:
+            swept.append(import_jobs.import_jobs_sweep(now=timezone.now() + import_jobs.LEASE * 2))
+        finally:
+            connection.close()
+
+    sweeper = threading.Thread(target=sweep_elsewhere)
+
+    def sweep_waits_on_the_row() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return cursor.fetchone()[0] > 0
+
+    original = import_jobs.data_import
+
+    def data_import(**kwargs):  # type: ignore[no-untyped-def]
+        check = kwargs["before_commit"]
+
+        def check_then_sweep() -> None:
+            check()
+            sweeper.start()
+            deadline = time.monotonic() + 60
+            while sweeper.is_alive() and not sweep_waits_on_the_row():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+
+        return original(**{**kwargs, "before_commit": check_then_sweep})
+
+    monkeypatch.setattr(import_jobs, "data_import", data_import)
+    services.import_job_run(job.pk)
+    sweeper.join()
+    job.refresh_from_db()
+    assert swept == [0]
+    assert job.status == "done" and Prompt.objects.filter(project=project).count() == 40
 
 
 def test_a_job_the_broker_could_not_take_stays_queued_for_the_sweep(

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from datetime import timedelta
 
 import pytest
 from django.core import serializers
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation import services as annotation_services
 from annotation.models import Criterion, PreferenceLabel, Rubric, RubricVersion
@@ -578,3 +581,50 @@ def test_one_pair_per_prompt_in_a_contrastive_job(project, prompt, editor, endpo
         services.job_start(
             project=project, actor=editor, kind="contrastive", label_ids=[label.pk, again.pk]
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
+    project, editor, endpoint, fake_llm, monkeypatch
+):
+    """While a chunk's calls run, a thread keeps the job's heartbeat fresh (the sweep then
+    leaves it alone); a worker whose job was claimed again meanwhile (its heartbeat had
+    stalled past the lease) stops before its next chunk and leaves the job to the new claim."""
+    from scoring.services import coauthor
+
+    monkeypatch.setattr(coauthor, "job_send", lambda job_id: None)  # run it here, below
+    monkeypatch.setattr(coauthor, "LEASE", timedelta(milliseconds=50))  # a beat every 10 ms
+    prompts = [
+        PromptFactory(project=project, messages=[{"role": "user", "content": f"Question {i}?"}])
+        for i in range(20)
+    ]
+    JudgeEndpoint.objects.filter(pk=endpoint.pk).update(max_concurrency=1)  # chunks of 8
+    job = services.job_start(
+        project=project, actor=editor, kind="draft", prompt_ids=[p.pk for p in prompts]
+    )
+    write = coauthor._write
+    beats: list[object] = []
+
+    def look_then_write(job_, item, results):  # type: ignore[no-untyped-def]
+        if not beats:
+            claimed = CoauthorJob.objects.get(pk=job_.pk).heartbeat_at
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not beats:
+                beat = CoauthorJob.objects.get(pk=job_.pk).heartbeat_at
+                if beat != claimed:
+                    beats.append(beat)
+                time.sleep(0.01)
+            # another worker claims the job now
+            CoauthorJob.objects.filter(pk=job_.pk).update(
+                started_at=timezone.now() + timedelta(seconds=1)
+            )
+        return write(job_, item, results)
+
+    monkeypatch.setattr(coauthor, "_write", look_then_write)
+    calls_before = fake_llm.stats()["requests"]
+    coauthor.job_run(job.pk)
+    job.refresh_from_db()
+    assert beats, "no heartbeat while the chunk ran"
+    assert job.status == "running" and job.finished_at is None  # left to the new claim
+    assert Proposal.objects.filter(job=job).count() == job.done == 8  # one chunk, no more
+    assert fake_llm.stats()["requests"] - calls_before == 8

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.models import AuditEvent
+from annotation.models import AuditEvent, ImportJob
 from rubricstudio.celery import Sweeper
 from scoring.models import CoauthorJob, Export, Judgment, Run, RunChunk, RunJudgment
 from scoring.services import recovery
@@ -206,9 +206,10 @@ def test_coauthoring_jobs_whose_heartbeat_stopped_are_requeued(
     never = make_job(project, CoauthorJob.Status.RUNNING, None)
     alive = make_job(project, CoauthorJob.Status.RUNNING, lease - 30)
     cancelled = make_job(project, CoauthorJob.Status.CANCELLED, lease * 3)
-    queued = make_job(project, CoauthorJob.Status.QUEUED, None)
+    queued = make_job(project, CoauthorJob.Status.QUEUED, lease - 30)
+    lost = make_job(project, CoauthorJob.Status.QUEUED, lease + 5)  # its message was lost
 
-    assert sweep(django_capture_on_commit_callbacks, recovery.coauthor_jobs_sweep) == 2
+    assert sweep(django_capture_on_commit_callbacks, recovery.coauthor_jobs_sweep) == 3
 
     status = dict(CoauthorJob.objects.values_list("pk", "status"))
     assert status == {
@@ -217,12 +218,35 @@ def test_coauthoring_jobs_whose_heartbeat_stopped_are_requeued(
         alive.pk: "running",
         cancelled.pk: "cancelled",
         queued.pk: "queued",
+        lost.pk: "queued",
     }
     assert sorted(sent) == [
         ("coauthor_job_run", (dead.pk,), None),
         ("coauthor_job_run", (never.pk,), None),
+        ("coauthor_job_run", (lost.pk,), None),
     ]
+    # requeued and resent jobs were sent just now: the next sweep leaves them to the workers
     assert sweep(django_capture_on_commit_callbacks, recovery.coauthor_jobs_sweep) == 0
+
+
+def test_a_coauthoring_job_the_broker_could_not_take_is_sent_again(
+    project, monkeypatch, django_capture_on_commit_callbacks
+):
+    from scoring import tasks
+
+    calls: list[tuple[int, ...]] = []
+
+    def down(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.coauthor_job_run, "delay", down)
+    lease = recovery.coauthor.LEASE.total_seconds()
+    job = make_job(project, CoauthorJob.Status.QUEUED, lease + 5)
+    assert sweep(django_capture_on_commit_callbacks, recovery.stale_work_sweep).jobs == 1
+    assert calls == [(job.pk,)]  # the failure was logged, the sweep went on
+    job.refresh_from_db()
+    assert job.status == "queued" and job.heartbeat_at > timezone.now() - timedelta(seconds=60)
 
 
 def test_exports_still_running_at_the_time_limit_fail_with_the_reason(
@@ -259,14 +283,15 @@ def test_exports_still_running_at_the_time_limit_fail_with_the_reason(
     assert sweep(django_capture_on_commit_callbacks, recovery.exports_sweep) == 0
 
 
-def test_one_sweep_covers_runs_jobs_and_exports(
+def test_one_sweep_covers_runs_jobs_exports_and_imports(
     project, settings, sent, django_capture_on_commit_callbacks
 ):
     settings.SCORING_CHUNK_LEASE = LEASE
     make_run(project, Run.Status.RUNNING, [("running", LEASE + 1)])
     make_job(project, CoauthorJob.Status.RUNNING, None)
+    ImportJob.objects.create(project=project, file_name="f", size=1, status="parsing")
     swept = sweep(django_capture_on_commit_callbacks, recovery.stale_work_sweep)
-    assert swept == recovery.Swept(chunks=1, jobs=1, exports=0, imports=0)
+    assert swept == recovery.Swept(chunks=1, jobs=1, exports=0, imports=1)
 
 
 def test_the_worker_thread_sweeps_again_after_a_failing_sweep():

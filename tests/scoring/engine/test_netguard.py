@@ -56,7 +56,7 @@ def outcome(cfg: EndpointConfig, *, models: bool = False) -> GatewayError | obje
         "240.0.0.1", "255.255.255.255", "192.0.0.192", "198.18.0.1", "::1", "::",
         "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1",
         "::ffff:10.0.0.1", "64:ff9b::a00:1", "64:ff9b::7f00:1", "2002:7f00:1::1",
-        "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::7f00:1", "fec0::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::7f00:1", "fec0::1", "64:ff9b:1:a00:1:0:808:808",
     ],
 )  # fmt: skip
 def test_internal_addresses_are_not_public(address):
@@ -88,6 +88,8 @@ def test_the_allowlist_names_addresses_networks_names_and_ports():
     assert NetworkPolicy.parse(["169.254.169.254"]).permits("m", metadata, 80)
     # A host name that resolves to a metadata address does not open it.
     assert not NetworkPolicy.parse(["metadata.internal"]).permits("metadata.internal", metadata, 80)
+    dns64 = ipaddress.ip_address("64:ff9b::a9fe:a9fe")  # 169.254.169.254 through NAT64
+    assert not NetworkPolicy.parse(["vllm.lan"]).permits("vllm.lan", dns64, 80)
     for bad in ("not a host", "10.0.0.0/8:0", "1.2.3.4:99999", "[::1", "[::1]x", "a/b"):
         with pytest.raises(ValueError, match="port|not an address|IPv6"):
             NetworkPolicy.parse([bad])
