@@ -396,9 +396,7 @@ def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(u
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(
-    unsent, monkeypatch
-):
+def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(unsent, monkeypatch):
     """The write's last statement takes the job's row: a sweep that comes after it waits for
     the commit, then finds the heartbeat fresh and changes nothing."""
     if connection.vendor != "postgresql":
