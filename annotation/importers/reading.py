@@ -263,7 +263,9 @@ def decode_line(line: str, max_depth: int) -> Any:
     if "\x00" in line:
         raise ValueError(NUL_REASON)
     try:
-        value = json.loads(line, parse_constant=reject_constant)
+        # Without its line break, so that an error at the end of the line is placed there
+        # (not at column 1 of a next line).
+        value = json.loads(line.rstrip("\r\n"), parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:

@@ -58,3 +58,8 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def wrote_nothing(self) -> bool:
+        """Done, but refused as a whole: an all-or-nothing import of a file with bad records."""
+        return self.status == self.Status.DONE and self.report.get("committed") is False

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from .. import selectors, services
 from ..errors import ApplicationError
-from ..importers import FORMATS
+from ..importers import FORMATS, describe_size
 from ..models import ImportJob, Project, Role
 from ..uploads import cap_uploads
 
@@ -44,7 +44,7 @@ def _context(project: Project, job: ImportJob | None = None, error: str = "") ->
         "error": error,
         "formats": FORMATS,
         "jobs": services.import_jobs_of(project=project)[:RECENT_JOBS],
-        "max_upload": settings.IMPORT_MAX_UPLOAD_BYTES,
+        "max_upload": describe_size(settings.IMPORT_MAX_UPLOAD_BYTES),
     }
 
 

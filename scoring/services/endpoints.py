@@ -251,7 +251,8 @@ def endpoint_test(*, endpoint: JudgeEndpoint) -> str:
     if endpoint.model not in models:
         listed = ", ".join(m[:100] for m in models[:10]) or "none"
         return f"Connected, but the model “{endpoint.model}” is not listed (models: {listed})."
-    return f"Connected: “{endpoint.model}” is available ({len(models)} models listed)."
+    listed = "1 model listed" if len(models) == 1 else f"{len(models)} models listed"
+    return f"Connected: “{endpoint.model}” is available ({listed})."
 
 
 def _local_test(endpoint: JudgeEndpoint) -> str:

@@ -110,6 +110,21 @@ def test_a_large_upload_is_a_job_on_the_page_that_polls_until_the_report(
     assert Prompt.objects.count() == 30
 
 
+def test_a_refused_import_reads_nothing_imported_in_the_list(
+    client, project, editor, django_capture_on_commit_callbacks
+):
+    client.force_login(editor)
+    url = reverse("annotation:import", args=[project.slug])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"file": upload(jsonl([*rows(30), "{oops"]))}, HTTP_HX_REQUEST="true")
+    job = ImportJob.objects.get()
+    assert job.status == "done" and job.wrote_nothing and Prompt.objects.count() == 0
+    html = client.get(url).content.decode()
+    listed = html[html.index('id="import-jobs"') :]
+    assert "Nothing imported" in listed and ">Done<" not in listed
+    assert "Uploads are limited to 256 MiB;" in html
+
+
 def test_without_htmx_the_form_goes_to_the_jobs_page(client, project, editor):
     client.force_login(editor)
     response = client.post(

@@ -228,7 +228,7 @@ def test_malformed_lines_are_reported_and_iteration_continues(tmp_path: Path) ->
     bool_points["rubrics"][0]["points"] = True
     no_prompt = {k: v for k, v in HB_RECORD.items() if k != "prompt"}
     rows = [HB_RECORD, "", '{"prompt": [1, 2] "rubrics": []}', bad_points, no_prompt]
-    rows += [bad_role, bool_points, "[1, 2]", HB_RECORD]
+    rows += [bad_role, bool_points, "[1, 2]", '{"prompt": "unclosed?"', HB_RECORD]
     items = parse(write_jsonl(tmp_path / "hb.jsonl", rows), "healthbench")
     assert [(e.line, e.reason) for e in errors(items)] == [
         (3, "invalid JSON: Expecting ',' delimiter at column 19"),
@@ -237,8 +237,9 @@ def test_malformed_lines_are_reported_and_iteration_continues(tmp_path: Path) ->
         (6, "prompt[0].role must be one of system, user, assistant, developer, tool, got 'bot'"),
         (7, "rubrics[0].points must be a number, got a boolean"),
         (8, "expected a JSON object, got a list"),
+        (9, "invalid JSON: Expecting ',' delimiter at column 23"),  # where the '}' is missing
     ]
-    assert [item.line for item in items if isinstance(item, ParsedRecord)] == [1, 9]
+    assert [item.line for item in items if isinstance(item, ParsedRecord)] == [1, 10]
 
 
 @pytest.mark.skipif(not HEALTHBENCH.exists(), reason="shared HealthBench sample not present")

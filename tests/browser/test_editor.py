@@ -26,7 +26,12 @@ def criterion_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def wait_for_swap(page, predicate: str) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_function(predicate, timeout=10_000)
+    """Until ``predicate`` holds and no htmx request is in flight: a drag moves the row in
+    the page before the server has the new order, and the next action must follow the
+    server's answer, as a person's does."""
+    page.wait_for_function(
+        f"({predicate}) && !document.querySelector('.htmx-request')", timeout=10_000
+    )
 
 
 def logout(page) -> None:  # type: ignore[no-untyped-def]
