@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from . import models
+from annotation import models
 
 
 class MembershipInline(admin.TabularInline):

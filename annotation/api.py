@@ -9,10 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
-from . import selectors, services
-from .errors import NotAllowed
-from .models import Membership, Project, Role, Rubric
-from .serializers import (
+from annotation import selectors, services
+from annotation.errors import NotAllowed
+from annotation.models import Membership, Project, Role, Rubric
+from annotation.serializers import (
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
@@ -120,7 +120,7 @@ class ResponseListApi(ProjectScopedMixin, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        from .models import Response
+        from annotation.models import Response
 
         qs = Response.objects.filter(prompt__project=self.get_project()).order_by("id")
         params = self.request.query_params

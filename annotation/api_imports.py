@@ -13,12 +13,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
-from . import services
-from .api import ProjectScopedMixin
-from .errors import ApplicationError
-from .models import ImportJob, Role
-from .serializers import ImportJobSerializer, ImportReportSerializer, ImportRequestSerializer
-from .uploads import UploadCap, cap_uploads
+from annotation import services
+from annotation.api import ProjectScopedMixin
+from annotation.errors import ApplicationError
+from annotation.models import ImportJob, Role
+from annotation.serializers import (
+    ImportJobSerializer,
+    ImportReportSerializer,
+    ImportRequestSerializer,
+)
+from annotation.uploads import UploadCap, cap_uploads
 
 
 class ImportApi(ProjectScopedMixin, APIView):

@@ -12,12 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
-from . import selectors, services
-from .api import ProjectScopedMixin
-from .errors import ApplicationError
-from .importers.single_rubric import SHAPES
-from .models import Criterion, Role, Rubric, RubricVersion
-from .serializers import (
+from annotation import selectors, services
+from annotation.api import ProjectScopedMixin
+from annotation.errors import ApplicationError
+from annotation.importers.single_rubric import SHAPES
+from annotation.models import Criterion, Role, Rubric, RubricVersion
+from annotation.serializers import (
     CommentCreateSerializer,
     CommentResolveSerializer,
     CommentSerializer,

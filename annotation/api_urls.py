@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, api_imports, api_rubrics
+from annotation import api, api_imports, api_rubrics
 
 urlpatterns = [
     path("projects/", api.ProjectListApi.as_view(), name="api-projects"),

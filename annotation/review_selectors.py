@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.http import Http404
 
-from .models import (
+from annotation.models import (
     PairwiseReview,
     PreferenceLabel,
     Project,
@@ -20,7 +20,7 @@ from .models import (
     ReviewQueue,
     ReviewSlot,
 )
-from .selectors import version_dicts
+from annotation.selectors import version_dicts
 
 
 def review_queues_of(*, project: Project) -> list[ReviewQueue]:

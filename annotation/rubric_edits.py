@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .importers.records import CATEGORIES, KINDS
+from annotation.importers.records import CATEGORIES, KINDS
 
 FIELDS = ("key", "text", "points", "category", "kind", "tags", "provenance", "provenance_model")
 MAX_TEXT = 5000

@@ -12,8 +12,8 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .importers.single_rubric import to_healthbench, to_rar
-from .models import (
+from annotation.importers.single_rubric import to_healthbench, to_rar
+from annotation.models import (
     ROLE_RANK,
     Criterion,
     CriterionComment,
@@ -28,7 +28,7 @@ from .models import (
     RubricReviewDecision,
     RubricVersion,
 )
-from .rubric_logic import CheckIssue, CriterionSnapshot, check_criteria
+from annotation.rubric_logic import CheckIssue, CriterionSnapshot, check_criteria
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]

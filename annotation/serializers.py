@@ -6,8 +6,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .importers import FORMATS
-from .models import (
+from annotation.importers import FORMATS
+from annotation.models import (
     Criterion,
     CriterionComment,
     Membership,
@@ -18,7 +18,7 @@ from .models import (
     Rubric,
     RubricVersion,
 )
-from .rubric_edits import MAX_CRITERIA, MAX_TAGS
+from annotation.rubric_edits import MAX_CRITERIA, MAX_TAGS
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -9,6 +9,6 @@ from celery import shared_task
 def import_file(job_id: int) -> None:
     """Import a stored upload. Repeat-safe: the job is claimed with a status-guarded
     update, so a second delivery finds it no longer queued and returns."""
-    from .services.import_jobs import import_job_run
+    from annotation.services.import_jobs import import_job_run
 
     import_job_run(job_id)

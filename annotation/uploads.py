@@ -14,7 +14,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
 
-from .services.import_jobs import upload_too_large_message
+from annotation.services.import_jobs import upload_too_large_message
 
 # Room for the form's other fields and the multipart framing around the file.
 SLACK = 64 * 1024

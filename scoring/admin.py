@@ -11,9 +11,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from annotation.errors import ApplicationError
-
-from .models import LLMProvider
-from .services.endpoints import provider_problems, provider_save
+from scoring.models import LLMProvider
+from scoring.services.endpoints import provider_problems, provider_save
 
 
 class LLMProviderForm(forms.ModelForm):

@@ -24,8 +24,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Prefetch, Q
 
 from annotation.models import Criterion, PairwiseReview, Project, ReviewItem, ReviewQueue
-
-from .engine.agreement import (
+from scoring.engine.agreement import (
     AgreementSummary,
     ConfusionMatrix,
     agreement_summary,

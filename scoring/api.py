@@ -16,9 +16,8 @@ from rest_framework.views import APIView
 from annotation.api import ProjectScopedMixin
 from annotation.models import Role
 from annotation.serializers import RubricVersionSerializer
-
-from . import selectors, services
-from .serializers import (
+from scoring import selectors, services
+from scoring.serializers import (
     DecisionSerializer,
     EndpointSerializer,
     ExportCreateSerializer,
@@ -27,7 +26,7 @@ from .serializers import (
     JobSerializer,
     ProposalSerializer,
 )
-from .services import exports as export_services
+from scoring.services import exports as export_services
 
 
 class EndpointListApi(ProjectScopedMixin, generics.ListAPIView):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from scoring import api
 
 urlpatterns = [
     path("projects/<slug:slug>/endpoints/", api.EndpointListApi.as_view(), name="api-endpoints"),

@@ -7,4 +7,4 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from scoring import checks  # noqa: F401 - registers the system checks

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, register
 
-from .engine.netguard import NetworkPolicy
+from scoring.engine.netguard import NetworkPolicy
 
 
 @register()

@@ -14,11 +14,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from annotation.errors import ApplicationError
-
-from .engine.gateway import EndpointConfig, Gateway, MemoryCache, ResultCache
-from .engine.netguard import NetworkPolicy
-from .engine.ratelimit import RateLimiter, RedisWindowLimiter, WindowLimiter
-from .models import JudgeEndpoint, LLMProvider
+from scoring.engine.gateway import EndpointConfig, Gateway, MemoryCache, ResultCache
+from scoring.engine.netguard import NetworkPolicy
+from scoring.engine.ratelimit import RateLimiter, RedisWindowLimiter, WindowLimiter
+from scoring.models import JudgeEndpoint, LLMProvider
 
 
 @cache

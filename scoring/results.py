@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annotation.models import Response
-
-from .engine import aggregate, pairwise
-from .models import Judgment, Run, RunJudgment
+from scoring.engine import aggregate, pairwise
+from scoring.models import Judgment, Run, RunJudgment
 
 BINS = 10
 

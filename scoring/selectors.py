@@ -6,8 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from annotation.models import PreferenceLabel, Project, Prompt
-
-from .models import CoauthorJob, JudgeEndpoint, LLMProvider, Proposal, Run
+from scoring.models import CoauthorJob, JudgeEndpoint, LLMProvider, Proposal, Run
 
 
 def endpoints_of(*, project: Project) -> QuerySet[JudgeEndpoint]:

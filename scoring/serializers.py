@@ -6,10 +6,10 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
-from .models import CoauthorJob, Export, JudgeEndpoint, LLMProvider, Proposal
-from .services.endpoints import KEY_FIELDS, NO_KEY_FIELDS
-from .services.exports import DEFAULT_ORIGINS
+from scoring.exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.models import CoauthorJob, Export, JudgeEndpoint, LLMProvider, Proposal
+from scoring.services.endpoints import KEY_FIELDS, NO_KEY_FIELDS
+from scoring.services.exports import DEFAULT_ORIGINS
 
 
 class EndpointSerializer(serializers.ModelSerializer):

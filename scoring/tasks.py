@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from .services.coauthor import job_run
+from scoring.services.coauthor import job_run
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -19,7 +19,7 @@ def coauthor_job_run(job_id: int) -> None:
 def score_chunk(run_id: int, index: int) -> None:
     """Safe to repeat: the chunk is claimed with a status-guarded update and judgments are
     unique by key, so a redelivered chunk judges only what is still missing."""
-    from .services.runs import chunk_run
+    from scoring.services.runs import chunk_run
 
     chunk_run(run_id, index)
 
@@ -29,7 +29,7 @@ def embed_rubric_texts(rubric_id: int, user_id: int | None) -> int:
     """Embed the texts a rubric's near-duplicate report still misses; enqueued on the ``gpu``
     queue. Safe to repeat: only missing vectors are computed and they are unique by
     (model, text)."""
-    from .services.duplicates import rubric_texts_embed
+    from scoring.services.duplicates import rubric_texts_embed
 
     return rubric_texts_embed(rubric_id=rubric_id, user_id=user_id)
 
@@ -40,6 +40,6 @@ def export_dataset(export_id: int) -> None:
     status-guarded update, so a second delivery finds it no longer queued and returns.
     Stopped at EXPORT_TIME_LIMIT (by a prefork pool), the bound after which the sweeper
     fails an export still marked running (``services.recovery``)."""
-    from .services.exports import export_run
+    from scoring.services.exports import export_run
 
     export_run(export_id)

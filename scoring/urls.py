@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_agreement, views_duplicates, views_exports
+from scoring import views, views_agreement, views_duplicates, views_exports
 
 app_name = "scoring"
 

@@ -17,11 +17,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import selectors as annotation_selectors
 from annotation.errors import ApplicationError
 from annotation.models import PreferenceLabel, Prompt, ReviewQueue, Role
-
-from . import selectors, services
-from .models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal, Run
-from .results import run_results
-from .services.endpoints import FIELDS, KEY_FIELDS
+from scoring import selectors, services
+from scoring.models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal, Run
+from scoring.results import run_results
+from scoring.services.endpoints import FIELDS, KEY_FIELDS
 
 PROMPT_FILTERS = {
     "no_rubric": "Prompts without a rubric",

@@ -16,8 +16,7 @@ from django.views.decorators.http import require_GET
 from annotation import review_selectors
 from annotation import selectors as annotation_selectors
 from annotation.models import Project, ReviewQueue, Role
-
-from .agreement import CSV_HEADER, agreement_report, review_rows
+from scoring.agreement import CSV_HEADER, agreement_report, review_rows
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
 # injection"): such text cells are written with a leading apostrophe.

@@ -22,8 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import selectors as annotation_selectors
 from annotation.errors import ApplicationError
 from annotation.models import Role, Rubric
-
-from .services.duplicates import duplicate_merge, duplicate_report, embeddings_request
+from scoring.services.duplicates import duplicate_merge, duplicate_report, embeddings_request
 
 POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30

@@ -22,10 +22,9 @@ from django.views.decorators.vary import vary_on_headers
 from annotation import selectors as annotation_selectors
 from annotation.errors import ApplicationError
 from annotation.models import Project, Role
-
-from .exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
-from .models import Export
-from .services import exports as export_services
+from scoring.exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.models import Export
+from scoring.services import exports as export_services
 
 LIST_LIMIT = 50
 ORIGIN_LABELS = {

@@ -7,9 +7,9 @@ layer writes them to the database.
 
 from __future__ import annotations
 
-from .formats import FORMATS, detect_format, iter_records
-from .reading import Limits, describe_size, holds_at_most, open_text
-from .records import (
+from annotation.importers.formats import FORMATS, detect_format, iter_records
+from annotation.importers.reading import Limits, describe_size, holds_at_most, open_text
+from annotation.importers.records import (
     CATEGORIES,
     KINDS,
     ROLES,

@@ -16,8 +16,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .hh_rlhf import parse_hh_rlhf
-from .parsers import (
+from annotation.importers.hh_rlhf import parse_hh_rlhf
+from annotation.importers.parsers import (
     Parser,
     parse_csv_row,
     parse_generic,
@@ -26,7 +26,7 @@ from .parsers import (
     parse_researchqa,
     parse_trl,
 )
-from .reading import (
+from annotation.importers.reading import (
     BoundedLines,
     Limits,
     LineTooLong,
@@ -37,8 +37,8 @@ from .reading import (
     line_too_long,
     open_text,
 )
-from .records import ImportFormatError, ParsedRecord, RecordError
-from .validation import InvalidRecord
+from annotation.importers.records import ImportFormatError, ParsedRecord, RecordError
+from annotation.importers.validation import InvalidRecord
 
 logger = logging.getLogger(__name__)
 

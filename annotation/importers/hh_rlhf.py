@@ -8,8 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .records import ParsedRecord, ParsedResponse
-from .validation import InvalidRecord, as_str, external_id, get, put_metadata, rest
+from annotation.importers.records import ParsedRecord, ParsedResponse
+from annotation.importers.validation import (
+    InvalidRecord,
+    as_str,
+    external_id,
+    get,
+    put_metadata,
+    rest,
+)
 
 HH_RLHF_KEY = "hh_rlhf"
 

@@ -16,8 +16,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .records import CATEGORIES, KINDS, ParsedCriterion, ParsedRecord, ParsedResponse
-from .validation import (
+from annotation.importers.records import (
+    CATEGORIES,
+    KINDS,
+    ParsedCriterion,
+    ParsedRecord,
+    ParsedResponse,
+)
+from annotation.importers.validation import (
     InvalidRecord,
     as_dict,
     as_list,

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
-from .records import ImportFormatError, ImportLimitError, RecordError
+from annotation.importers.records import ImportFormatError, ImportLimitError, RecordError
 
 StrPath = str | os.PathLike[str]
 

@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .parsers import healthbench_criteria, rar_criteria
-from .records import ParsedCriterion
-from .validation import InvalidRecord
+from annotation.importers.parsers import healthbench_criteria, rar_criteria
+from annotation.importers.records import ParsedCriterion
+from annotation.importers.validation import InvalidRecord
 
 SHAPES = ("healthbench", "rar")
 _RAR_PREFIX = {

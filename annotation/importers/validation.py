@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .records import ROLES
+from annotation.importers.records import ROLES
 
 MAX_ID_LENGTH = 200  # Prompt.external_id
 MAX_SOURCE_LENGTH = 200  # Response.source

@@ -5,7 +5,7 @@ Writes go through ``annotation.services``; reads a view touches go through
 ``annotation.selectors`` so that every queryset is scoped by membership.
 """
 
-from .core import (
+from annotation.models.core import (
     ROLE_RANK,
     AuditEvent,
     Criterion,
@@ -22,8 +22,8 @@ from .core import (
     RubricVersion,
     content_hash,
 )
-from .imports import ImportJob
-from .reviews import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
+from annotation.models.imports import ImportJob
+from annotation.models.reviews import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
 
 __all__ = [
     "ROLE_RANK",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from .core import Project
+from annotation.models.core import Project
 
 
 class ImportJob(models.Model):

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .core import PreferenceLabel, Project, Prompt, Response, RubricVersion
+from annotation.models.core import PreferenceLabel, Project, Prompt, Response, RubricVersion
 
 WINNERS = (("a", "Response a"), ("b", "Response b"), ("tie", "Tie"))
 

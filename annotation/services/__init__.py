@@ -1,7 +1,7 @@
 """Writes. Keyword-only functions, each one transaction."""
 
-from .comments import comment_add, comment_resolve
-from .drafts import (
+from annotation.services.comments import comment_add, comment_resolve
+from annotation.services.drafts import (
     OPS,
     SaveOutcome,
     draft_discard,
@@ -11,15 +11,15 @@ from .drafts import (
     draft_save,
     rubric_start,
 )
-from .import_jobs import (
+from annotation.services.import_jobs import (
     UploadTooLarge,
     import_job_get,
     import_job_run,
     import_jobs_of,
     import_start,
 )
-from .imports import ImportReport, data_import, import_limits
-from .people import (
+from annotation.services.imports import ImportReport, data_import, import_limits
+from annotation.services.people import (
     api_token_get_or_create,
     api_token_rotate,
     membership_add,
@@ -27,7 +27,7 @@ from .people import (
     membership_set_role,
     project_create,
 )
-from .reviews import (
+from annotation.services.reviews import (
     ItemInput,
     item_adjudicate,
     queue_from_labels,
@@ -37,13 +37,13 @@ from .reviews import (
     review_undo,
     slot_next,
 )
-from .rubrics import (
+from annotation.services.rubrics import (
     CriterionInput,
     rubric_create,
     rubric_version_create,
     rubric_version_restore,
 )
-from .workflow import rubric_archive, rubric_review, rubric_submit_for_review
+from annotation.services.workflow import rubric_archive, rubric_review, rubric_submit_for_review
 
 __all__ = [
     "OPS",

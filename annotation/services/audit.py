@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import AuditEvent, Project
+from annotation.models import AuditEvent, Project
 
 
 def audit(*, project: Project | None, actor, action: str, target: str = "", **data: Any) -> None:  # type: ignore[no-untyped-def]

@@ -7,9 +7,9 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from ..errors import ApplicationError, check_text
-from ..models import Criterion, CriterionComment, Rubric, RubricDraft
-from .audit import audit
+from annotation.errors import ApplicationError, check_text
+from annotation.models import Criterion, CriterionComment, Rubric, RubricDraft
+from annotation.services.audit import audit
 
 MAX_COMMENT = 5000
 

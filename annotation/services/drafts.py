@@ -15,15 +15,15 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from .. import rubric_edits as edits
-from ..errors import ApplicationError, StaleVersionError, check_text
-from ..importers.single_rubric import RubricJsonError, parse_rubric_json
-from ..models import Project, Prompt, Rubric, RubricDraft, RubricVersion
-from ..rubric_logic import CriterionSnapshot, merge_criteria, normalise
-from ..selectors import version_dicts
-from .audit import audit
-from .rubrics import CriterionInput, rubric_version_create
-from .workflow import status_after_edit
+from annotation import rubric_edits as edits
+from annotation.errors import ApplicationError, StaleVersionError, check_text
+from annotation.importers.single_rubric import RubricJsonError, parse_rubric_json
+from annotation.models import Project, Prompt, Rubric, RubricDraft, RubricVersion
+from annotation.rubric_logic import CriterionSnapshot, merge_criteria, normalise
+from annotation.selectors import version_dicts
+from annotation.services.audit import audit
+from annotation.services.rubrics import CriterionInput, rubric_version_create
+from annotation.services.workflow import status_after_edit
 
 OPS = ("add", "update", "delete", "duplicate", "move", "reorder", "paste", "import")
 MAX_JSON_CHARS = 2_000_000

@@ -30,11 +30,11 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from ..errors import ApplicationError, check_text
-from ..importers import FORMATS, describe_size, holds_at_most
-from ..models import ImportJob, Project
-from .heartbeat import Heartbeat
-from .imports import data_import
+from annotation.errors import ApplicationError, check_text
+from annotation.importers import FORMATS, describe_size, holds_at_most
+from annotation.models import ImportJob, Project
+from annotation.services.heartbeat import Heartbeat
+from annotation.services.imports import data_import
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _enqueue(job: ImportJob) -> None:
 def _send(job_id: int) -> None:
     """Send the job to the workers; when the broker cannot take it now the job stays queued
     and the recovery sweep sends it again."""
-    from ..tasks import import_file
+    from annotation.tasks import import_file
 
     try:
         import_file.apply_async((job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)

@@ -25,8 +25,8 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from ..errors import ApplicationError
-from ..importers import (
+from annotation.errors import ApplicationError
+from annotation.importers import (
     FORMATS,
     ImportFormatError,
     Limits,
@@ -35,10 +35,10 @@ from ..importers import (
     detect_format,
     iter_records,
 )
-from ..importers.parsers import RUBRIC_ITEMS_KEY
-from ..models import PreferenceLabel, Project, Prompt, Response, Rubric, content_hash
-from .audit import audit
-from .rubrics import CriterionInput, rubric_create
+from annotation.importers.parsers import RUBRIC_ITEMS_KEY
+from annotation.models import PreferenceLabel, Project, Prompt, Response, Rubric, content_hash
+from annotation.services.audit import audit
+from annotation.services.rubrics import CriterionInput, rubric_create
 
 
 @dataclass

@@ -5,10 +5,10 @@ from django.db import transaction
 from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
-from ..errors import ApplicationError, NotAllowed
-from ..models import Membership, Project, Role
-from ..selectors import can_create_projects
-from .audit import audit
+from annotation.errors import ApplicationError, NotAllowed
+from annotation.models import Membership, Project, Role
+from annotation.selectors import can_create_projects
+from annotation.services.audit import audit
 
 
 @transaction.atomic

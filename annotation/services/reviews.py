@@ -21,8 +21,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..errors import ApplicationError
-from ..models import (
+from annotation.errors import ApplicationError
+from annotation.models import (
     AuditEvent,
     PairwiseReview,
     PreferenceLabel,
@@ -33,7 +33,7 @@ from ..models import (
     ReviewSlot,
     RubricVersion,
 )
-from .audit import audit
+from annotation.services.audit import audit
 
 WINNERS = ("a", "b", "tie")
 SHOWN = {"A": False, "B": True}  # the shown letter → "is it the item's b?" (before swapping)

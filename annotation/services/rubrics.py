@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from ..errors import ApplicationError, StaleVersionError
-from ..models import Criterion, Project, Prompt, Rubric, RubricVersion
-from ..rubric_logic import CriterionSnapshot, check_criteria
-from .audit import audit
-from .workflow import status_after_edit
+from annotation.errors import ApplicationError, StaleVersionError
+from annotation.models import Criterion, Project, Prompt, Rubric, RubricVersion
+from annotation.rubric_logic import CriterionSnapshot, check_criteria
+from annotation.services.audit import audit
+from annotation.services.workflow import status_after_edit
 
 
 @dataclass

@@ -9,10 +9,10 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from ..errors import ApplicationError, check_text
-from ..models import Role, Rubric, RubricReviewDecision
-from ..selectors import project_role_for_user, role_at_least
-from .audit import audit
+from annotation.errors import ApplicationError, check_text
+from annotation.models import Role, Rubric, RubricReviewDecision
+from annotation.selectors import project_role_for_user, role_at_least
+from annotation.services.audit import audit
 
 Status = Rubric.Status
 

@@ -1,6 +1,6 @@
 """Pages. Thin: selectors for reads (scoped by membership), services for writes."""
 
-from .editor import (
+from annotation.views.editor import (
     project_rubric_create,
     prompt_rubric_start,
     rubric_comment,
@@ -13,8 +13,8 @@ from .editor import (
     rubric_save,
     rubric_workflow,
 )
-from .imports import import_job, import_page
-from .pages import (
+from annotation.views.imports import import_job, import_page
+from annotation.views.pages import (
     account_settings,
     member_update,
     members_page,
@@ -25,7 +25,7 @@ from .pages import (
     rubric_history,
     rubric_restore,
 )
-from .reviews import (
+from annotation.views.reviews import (
     review_adjudicate,
     review_commit,
     review_flag,

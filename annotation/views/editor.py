@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from .. import selectors, services
-from ..errors import ApplicationError
-from ..importers.single_rubric import SHAPES
-from ..models import Criterion, Project, Prompt, Role, Rubric
+from annotation import selectors, services
+from annotation.errors import ApplicationError
+from annotation.importers.single_rubric import SHAPES
+from annotation.models import Criterion, Project, Prompt, Role, Rubric
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 

@@ -21,11 +21,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from .. import selectors, services
-from ..errors import ApplicationError
-from ..importers import FORMATS, describe_size
-from ..models import ImportJob, Project, Role
-from ..uploads import cap_uploads
+from annotation import selectors, services
+from annotation.errors import ApplicationError
+from annotation.importers import FORMATS, describe_size
+from annotation.models import ImportJob, Project, Role
+from annotation.uploads import cap_uploads
 
 RECENT_JOBS = 10
 TEMPLATE = "annotation/import.html"

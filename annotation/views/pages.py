@@ -17,11 +17,11 @@ from django.views.decorators.http import (
 )
 from django.views.decorators.vary import vary_on_headers
 
-from .. import selectors, services
-from ..errors import ApplicationError
-from ..models import Membership, Role, Rubric
-from ..rubric_logic import diff_criteria
-from .editor import editor_context
+from annotation import selectors, services
+from annotation.errors import ApplicationError
+from annotation.models import Membership, Role, Rubric
+from annotation.rubric_logic import diff_criteria
+from annotation.views.editor import editor_context
 
 PAGE_SIZE = 50
 

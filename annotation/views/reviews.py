@@ -22,9 +22,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from .. import review_selectors, selectors, services
-from ..errors import ApplicationError, check_text
-from ..models import Project, ReviewItem, ReviewQueue, ReviewSlot, Role
+from annotation import review_selectors, selectors, services
+from annotation.errors import ApplicationError, check_text
+from annotation.models import Project, ReviewItem, ReviewQueue, ReviewSlot, Role
 
 CHOICES = ("A", "B", "tie")
 QUEUE_PLANS = (

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import prompts
-from .gateway import CallResult, GatewayError, Usage
+from scoring.engine import prompts
+from scoring.engine.gateway import CallResult, GatewayError, Usage
 
 CATEGORIES = ["essential", "important", "optional", "pitfall"]
 PROBLEMS = ["vague", "compound", "overlapping", "unverifiable", "non_discriminating"]

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from string import Template
 from typing import Any
 
-from . import prompts
-from .coauthor import _object
-from .pairwise import VERDICTS, Verdict
+from scoring.engine import prompts
+from scoring.engine.coauthor import _object
+from scoring.engine.pairwise import VERDICTS, Verdict
 
 __all__ = [
     "CRITERION_SCHEMA",

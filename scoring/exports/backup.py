@@ -81,8 +81,7 @@ from annotation.models import (
     content_hash,
 )
 from annotation.services.audit import audit
-
-from ..models import (
+from scoring.models import (
     CoauthorJob,
     CoauthorSettings,
     Export,

@@ -50,10 +50,9 @@ from annotation.models import (
     ReviewItem,
     Rubric,
 )
-
-from ..models import Judgment, Run, RunChunk, RunJudgment
-from .options import ExportOptions, split_of
-from .readahead import can_read_ahead, read_ahead
+from scoring.exports.options import ExportOptions, split_of
+from scoring.exports.readahead import can_read_ahead, read_ahead
+from scoring.models import Judgment, Run, RunChunk, RunJudgment
 
 PROMPT_BATCH = 1000
 Row = tuple[str, dict[str, Any]]  # (split, row)
@@ -753,7 +752,7 @@ def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[Jud
     """Pairs a judge decided, by prompt, run by run: pairwise runs (both orders merged; a
     tie or an inconsistent pair is no preference) and per-criterion runs (the rubric score
     margin between two responses of a prompt, at least ``min_margin``)."""
-    from ..results import run_results
+    from scoring.results import run_results
 
     sources = set(options.sources)
     out: dict[int, list[JudgePair]] = defaultdict(list)

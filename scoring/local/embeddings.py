@@ -85,7 +85,7 @@ def _load(path: str, device: str) -> Any:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    from .model import resolve_device
+    from scoring.local.model import resolve_device
 
     try:
         resolved = resolve_device(device)

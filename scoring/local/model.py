@@ -61,7 +61,7 @@ def load_judge(spec: LocalSpec) -> Any:
         raise ValueError(f"{spec.path}: no config.json there (not a model directory)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .judge import LocalJudge
+    from scoring.local.judge import LocalJudge
 
     device = resolve_device(spec.device)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

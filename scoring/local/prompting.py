@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from string import Template
 from typing import Any
 
-from ..engine import prompts
-from ..engine.judging import JudgeCriterion, _label, _numbered
+from scoring.engine import prompts
+from scoring.engine.judging import JudgeCriterion, _label, _numbered
 
 __all__ = [
     "CRITERION_TEMPLATE",

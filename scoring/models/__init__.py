@@ -1,11 +1,17 @@
 """The machine side: judge endpoints, co-authoring jobs and proposals, scoring runs and
 judgments. Imports ``annotation``; ``annotation`` never imports this app."""
 
-from .coauthoring import ENV_NAME, CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
-from .embeddings import Embedding
-from .exports import Export
-from .providers import LLMProvider
-from .runs import Judgment, Run, RunChunk, RunJudgment
+from scoring.models.coauthoring import (
+    ENV_NAME,
+    CoauthorJob,
+    CoauthorSettings,
+    JudgeEndpoint,
+    Proposal,
+)
+from scoring.models.embeddings import Embedding
+from scoring.models.exports import Export
+from scoring.models.providers import LLMProvider
+from scoring.models.runs import Judgment, Run, RunChunk, RunJudgment
 
 __all__ = [
     "ENV_NAME",

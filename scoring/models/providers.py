@@ -11,8 +11,7 @@ from __future__ import annotations
 from django.db import models
 
 from annotation.models import Project
-
-from .coauthoring import ENV_NAME
+from scoring.models.coauthoring import ENV_NAME
 
 
 class LLMProvider(models.Model):

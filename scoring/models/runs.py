@@ -13,8 +13,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models import Project, Response
-
-from .coauthoring import BilledUsage, JudgeEndpoint
+from scoring.models.coauthoring import BilledUsage, JudgeEndpoint
 
 
 class Run(BilledUsage):

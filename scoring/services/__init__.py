@@ -1,7 +1,7 @@
 """Writes of the scoring app: keyword-only functions, each one transaction."""
 
-from . import runs
-from .coauthor import (
+from scoring.services import runs
+from scoring.services.coauthor import (
     Preview,
     batch_preview,
     coauthor_settings,
@@ -11,8 +11,13 @@ from .coauthor import (
     proposal_changes,
     proposal_decide,
 )
-from .endpoints import coauthor_settings_save, endpoint_delete, endpoint_save, endpoint_test
-from .reviews import queue_from_run
+from scoring.services.endpoints import (
+    coauthor_settings_save,
+    endpoint_delete,
+    endpoint_save,
+    endpoint_test,
+)
+from scoring.services.reviews import queue_from_run
 
 __all__ = [
     "runs",

@@ -33,12 +33,11 @@ from annotation.rubric_logic import CriterionSnapshot, diff_criteria, merge_crit
 from annotation.selectors import project_wide_criteria, version_dicts
 from annotation.services.audit import audit
 from annotation.services.heartbeat import Heartbeat
-
-from ..engine import coauthor as engine
-from ..engine.gateway import Gateway, GatewayError, Usage
-from ..llm import gateway_for
-from ..models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
-from . import duplicates
+from scoring.engine import coauthor as engine
+from scoring.engine.gateway import Gateway, GatewayError, Usage
+from scoring.llm import gateway_for
+from scoring.models import CoauthorJob, CoauthorSettings, JudgeEndpoint, Proposal
+from scoring.services import duplicates
 
 logger = logging.getLogger(__name__)
 Kind = CoauthorJob.Kind
@@ -164,7 +163,7 @@ def job_start(  # type: ignore[no-untyped-def]
 def job_send(job_id: int) -> None:
     """Send a queued job to the workers; when the broker cannot take it now the job stays
     queued and the recovery sweep sends it again after ``LEASE``."""
-    from ..tasks import coauthor_job_run
+    from scoring.tasks import coauthor_job_run
 
     try:
         coauthor_job_run.delay(job_id)

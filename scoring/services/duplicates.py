@@ -33,15 +33,14 @@ from annotation import services as annotation_services
 from annotation.errors import ApplicationError
 from annotation.models import Criterion, Project, Rubric, RubricDraft
 from annotation.selectors import version_dicts
-
-from ..local.embeddings import (
+from scoring.local.embeddings import (
     EmbeddingError,
     diverse_subset,
     model_key,
     near_duplicate_pairs,
     top_matches,
 )
-from ..models.embeddings import Embedding, text_hash
+from scoring.models.embeddings import Embedding, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def embed_missing(texts: Iterable[str]) -> int:
     """Embed and store the texts that have no vector yet; returns how many were embedded.
     Worker only (loads the model). Safe to run twice at once: the unique constraint keeps
     one vector per (model, text)."""
-    from ..local.embeddings import embed
+    from scoring.local.embeddings import embed
 
     unique = {text_hash(t): t for t in texts}
     have = _stored_hashes(unique)
@@ -337,7 +336,7 @@ def embeddings_request(*, rubric: Rubric, user) -> bool:  # type: ignore[no-unty
     default local-memory cache, one per process: each web process (gunicorn worker) sends at
     most one task per rubric and model in the period. A shared cache (Redis) in
     ``CACHES`` makes it one for the whole site."""
-    from ..tasks import embed_rubric_texts
+    from scoring.tasks import embed_rubric_texts
 
     if not cache.add(_request_key(rubric), 1, timeout=REQUEST_EVERY_SECONDS):
         return False

@@ -16,12 +16,11 @@ from django.db import IntegrityError, transaction
 from annotation.errors import ApplicationError, check_text
 from annotation.models import Project
 from annotation.services.audit import audit
-
-from ..engine.gateway import Gateway, GatewayError
-from ..engine.netguard import literal_address, url_problems
-from ..llm import gateway_for, key_variable_allowed, network_policy, provider_usable
-from ..models import CoauthorSettings, JudgeEndpoint, LLMProvider
-from ..selectors import providers_for
+from scoring.engine.gateway import Gateway, GatewayError
+from scoring.engine.netguard import literal_address, url_problems
+from scoring.llm import gateway_for, key_variable_allowed, network_policy, provider_usable
+from scoring.models import CoauthorSettings, JudgeEndpoint, LLMProvider
+from scoring.selectors import providers_for
 
 FIELDS = (
     "name",
@@ -321,7 +320,7 @@ def coauthor_settings_save(  # type: ignore[no-untyped-def]
 ) -> CoauthorSettings:
     settings_, _ = CoauthorSettings.objects.select_for_update().get_or_create(project=project)
     if data.get("endpoint") not in (None, ""):
-        from .coauthor import endpoint_for
+        from scoring.services.coauthor import endpoint_for
 
         settings_.endpoint = endpoint_for(project, data["endpoint"])
     if data.get("style") is not None:

@@ -37,12 +37,11 @@ from annotation.errors import ApplicationError, check_text
 from annotation.models import Project, Role
 from annotation.selectors import role_at_least
 from annotation.services.audit import audit
-
-from ..exports.options import KINDS, ExportOptions
-from ..models import Export
+from scoring.exports.options import KINDS, ExportOptions
+from scoring.models import Export
 
 if TYPE_CHECKING:
-    from ..exports.rows import Notes
+    from scoring.exports.rows import Notes
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +229,7 @@ def export_create(
 
 
 def _enqueue(export: Export) -> None:
-    from ..tasks import export_dataset
+    from scoring.tasks import export_dataset
 
     export_id = export.pk
     transaction.on_commit(
@@ -307,7 +306,7 @@ def export_run(export_id: int) -> None:
 
 
 def _write(export: Export, directory: Path) -> tuple[list[dict[str, Any]], int]:
-    from ..exports import rows, writers
+    from scoring.exports import rows, writers
 
     project = export.project
     options = _checked(ExportOptions.from_dict(export.options))
@@ -350,7 +349,7 @@ def _card(
     ``rows.Notes`` filled while they streamed). Only what the data and the options
     determine goes in (no export id, no time), so that the same export of unchanged data
     is byte-identical, card included."""
-    from ..exports.card import export_notes, render_card
+    from scoring.exports.card import export_notes, render_card
 
     provenance = {
         **facts.get("provenance", {}),

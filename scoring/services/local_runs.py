@@ -18,9 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from annotation.errors import ApplicationError
-
-from ..engine import judging
-from ..models import JudgeEndpoint, Run
+from scoring.engine import judging
+from scoring.models import JudgeEndpoint, Run
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ SLICE = 64
 
 
 def spec_for(endpoint: JudgeEndpoint) -> Any:
-    from ..local.model import LocalSpec
+    from scoring.local.model import LocalSpec
 
     return LocalSpec(
         path=endpoint.model_path,
@@ -42,14 +41,14 @@ def spec_for(endpoint: JudgeEndpoint) -> Any:
 
 def load(endpoint: JudgeEndpoint) -> Any:
     """This worker's judge for the endpoint (loaded once per process)."""
-    from .endpoints import model_path_allowed
+    from scoring.services.endpoints import model_path_allowed
 
     if not model_path_allowed(endpoint.model_path):  # LOCAL_MODEL_DIRS may have changed
         raise ApplicationError(
             f"“{endpoint.model_path}” is not under LOCAL_MODEL_DIRS on this worker."
         )
     try:
-        from ..local.model import judge_for
+        from scoring.local.model import judge_for
 
         return judge_for(spec_for(endpoint))
     except ImportError as exc:
@@ -120,7 +119,7 @@ def _per_criterion(
     make_row: Callable[..., dict[str, Any]],
     threshold: float,
 ) -> list[dict[str, Any]]:
-    from ..local.prompting import criterion_pieces
+    from scoring.local.prompting import criterion_pieces
 
     rows: list[dict[str, Any]] = []
     batch, members = [], []
@@ -167,7 +166,7 @@ def _pairwise(
     contexts: dict[int, Any],
     make_row: Callable[..., dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    from ..local.prompting import pairwise_pieces
+    from scoring.local.prompting import pairwise_pieces
 
     rows: list[dict[str, Any]] = []
     batch, members = [], []

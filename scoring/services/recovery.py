@@ -36,9 +36,8 @@ from django.utils import timezone
 
 from annotation.services.audit import audit
 from annotation.services.import_jobs import import_jobs_sweep
-
-from ..models import CoauthorJob, Export
-from . import coauthor, exports, runs
+from scoring.models import CoauthorJob, Export
+from scoring.services import coauthor, exports, runs
 
 logger = logging.getLogger(__name__)
 

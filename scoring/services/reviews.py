@@ -11,9 +11,8 @@ from typing import Any
 from annotation.errors import ApplicationError
 from annotation.models import Response, ReviewQueue, Rubric
 from annotation.services import ItemInput, review_queue_create
-
-from ..engine import pairwise
-from ..models import Judgment, Run, RunJudgment
+from scoring.engine import pairwise
+from scoring.models import Judgment, Run, RunJudgment
 
 
 def _snapshot(

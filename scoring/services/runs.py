@@ -30,11 +30,10 @@ from django.utils import timezone
 from annotation.errors import ApplicationError
 from annotation.models import Criterion, Project, Response, Rubric
 from annotation.services.audit import audit
-
-from ..engine import judging, pairwise
-from ..engine.gateway import Gateway, GatewayError, Usage
-from ..llm import endpoint_config, gateway_for
-from ..models import JudgeEndpoint, Judgment, Run, RunChunk, RunJudgment
+from scoring.engine import judging, pairwise
+from scoring.engine.gateway import Gateway, GatewayError, Usage
+from scoring.llm import endpoint_config, gateway_for
+from scoring.models import JudgeEndpoint, Judgment, Run, RunChunk, RunJudgment
 
 logger = logging.getLogger(__name__)
 Mode = Run.Mode
@@ -74,7 +73,7 @@ def is_local(endpoint: JudgeEndpoint | None) -> bool:
 
 def template_version(endpoint: JudgeEndpoint, mode: str) -> str:
     if is_local(endpoint):
-        from ..local.prompting import template_version as local_version
+        from scoring.local.prompting import template_version as local_version
 
         return local_version(mode == Mode.PAIRWISE)
     return judging.TEMPLATE_VERSIONS[TEMPLATE[mode]]
@@ -402,7 +401,7 @@ def unit_key(unit: dict[str, Any]) -> str:
 
 
 def _enqueue(run: Run, indexes: Iterable[int]) -> None:
-    from ..tasks import score_chunk
+    from scoring.tasks import score_chunk
 
     indexes = list(indexes)
     queue = "gpu" if run.is_local else settings.CELERY_TASK_DEFAULT_QUEUE
@@ -712,7 +711,7 @@ def _process_local(
     mine: Any,
 ) -> None:
     """Judge with this worker's local model; rows are written slice by slice."""
-    from . import local_runs
+    from scoring.services import local_runs
 
     judge = local_runs.load(endpoint)
     mine.update(claimed_at=timezone.now())  # loading a model can take a while: renew
