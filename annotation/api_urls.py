@@ -1,57 +1,64 @@
 from django.urls import path
 
-from annotation import api, api_imports, api_rubrics
+from annotation.projects import api as project_api
+from annotation.prompts import api as api_imports
+from annotation.prompts import api as prompt_api
+from annotation.rubrics import api as rubric_api
 
 urlpatterns = [
-    path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
-    path("projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="api-project"),
-    path("projects/<slug:slug>/prompts/", api.PromptListApi.as_view(), name="api-prompts"),
+    path("projects/", project_api.ProjectListApi.as_view(), name="api-projects"),
+    path("projects/<slug:slug>/", project_api.ProjectDetailApi.as_view(), name="api-project"),
+    path("projects/<slug:slug>/prompts/", prompt_api.PromptListApi.as_view(), name="api-prompts"),
     path(
         "projects/<slug:slug>/prompts/<int:pk>/",
-        api.PromptDetailApi.as_view(),
+        prompt_api.PromptDetailApi.as_view(),
         name="api-prompt",
     ),
-    path("projects/<slug:slug>/responses/", api.ResponseListApi.as_view(), name="api-responses"),
-    path("projects/<slug:slug>/rubrics/", api_rubrics.RubricListApi.as_view(), name="api-rubrics"),
+    path(
+        "projects/<slug:slug>/responses/",
+        prompt_api.ResponseListApi.as_view(),
+        name="api-responses",
+    ),
+    path("projects/<slug:slug>/rubrics/", rubric_api.RubricListApi.as_view(), name="api-rubrics"),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/",
-        api_rubrics.RubricDetailApi.as_view(),
+        rubric_api.RubricDetailApi.as_view(),
         name="api-rubric",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/versions/",
-        api_rubrics.RubricVersionListApi.as_view(),
+        rubric_api.RubricVersionListApi.as_view(),
         name="api-rubric-versions",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/workflow/",
-        api_rubrics.RubricWorkflowApi.as_view(),
+        rubric_api.RubricWorkflowApi.as_view(),
         name="api-rubric-workflow",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/versions/<int:number>/",
-        api_rubrics.RubricVersionDetailApi.as_view(),
+        rubric_api.RubricVersionDetailApi.as_view(),
         name="api-rubric-version",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/comments/",
-        api_rubrics.RubricCommentListApi.as_view(),
+        rubric_api.RubricCommentListApi.as_view(),
         name="api-rubric-comments",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/comments/<int:comment_id>/resolve/",
-        api_rubrics.RubricCommentResolveApi.as_view(),
+        rubric_api.RubricCommentResolveApi.as_view(),
         name="api-rubric-comment-resolve",
     ),
     path(
         "projects/<slug:slug>/rubrics/<int:pk>/export/",
-        api_rubrics.RubricExportApi.as_view(),
+        rubric_api.RubricExportApi.as_view(),
         name="api-rubric-export",
     ),
-    path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="api-members"),
+    path("projects/<slug:slug>/members/", project_api.MemberListApi.as_view(), name="api-members"),
     path(
         "projects/<slug:slug>/members/<int:pk>/",
-        api.MemberDetailApi.as_view(),
+        project_api.MemberDetailApi.as_view(),
         name="api-member",
     ),
     path("projects/<slug:slug>/import/", api_imports.ImportApi.as_view(), name="api-import"),

@@ -32,13 +32,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.contrib.auth import get_user_model
-from annotation import services
-from annotation.models import Prompt
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.prompts.models import Prompt
+from annotation.rubrics.services import CriterionInput
 
 size, repeats = int(sys.argv[1]), int(sys.argv[2])
 user = get_user_model().objects.create_user("bench", password="pw", is_staff=True)
-project = services.project_create(name="bench", slug=f"bench-{size}", owner=user)
+project = project_services.project_create(name="bench", slug=f"bench-{size}", owner=user)
 prompt = Prompt.objects.create(
     project=project, external_id="p", messages=[{"role": "user", "content": "Question?"}]
 )
@@ -50,12 +51,12 @@ criteria = [
     )
     for i in range(size)
 ]
-rubric = services.rubric_create(project=project, prompt=prompt, title="r", criteria=criteria, author=user)
+rubric = rubric_services.rubric_create(project=project, prompt=prompt, title="r", criteria=criteria, author=user)
 keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
 for v in range(2, 31):
     criteria = [CriterionInput(text=c.text, points=c.points + (v if i == v % size else 0), key=keys[i])
                 for i, c in enumerate(criteria)]
-    services.rubric_version_create(rubric=rubric, criteria=criteria, author=user)
+    rubric_services.rubric_version_create(rubric=rubric, criteria=criteria, author=user)
 client = Client()
 client.force_login(user)
 hx = {"HTTP_HX_REQUEST": "true"}

@@ -34,16 +34,17 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.utils import timezone
-from annotation import services
-from annotation.models import PreferenceLabel, Prompt, Response
-from annotation.services import CriterionInput
-from scoring.models import Judgment, Run, RunChunk, RunJudgment
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.rubrics.services import CriterionInput
+from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
 prompts = int(sys.argv[1])
 from django.contrib.auth import get_user_model
 user = get_user_model().objects.create_user("bench", is_staff=True)
-project = services.project_create(name="bench", slug="bench", owner=user)
-rubric = services.rubric_create(
+project = project_services.project_create(name="bench", slug="bench", owner=user)
+rubric = rubric_services.rubric_create(
     project=project, title="Every answer", author=None,
     criteria=[CriterionInput(text=f"States fact number {i} about the condition, with its source", points=i % 5 + 1) for i in range(10)],
 )
@@ -92,10 +93,10 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
 import django
 django.setup()
-from annotation.models import Project
-from scoring.exports import rows
-from scoring.exports.options import ExportOptions
-from scoring.exports.writers import write_export
+from annotation.projects.models import Project
+from scoring.datasets import rows
+from scoring.datasets.options import ExportOptions
+from scoring.datasets.writers import write_export
 
 kind, fmt = sys.argv[1], sys.argv[2]
 project = Project.objects.get(slug="bench")

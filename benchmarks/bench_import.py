@@ -28,11 +28,11 @@ import django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
-from annotation.models import Project
-from annotation import services
+from annotation.projects.models import Project
+from annotation.prompts import services as prompt_services
 project = Project.objects.create(slug="bench", name="bench")
 start = time.perf_counter()
-report = services.data_import(project=project, path=sys.argv[1], fmt="healthbench")
+report = prompt_services.data_import(project=project, path=sys.argv[1], fmt="healthbench")
 elapsed = time.perf_counter() - start
 assert report.ok, report.errors[:3]
 print(elapsed, report.prompts_created, report.criteria_created,

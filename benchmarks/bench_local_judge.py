@@ -177,8 +177,8 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from scoring.local import synthetic
-    from scoring.local.judge import LocalJudge
+    from scoring.judges.local import synthetic
+    from scoring.judges.local.judge import LocalJudge
 
     cuda = args.device.startswith("cuda")
     dtype = (

@@ -38,15 +38,16 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
-from annotation import services
-from annotation.models import Prompt, Response
-from annotation.services import CriterionInput
-from scoring import services as scoring
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.prompts.models import Prompt, Response
+from annotation.rubrics.services import CriterionInput
+from scoring.judges import services as judge_services
 
 responses, cap, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 user = get_user_model().objects.create_user("bench", is_staff=True)
-project = services.project_create(name="bench", slug="bench", owner=user)
-services.rubric_create(
+project = project_services.project_create(name="bench", slug="bench", owner=user)
+rubric_services.rubric_create(
     project=project, title="Every answer", author=user,
     criteria=[CriterionInput(text=f"States fact number {i} about the condition, with its source", points=i % 5 + 1) for i in range(10)],
 )
@@ -54,7 +55,7 @@ text = "A response of about three hundred characters. " * 6
 for p in range(responses // 10):
     prompt = Prompt.objects.create(project=project, external_id=f"p{p}", messages=[{"role": "user", "content": f"Question {p}: what should I do about symptom {p}?"}])
     Response.objects.bulk_create(Response(prompt=prompt, source=f"model-{r % 4}", content=f"{text} ({p}.{r})", content_hash=f"{p}.{r}") for r in range(10))
-endpoint = scoring.endpoint_save(project=project, actor=user, data={"name": "fake", "base_url": url + "/v1", "model": "fake-judge", "max_concurrency": cap, "timeout": 30})
+endpoint = judge_services.endpoint_save(project=project, actor=user, data={"name": "fake", "base_url": url + "/v1", "model": "fake-judge", "max_concurrency": cap, "timeout": 30})
 print(json.dumps({"project": project.pk, "endpoint": endpoint.pk}))
 """
 
@@ -64,13 +65,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
 import django
 django.setup()
 from django.db import transaction
-from annotation.models import Project
-from scoring.models import JudgeEndpoint, Run
-from scoring.services import runs
+from annotation.projects.models import Project
+from scoring.judges.models import JudgeEndpoint
+from scoring.runs.models import Run
+from scoring.runs import services as run_services
 project = Project.objects.get(slug="bench")
 endpoint = JudgeEndpoint.objects.get(project=project)
 with transaction.atomic():
-    run = runs.run_create(project=project, actor=None, endpoint=endpoint, mode="per_criterion")
+    run = run_services.run_create(project=project, actor=None, endpoint=endpoint, mode="per_criterion")
 started = time.monotonic()
 while True:
     run.refresh_from_db()
@@ -163,7 +165,7 @@ def main() -> None:
     print(f"{'C':>4} {'judgments/s':>12} {'bound C/L':>10} {'ratio':>6} {'max in flight':>14} "
           f"{'seconds':>8} {'peak RSS MB':>12} {'cached share':>13}")  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, "-m", "scoring.fakellm", "--port", "0", "--latency", str(args.latency)],
+        [sys.executable, "-m", "fakellm", "--port", "0", "--latency", str(args.latency)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

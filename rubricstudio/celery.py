@@ -1,6 +1,6 @@
 """The Celery app. Workers: `celery -A rubricstudio worker -Q default` (and `-Q gpu`).
 
-Every worker also runs the stale-work sweeper (``scoring.services.recovery``) in a thread
+Every worker also runs the stale-work sweeper (``scoring.recovery``) in a thread
 of its main process, every ``SCORING_SWEEP_INTERVAL`` seconds: work a dead worker left
 running is taken up again by whichever workers are alive, with no beat process to deploy
 and no single process whose death would stop recovery.
@@ -20,7 +20,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
 
 app = Celery("rubricstudio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each noun package keeps its tasks in its own ``tasks.py``. A task's name is what a queued
+# message carries, so names stay as they were when the tasks lived in ``<app>.tasks``.
+TASK_PACKAGES = [
+    "annotation.prompts",
+    "scoring.analytics",
+    "scoring.coauthoring",
+    "scoring.datasets",
+    "scoring.runs",
+]
+app.autodiscover_tasks(TASK_PACKAGES)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ class Sweeper(threading.Thread):
         from django.db import connection
 
         if self.sweep is None:
-            from scoring.services.recovery import stale_work_sweep
+            from scoring.recovery import stale_work_sweep
 
             self.sweep = stale_work_sweep
         while True:

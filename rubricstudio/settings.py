@@ -237,9 +237,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=0)
 # Enum names in the OpenAPI schema where two models use one field name for different
 # choices (drf-spectacular would otherwise make up hashed names and warn in `check`).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
-    "CoauthorKindEnum": "scoring.models.CoauthorJob.Kind",
-    "CriterionKindEnum": "annotation.models.Criterion.Kind",
-    "RubricStatusEnum": "annotation.models.Rubric.Status",
+    "CoauthorKindEnum": "scoring.coauthoring.models.CoauthorJob.Kind",
+    "CriterionKindEnum": "annotation.rubrics.models.Criterion.Kind",
+    "RubricStatusEnum": "annotation.rubrics.models.Rubric.Status",
 }
 
 # Celery. The embedded default is kombu's filesystem transport: a worker in another

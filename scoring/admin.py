@@ -11,8 +11,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from annotation.errors import ApplicationError
-from scoring.models import LLMProvider
-from scoring.services.endpoints import provider_problems, provider_save
+from scoring.judges.models import LLMProvider
+from scoring.judges.services import provider_problems, provider_save
 
 
 class LLMProviderForm(forms.ModelForm):

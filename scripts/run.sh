@@ -30,7 +30,7 @@ fi
   --logfile=var/worker.log &
 WORKER=$!
 # An offline, OpenAI-compatible fake LLM so co-authoring works with no network or key.
-.venv/bin/python -m scoring.fakellm --port "$FAKE_LLM_PORT" > var/fakellm.log 2>&1 &
+.venv/bin/python -m fakellm --port "$FAKE_LLM_PORT" > var/fakellm.log 2>&1 &
 FAKE_LLM=$!
 trap 'kill $WORKER $FAKE_LLM 2>/dev/null || true' EXIT INT TERM
 echo "Celery worker started (pid $WORKER, log var/worker.log)"

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from annotation.models import Role
+from annotation.projects.models import Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def fake_llm_server():  # type: ignore[no-untyped-def]
     """One fake OpenAI-compatible server on loopback for the whole run."""
-    from scoring.fakellm import FakeConfig, FakeLLMServer
+    from fakellm.server import FakeConfig, FakeLLMServer
 
     server = FakeLLMServer(FakeConfig())
     server.start_in_thread()
@@ -133,7 +133,7 @@ def fake_llm(fake_llm_server, settings, monkeypatch):  # type: ignore[no-untyped
     """The fake server with no faults, no latency, no rules and zeroed statistics. LLM
     requests may reach its loopback address and port, and only that (LLM_PRIVATE_HOSTS, in
     this process and in the worker processes a test starts)."""
-    from scoring.fakellm import FakeConfig
+    from fakellm.server import FakeConfig
 
     address = fake_llm_server.url.removeprefix("http://")
     settings.LLM_PRIVATE_HOSTS = [*settings.LLM_PRIVATE_HOSTS, address]
@@ -166,7 +166,7 @@ def _judgments_written_in_the_test_transaction(settings):  # type: ignore[no-unt
 @pytest.fixture(autouse=True)
 def _no_cached_llm_results(settings):  # type: ignore[no-untyped-def]
     """Each test starts without cached LLM results (in-process, or in Redis under CI)."""
-    from scoring import llm
+    from scoring.judges import gateways as llm
 
     llm._memory_cache.cache_clear()
     if settings.LLM_REDIS_URL:
@@ -202,6 +202,6 @@ def tiny_chat_model_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def _synthetic():  # type: ignore[no-untyped-def]
-    from scoring.local import synthetic
+    from scoring.judges.local import synthetic
 
     return synthetic

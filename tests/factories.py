@@ -3,16 +3,9 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from annotation.models import (
-    Criterion,
-    Membership,
-    Project,
-    Prompt,
-    Response,
-    Role,
-    Rubric,
-    RubricVersion,
-)
+from annotation.projects.models import Membership, Project, Role
+from annotation.prompts.models import Prompt, Response
+from annotation.rubrics.models import Criterion, Rubric, RubricVersion
 
 
 class UserFactory(factory.django.DjangoModelFactory):

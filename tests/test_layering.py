@@ -1,46 +1,65 @@
-"""The layering from the design: scoring/engine is plain Python, annotation never imports
-scoring, and the web process does not pull in torch or transformers."""
+"""The layering from the design (import-linter contracts in pyproject.toml): scoring/engine
+is plain Python, annotation never imports scoring, each app's nouns import only those below
+them; and the web process does not pull in torch or transformers."""
 
 from __future__ import annotations
 
-import ast
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def imported_modules(folder: Path) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for path in folder.rglob("*.py"):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module)
-        found[str(path.relative_to(ROOT))] = names
-    return found
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def test_engine_has_no_django_imports():
-    for path, names in imported_modules(ROOT / "scoring" / "engine").items():
-        bad = {n for n in names if n.split(".")[0] in {"django", "rest_framework", "annotation"}}
-        assert not bad, f"{path} imports {bad}"
+def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
-def test_annotation_does_not_import_scoring():
-    for path, names in imported_modules(ROOT / "annotation").items():
-        assert not {n for n in names if n.split(".")[0] == "scoring"}, path
+def test_the_layering_contracts_hold():
+    """annotation never imports scoring (bar the engine's agreement maths), the engine and
+    the fake LLM import no Django or app code, and each app's nouns import only those below
+    them: the contracts in pyproject.toml."""
+    out = lint_imports(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("annotation/prompts/probe.py", "import scoring.runs.models", "never imports scoring"),
+        ("scoring/engine/probe.py", "import django.db", "plain Python"),
+        ("annotation/projects/probe.py", "import annotation.reviews.models", "annotation's nouns"),
+        ("scoring/judges/probe.py", "import scoring.runs.services", "scoring's nouns"),
+    ],
+)
+def test_a_broken_rule_fails_the_check(tmp_path, module, line, contract):
+    for name in ("annotation", "scoring", "fakellm", "rubricstudio"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / module).write_text(line + "\n")
+    out = lint_imports(tmp_path)
+    assert out.returncode != 0
+    report = " ".join(out.stdout.split())  # contract names wrap
+    assert re.search(re.escape(contract) + r"(?:(?!KEPT|BROKEN).)*BROKEN", report), out.stdout
 
 
 def test_web_process_does_not_import_torch():
     code = (
         "import os, sys; os.environ['DEBUG']='1'; os.environ['DJANGO_SETTINGS_MODULE']='rubricstudio.settings';"
-        "import django; django.setup(); import rubricstudio.urls, annotation.api, annotation.views;"
+        "import django; django.setup(); import rubricstudio.urls, annotation.projects.api, annotation.rubrics.views;"
         # what the web process reaches of embeddings: the duplicates panel and its task
-        "import scoring.tasks, scoring.views_duplicates, scoring.local.embeddings;"
+        "import scoring.analytics.tasks, scoring.runs.tasks, scoring.coauthoring.tasks,"
+        " scoring.datasets.tasks, scoring.analytics.views, scoring.judges.embeddings;"
         "print(sorted(m for m in ('torch','transformers','sentence_transformers') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -45,13 +45,19 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 
-from annotation import services
-from annotation.models import ImportJob, Membership, PreferenceLabel, Project, Role
-from annotation.selectors import role_at_least
-from annotation.services import CriterionInput
-from scoring.models import CoauthorJob, Export, JudgeEndpoint, Proposal, Run
-from scoring.services import runs as run_services
-from scoring.services.exports import export_directory
+from annotation.projects.models import Membership, Project, Role
+from annotation.projects.selectors import role_at_least
+from annotation.prompts.models import ImportJob, PreferenceLabel
+from annotation.reviews import services as review_services
+from annotation.rubrics import comments as rubric_comments
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.coauthoring.models import CoauthorJob, Proposal
+from scoring.datasets.models import Export
+from scoring.datasets.services import export_directory
+from scoring.judges.models import JudgeEndpoint
+from scoring.runs import services as run_services
+from scoring.runs.models import Run
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -259,11 +265,13 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
         CriterionInput(text="Is correct", points=5),
         CriterionInput(text="Is kind", points=2),
     ]
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project, prompt=prompt, title="Rubric", criteria=criteria, author=owner
     )
-    services.rubric_create(project=project, title="House style", criteria=criteria, author=owner)
-    comment = services.comment_add(rubric=rubric, author=owner, text="Check the dose.")
+    rubric_services.rubric_create(
+        project=project, title="House style", criteria=criteria, author=owner
+    )
+    comment = rubric_comments.comment_add(rubric=rubric, author=owner, text="Check the dose.")
     endpoint = JudgeEndpoint.objects.create(
         project=project, name="judge", base_url="http://127.0.0.1:9/v1", model="m"
     )
@@ -274,8 +282,10 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
     run = run_services.run_create(
         project=project, actor=owner, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
     )
-    queue = services.queue_from_labels(project=project, actor=owner, labels=[label], name="q")
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    queue = review_services.queue_from_labels(
+        project=project, actor=owner, labels=[label], name="q"
+    )
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     body = b'{"messages": []}\n'
     export = Export.objects.create(
         project=project,

@@ -23,9 +23,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Membership
-from scoring.models import Export
-from scoring.services.exports import export_directory
+from annotation.projects.models import Membership
+from scoring.datasets.models import Export
+from scoring.datasets.services import export_directory
 from tests.factories import PromptFactory, RubricFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ import yaml
 from openapi_spec_validator import validate
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Membership, Prompt
+from annotation.projects.models import Membership
+from annotation.prompts.models import Prompt
 from tests.factories import PromptFactory, ResponseFactory, RubricFactory, UserFactory
 
 

@@ -10,17 +10,20 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation import services
-from annotation.importers.parsers import parse_healthbench
-from annotation.models import (
-    AuditEvent,
+from annotation.projects import services as project_services
+from annotation.projects.models import AuditEvent
+from annotation.prompts.importers.parsers import parse_healthbench
+from annotation.rubrics import comments as rubric_comments
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import (
     Criterion,
     CriterionComment,
     Rubric,
     RubricDraft,
     RubricVersion,
 )
-from annotation.services import CriterionInput
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory, ResponseFactory, UserFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -39,7 +42,7 @@ def prompt(project):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def rubric(project, prompt, editor):  # type: ignore[no-untyped-def]
-    return services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Chest pain",
@@ -391,7 +394,7 @@ def test_viewer_sees_the_rubric_without_edit_controls(project, prompt, rubric, v
 
 def test_outsider_gets_404_everywhere(project, prompt, rubric, owner, outsider):
     client = login(outsider)
-    comment = services.comment_add(rubric=rubric, author=owner, text="hm")
+    comment = rubric_comments.comment_add(rubric=rubric, author=owner, text="hm")
     gets = [
         url("rubric_page", rubric),
         url("rubric_editor", rubric),
@@ -417,13 +420,13 @@ def test_outsider_gets_404_everywhere(project, prompt, rubric, owner, outsider):
 
 
 def test_rubric_of_another_project_is_404(project, rubric, editor):
-    other = services.project_create(name="Other", slug="other", owner=editor)
+    other = project_services.project_create(name="Other", slug="other", owner=editor)
     target = reverse("annotation:rubric_draft", args=[other.slug, rubric.pk, "add"])
     assert login(editor).post(target, {"text": "x", "points": "1"}).status_code == 404
 
 
 def test_archived_rubric_is_read_only(project, prompt, rubric, editor):
-    services.rubric_archive(rubric=rubric, actor=editor)
+    rubric_workflow.rubric_archive(rubric=rubric, actor=editor)
     client = login(editor)
     html = page(client, prompt)
     assert "Archived: read-only." in html and "data-edit" not in html
@@ -453,7 +456,7 @@ def test_non_htmx_posts_land_back_on_the_page(project, prompt, rubric, editor):
 
 def big_rubric(project, editor, n_criteria: int, n_versions: int) -> Rubric:  # type: ignore[no-untyped-def]
     prompt = PromptFactory(project=project)
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="big",
@@ -469,7 +472,9 @@ def big_rubric(project, editor, n_criteria: int, n_versions: int) -> Rubric:  # 
     ]
     for v in range(2, n_versions + 1):
         base[v % n_criteria].points += 1
-        services.rubric_version_create(rubric=rubric, criteria=base, author=editor, note=f"v{v}")
+        rubric_services.rubric_version_create(
+            rubric=rubric, criteria=base, author=editor, note=f"v{v}"
+        )
     return rubric
 
 
@@ -480,9 +485,9 @@ def test_editor_queries_are_bounded_whatever_the_rubric_size(
     rubric = big_rubric(project, editor, *size)
     k = keys(rubric)
     for key in k[:5]:
-        services.comment_add(rubric=rubric, author=reviewer, text="check", criterion_key=key)
-    services.rubric_submit_for_review(rubric=rubric, actor=editor)
-    services.rubric_review(
+        rubric_comments.comment_add(rubric=rubric, author=reviewer, text="check", criterion_key=key)
+    rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=editor)
+    rubric_workflow.rubric_review(
         rubric=rubric, actor=reviewer, decision="request_changes", comment="Split the long ones"
     )
     client = login(editor)
@@ -617,7 +622,7 @@ def test_nul_characters_get_a_clear_error_and_change_nothing(
         data = {**data, "key": keys(rubric)[0]}
         response = client.post(url("rubric_comment", rubric), data, **HX)
     elif target == "request_changes":
-        services.rubric_submit_for_review(rubric=rubric, actor=owner)
+        rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
         data = {**data, "action": "request_changes"}
         response = client.post(url("rubric_workflow", rubric), data, **HX)
     else:

@@ -11,9 +11,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.models import Criterion, PreferenceLabel, Project, Prompt, Response, Rubric
+from annotation.projects.models import Project
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.rubrics.models import Criterion, Rubric
 
 
 def write_jsonl(path, rows):  # type: ignore[no-untyped-def]
@@ -39,7 +41,7 @@ HB_ROW = {
 
 
 def test_healthbench_sample_imports_with_points_and_tags(project, healthbench_path):
-    report = services.data_import(project=project, path=healthbench_path)
+    report = prompt_services.data_import(project=project, path=healthbench_path)
     assert report.ok and report.format == "healthbench"
     assert report.prompts_created == 250 and report.rubrics_created == 250
     assert report.criteria_created == 2955
@@ -60,7 +62,7 @@ def test_healthbench_sample_imports_with_points_and_tags(project, healthbench_pa
     assert stored == [(r["criterion"], r["points"], r["tags"]) for r in first["rubrics"]]
     assert prompt.messages == first["prompt"]
 
-    again = services.data_import(project=project, path=healthbench_path)
+    again = prompt_services.data_import(project=project, path=healthbench_path)
     assert again.ok and not again.changed
     assert again.prompts_unchanged == 250 and again.rubrics_unchanged == 250
     assert again.prompts_created == again.criteria_created == 0
@@ -71,7 +73,7 @@ def test_one_malformed_line_imports_nothing_and_is_named(project, tmp_path):
     path = write_jsonl(
         tmp_path / "bad.jsonl", [HB_ROW, HB_ROW | {"prompt_id": "b"}, '{"prompt": [', HB_ROW]
     )
-    report = services.data_import(project=project, path=path, fmt="healthbench")
+    report = prompt_services.data_import(project=project, path=path, fmt="healthbench")
     assert not report.ok and report.error_count == 1
     assert report.errors[0]["line"] == 3 and "JSON" in report.errors[0]["reason"]
     assert report.prompts_created == 0
@@ -80,7 +82,7 @@ def test_one_malformed_line_imports_nothing_and_is_named(project, tmp_path):
 
 def test_every_bad_line_is_reported_up_to_fifty(project, tmp_path):
     rows = [HB_ROW] + ["not json"] * 60
-    report = services.data_import(
+    report = prompt_services.data_import(
         project=project, path=write_jsonl(tmp_path / "b.jsonl", rows), fmt="healthbench"
     )
     assert report.error_count == 60 and len(report.errors) == 50
@@ -88,11 +90,13 @@ def test_every_bad_line_is_reported_up_to_fifty(project, tmp_path):
 
 
 def test_conflicting_prompt_id_is_an_error(project, tmp_path):
-    services.data_import(
+    prompt_services.data_import(
         project=project, path=write_jsonl(tmp_path / "a.jsonl", [HB_ROW | {"prompt_id": "x"}])
     )
     other = HB_ROW | {"prompt_id": "x", "prompt": [{"role": "user", "content": "Different"}]}
-    report = services.data_import(project=project, path=write_jsonl(tmp_path / "b.jsonl", [other]))
+    report = prompt_services.data_import(
+        project=project, path=write_jsonl(tmp_path / "b.jsonl", [other])
+    )
     assert not report.ok and "different messages" in report.errors[0]["reason"]
 
 
@@ -102,7 +106,7 @@ def test_hh_rlhf_creates_responses_and_a_preference_label(project, tmp_path):
         "rejected": "\n\nHuman: How do I boil an egg?\n\nAssistant: Eggs cannot be boiled.",
     }
     path = write_jsonl(tmp_path / "hh.jsonl", [row])
-    report = services.data_import(project=project, path=path)
+    report = prompt_services.data_import(project=project, path=path)
     assert report.ok and report.format == "hh-rlhf"
     assert report.responses_created == 2 and report.preference_labels_created == 1
     label = PreferenceLabel.objects.get()
@@ -110,7 +114,7 @@ def test_hh_rlhf_creates_responses_and_a_preference_label(project, tmp_path):
         "Eggs"
     )
     assert label.prompt.messages == [{"role": "user", "content": "How do I boil an egg?"}]
-    again = services.data_import(project=project, path=path)
+    again = prompt_services.data_import(project=project, path=path)
     assert again.ok and not again.changed and again.preference_labels_unchanged == 1
     assert Response.objects.count() == 2
 
@@ -122,14 +126,14 @@ def test_gzipped_generic_file(project, tmp_path):
             json.dumps({"id": "q1", "prompt": "Explain TCP.", "responses": ["It is a protocol."]})
             + "\n"
         )
-    report = services.data_import(project=project, path=path)
+    report = prompt_services.data_import(project=project, path=path)
     assert report.ok and report.prompts_created == 1 and report.responses_created == 1
 
 
 def test_unknown_format_is_a_clear_error(project, tmp_path):
     path = write_jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
     with pytest.raises(ApplicationError, match="odd.jsonl"):
-        services.data_import(project=project, path=path)
+        prompt_services.data_import(project=project, path=path)
 
 
 def test_command_json_report_and_exit_codes(project, tmp_path, healthbench_path, capsys):
@@ -216,7 +220,7 @@ def test_import_page_htmx_file_error_renders_in_the_report(client, project, edit
 )
 def test_values_the_database_cannot_store_are_reported_not_crashed(project, tmp_path, line, reason):
     path = write_jsonl(tmp_path / "g.jsonl", ['{"prompt": "fine"}', line])
-    report = services.data_import(project=project, path=path, fmt="generic")
+    report = prompt_services.data_import(project=project, path=path, fmt="generic")
     assert not report.ok and report.errors[0]["line"] == 2
     assert reason in report.errors[0]["reason"]
     assert Prompt.objects.count() == 0
@@ -224,7 +228,7 @@ def test_values_the_database_cannot_store_are_reported_not_crashed(project, tmp_
 
 def test_error_after_written_records_rolls_everything_back(project, tmp_path):
     rows = [HB_ROW | {"prompt_id": f"p{i}"} for i in range(5)] + ['{"prompt": "x"}']
-    report = services.data_import(
+    report = prompt_services.data_import(
         project=project, path=write_jsonl(tmp_path / "h.jsonl", rows), fmt="healthbench"
     )
     assert not report.ok and report.errors[0]["line"] == 6
@@ -246,9 +250,9 @@ def test_json_array_file_and_broken_array(project, tmp_path):
             ]
         )
     )
-    report = services.data_import(project=project, path=good)
+    report = prompt_services.data_import(project=project, path=good)
     assert report.ok and report.format == "researchqa" and report.criteria_created == 1
     broken = tmp_path / "broken.json"
     broken.write_text('[{"id": "r2", "query": "q"},')
     with pytest.raises(ApplicationError, match="broken.json"):
-        services.data_import(project=project, path=broken)
+        prompt_services.data_import(project=project, path=broken)

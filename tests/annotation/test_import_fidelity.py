@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from annotation import services
-from annotation.models import Criterion, PreferenceLabel, Prompt, Response, Rubric
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.rubrics import drafts as rubric_drafts
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Criterion, Rubric
 
 HH_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "hh_rlhf_sample.jsonl"
 
@@ -31,7 +34,7 @@ def criteria_of(prompt: Prompt, version: int | None = None) -> list[Criterion]:
 
 
 def test_healthbench_criterion_text_is_stored_byte_for_byte(project, healthbench_path):
-    report = services.data_import(project=project, path=healthbench_path)
+    report = prompt_services.data_import(project=project, path=healthbench_path)
     assert report.ok and report.criteria_created == 2955
     padded = 0
     with healthbench_path.open(encoding="utf-8") as handle:
@@ -58,7 +61,7 @@ HB_PADDED = {
 
 def test_imported_text_stays_exact_through_later_versions(project, editor, tmp_path):
     path = write_jsonl(tmp_path / "padded.jsonl", [HB_PADDED])
-    assert services.data_import(project=project, path=path, actor=editor).ok
+    assert prompt_services.data_import(project=project, path=path, actor=editor).ok
     prompt = Prompt.objects.get(external_id="padded")
     assert prompt.messages == HB_PADDED["prompt"]
     first, second = criteria_of(prompt)
@@ -67,26 +70,28 @@ def test_imported_text_stays_exact_through_later_versions(project, editor, tmp_p
     # A person edits the second criterion's points in the editor and saves: the first
     # criterion's text, which nobody touched, is carried over exactly.
     rubric = Rubric.objects.get(prompt=prompt)
-    services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric,
         user=editor,
         op="update",
         data={"key": str(second.key), "points": "-5", "base": "1"},
     )
-    services.draft_save(rubric=rubric, user=editor, note="stricter")
+    rubric_drafts.draft_save(rubric=rubric, user=editor, note="stricter")
     rubric.refresh_from_db()
     assert rubric.current_version.number == 2
     assert [(c.text, c.points) for c in criteria_of(prompt)] == [
         ("  Says yes, it is a fever.\n", 5.0),
         ("Suggests antibiotics. ", -5.0),
     ]
-    services.rubric_version_restore(rubric=rubric, number=1, author=editor)
+    rubric_services.rubric_version_restore(rubric=rubric, number=1, author=editor)
     assert [c.text for c in criteria_of(prompt)] == [first.text, second.text]
 
 
 def test_a_criterion_of_only_whitespace_is_still_an_error(project, tmp_path):
     row = {**HB_PADDED, "rubrics": [{"criterion": " \n\t", "points": 1, "tags": []}]}
-    report = services.data_import(project=project, path=write_jsonl(tmp_path / "ws.jsonl", [row]))
+    report = prompt_services.data_import(
+        project=project, path=write_jsonl(tmp_path / "ws.jsonl", [row])
+    )
     assert not report.committed
     assert report.errors == [{"line": 1, "reason": "rubrics[0].criterion must not be empty"}]
     assert Prompt.objects.count() == 0
@@ -128,8 +133,10 @@ def test_researchqa_and_healthbench_fields_land_in_prompt_metadata(project, tmp_
             {"criterion": "Second.", "points": 2, "tags": [], "id": "c-2"},
         ],
     }
-    assert services.data_import(project=project, path=rqa).ok
-    assert services.data_import(project=project, path=write_jsonl(tmp_path / "hb.jsonl", [hb])).ok
+    assert prompt_services.data_import(project=project, path=rqa).ok
+    assert prompt_services.data_import(
+        project=project, path=write_jsonl(tmp_path / "hb.jsonl", [hb])
+    ).ok
 
     prompt = Prompt.objects.get(external_id="rqa-1")
     assert prompt.metadata == {
@@ -150,13 +157,15 @@ def test_researchqa_and_healthbench_fields_land_in_prompt_metadata(project, tmp_
 
 def test_rubric_items_go_with_a_rubric_made_for_an_existing_prompt(project, tmp_path):
     plain = write_jsonl(tmp_path / "plain.jsonl", [{"id": "q1", "prompt": "Hi", "topic": "x"}])
-    assert services.data_import(project=project, path=plain).ok
+    assert prompt_services.data_import(project=project, path=plain).ok
     hb = {
         "prompt_id": "q1",
         "prompt": [{"role": "user", "content": "Hi"}],
         "rubrics": [{"criterion": "Greets back.", "points": 1, "tags": [], "id": "c-9"}],
     }
-    report = services.data_import(project=project, path=write_jsonl(tmp_path / "hb.jsonl", [hb]))
+    report = prompt_services.data_import(
+        project=project, path=write_jsonl(tmp_path / "hb.jsonl", [hb])
+    )
     assert report.ok and report.prompts_unchanged == 1 and report.rubrics_created == 1
     prompt = Prompt.objects.get(external_id="q1")
     assert prompt.metadata == {"topic": "x", "rubric_items": [{"id": "c-9"}]}
@@ -168,7 +177,7 @@ def test_rubric_items_go_with_a_rubric_made_for_an_existing_prompt(project, tmp_
 def test_hh_rlhf_sample_imports_every_record(project):
     """Atomic (the default) and the whole file goes in, records whose transcripts differ
     before the final Assistant turn included."""
-    report = services.data_import(project=project, path=HH_SAMPLE)
+    report = prompt_services.data_import(project=project, path=HH_SAMPLE)
     assert report.ok and report.format == "hh-rlhf" and report.records == 8
     # record 8 asks record 1's question again: one prompt, two pairs of responses
     assert (report.prompts_created, report.prompts_unchanged) == (7, 1)
@@ -200,6 +209,6 @@ def test_hh_rlhf_sample_imports_every_record(project):
         }
         assert json.dumps(pair, ensure_ascii=False) in lines  # byte for byte, both sides
 
-    again = services.data_import(project=project, path=HH_SAMPLE)
+    again = prompt_services.data_import(project=project, path=HH_SAMPLE)
     assert again.ok and not again.changed and again.preference_labels_unchanged == 8
     assert Response.objects.count() == 16

@@ -19,12 +19,13 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import services
-from annotation.importers import formats
-from annotation.models import ImportJob, Project, Prompt
-from annotation.services import import_jobs
-from annotation.services import imports as import_services
-from annotation.services.heartbeat import Heartbeat
+from annotation.heartbeat import Heartbeat
+from annotation.projects.models import Project
+from annotation.prompts import import_jobs
+from annotation.prompts import import_jobs as prompt_import_jobs
+from annotation.prompts import services as import_services
+from annotation.prompts.importers import formats
+from annotation.prompts.models import ImportJob, Prompt
 from tests.factories import ProjectFactory
 from tests.workers import celery_worker
 
@@ -188,7 +189,7 @@ def test_a_job_that_fails_says_why_and_imports_nothing(
 
 def test_jobs_keep_the_roles(api, client, project, personas, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.import_start(
+        job = prompt_import_jobs.import_start(
             project=project, upload=upload(jsonl(rows(40))), actor=personas["editor"]
         )
     other = ProjectFactory(slug="beta")
@@ -213,7 +214,9 @@ def test_jobs_keep_the_roles(api, client, project, personas, django_capture_on_c
 def test_progress_is_on_the_job_while_it_runs(project, editor, monkeypatch, settings):
     """Reading and checking, with the lines read so far, then writing, then done."""
     monkeypatch.setattr(import_services, "PROGRESS_SECONDS", 0.0)
-    job = services.import_start(project=project, upload=upload(jsonl(rows(60))), actor=editor)
+    job = prompt_import_jobs.import_start(
+        project=project, upload=upload(jsonl(rows(60))), actor=editor
+    )
     assert job.status == "queued"  # (its task is sent when the test's transaction commits)
     seen: list[tuple[str, int]] = []
 
@@ -236,13 +239,13 @@ def test_progress_is_on_the_job_while_it_runs(project, editor, monkeypatch, sett
 
     monkeypatch.setitem(formats._PARSERS, "generic", parse_and_look)
     monkeypatch.setattr(import_services, "_import_record", write_and_look)
-    services.import_job_run(job.pk)
+    prompt_import_jobs.import_job_run(job.pk)
 
     job.refresh_from_db()
     assert seen == [("parsing", 49), ("writing", 60)]
     assert (job.status, job.lines_read, job.report["prompts_created"]) == ("done", 60, 60)
     assert stored_files(settings) == []
-    services.import_job_run(job.pk)  # delivered again: claimed already, nothing happens
+    prompt_import_jobs.import_job_run(job.pk)  # delivered again: claimed already, nothing happens
     assert Prompt.objects.count() == 60
     assert ImportJob.objects.get(pk=job.pk).finished_at == job.finished_at
 
@@ -250,7 +253,9 @@ def test_progress_is_on_the_job_while_it_runs(project, editor, monkeypatch, sett
 def test_a_write_the_sweep_failed_meanwhile_is_rolled_back(project, editor, monkeypatch):
     """The write's last statement checks the job is still running: a job the recovery sweep
     failed while it wrote (its heartbeat looked dead) writes nothing and says why."""
-    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=editor)
+    job = prompt_import_jobs.import_start(
+        project=project, upload=upload(jsonl(rows(40))), actor=editor
+    )
     write = import_services._import_record
 
     def write_after_the_sweep(**kwargs):  # type: ignore[no-untyped-def]
@@ -258,7 +263,7 @@ def test_a_write_the_sweep_failed_meanwhile_is_rolled_back(project, editor, monk
         return write(**kwargs)
 
     monkeypatch.setattr(import_services, "_import_record", write_after_the_sweep)
-    services.import_job_run(job.pk)
+    prompt_import_jobs.import_job_run(job.pk)
     job.refresh_from_db()
     assert Prompt.objects.count() == 0
     assert job.status == "failed" and "the worker importing it stopped" in job.error
@@ -267,7 +272,7 @@ def test_a_write_the_sweep_failed_meanwhile_is_rolled_back(project, editor, monk
 def test_the_sweep_fails_jobs_whose_worker_stopped_and_resends_lost_ones(
     project, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from annotation import tasks
+    from annotation.prompts import tasks
 
     sent: list[tuple[int, ...]] = []
     monkeypatch.setattr(
@@ -356,7 +361,9 @@ def unsent(settings, monkeypatch):  # type: ignore[no-untyped-def]
 def test_a_running_import_beats_its_heartbeat(unsent, monkeypatch):
     monkeypatch.setattr(import_jobs, "HEARTBEAT", timedelta(milliseconds=10))
     project = Project.objects.create(slug="beat", name="Beat")
-    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    job = prompt_import_jobs.import_start(
+        project=project, upload=upload(jsonl(rows(40))), actor=None
+    )
     parse = formats._PARSERS["generic"]
     beats: list[object] = []
 
@@ -372,7 +379,7 @@ def test_a_running_import_beats_its_heartbeat(unsent, monkeypatch):
         return parse(obj, line)
 
     monkeypatch.setitem(formats._PARSERS, "generic", parse_and_look)
-    services.import_job_run(job.pk)
+    prompt_import_jobs.import_job_run(job.pk)
     job.refresh_from_db()
     assert beats, "no heartbeat while the file was read"
     assert job.status == "done" and Prompt.objects.filter(project=project).count() == 40
@@ -385,7 +392,9 @@ def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(u
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has one writer at a time: the sweep would wait for the write")
     project = Project.objects.create(slug="race", name="Race")
-    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    job = prompt_import_jobs.import_start(
+        project=project, upload=upload(jsonl(rows(40))), actor=None
+    )
     write = import_services._import_record
     swept: list[int] = []
 
@@ -403,7 +412,7 @@ def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(u
         return write(**kwargs)
 
     monkeypatch.setattr(import_services, "_import_record", write_while_swept)
-    services.import_job_run(job.pk)
+    prompt_import_jobs.import_job_run(job.pk)
     job.refresh_from_db()
     assert swept == [1]
     assert job.status == "failed" and "the worker importing it stopped" in job.error
@@ -417,7 +426,9 @@ def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(u
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has one writer at a time: the sweep would wait for the write")
     project = Project.objects.create(slug="commit", name="Commit")
-    job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=None)
+    job = prompt_import_jobs.import_start(
+        project=project, upload=upload(jsonl(rows(40))), actor=None
+    )
     swept: list[int] = []
 
     def sweep_elsewhere() -> None:
@@ -452,7 +463,7 @@ def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(u
         return original(**{**kwargs, "before_commit": check_then_sweep})
 
     monkeypatch.setattr(import_jobs, "data_import", data_import)
-    services.import_job_run(job.pk)
+    prompt_import_jobs.import_job_run(job.pk)
     sweeper.join()
     job.refresh_from_db()
     assert swept == [0]
@@ -462,14 +473,16 @@ def test_a_sweep_at_the_moment_of_commit_waits_for_it_and_leaves_the_job_alone(u
 def test_a_job_the_broker_could_not_take_stays_queued_for_the_sweep(
     project, editor, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from annotation import tasks
+    from annotation.prompts import tasks
 
     def down(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr(tasks.import_file, "apply_async", down)
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.import_start(project=project, upload=upload(jsonl(rows(40))), actor=editor)
+        job = prompt_import_jobs.import_start(
+            project=project, upload=upload(jsonl(rows(40))), actor=editor
+        )
     job.refresh_from_db()
     assert job.status == "queued" and job.heartbeat_at is not None and job.stored_path
 
@@ -478,7 +491,7 @@ def test_the_task_is_found_by_the_workers():
     from rubricstudio.celery import app
 
     app.loader.import_default_modules()
-    assert "annotation.tasks.import_file" in app.tasks
+    assert "annotation.prompts.tasks.import_file" in app.tasks
 
 
 @pytest.mark.django_db(transaction=True)
@@ -491,7 +504,9 @@ def test_a_worker_process_runs_an_import_job(settings, tmp_path):
     project = Project.objects.create(slug="worker-import", name="Worker import")
     env = {"DATABASE_URL": url, "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
     with celery_worker(f"import-{os.getpid()}@localhost", env=env):
-        job = services.import_start(project=project, upload=upload(jsonl(rows(500))), actor=None)
+        job = prompt_import_jobs.import_start(
+            project=project, upload=upload(jsonl(rows(500))), actor=None
+        )
         assert job.status == ImportJob.Status.QUEUED
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

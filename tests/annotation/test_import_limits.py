@@ -29,10 +29,11 @@ from django.db import connection, connections, transaction
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.urls import reverse
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.importers import formats
-from annotation.models import ImportJob, Project, Prompt
+from annotation.projects.models import Project
+from annotation.prompts import services as prompt_services
+from annotation.prompts.importers import formats
+from annotation.prompts.models import ImportJob, Prompt
 
 MiB = 1024**2
 
@@ -95,7 +96,9 @@ def test_the_bombs_are_what_the_audit_built(huge_line, array_bomb, empty_lines):
 
 def refused(path: Path, project: Project, **kwargs: Any) -> tuple[str, int]:
     """Import ``path``; it must be refused. Returns the message and the peak memory."""
-    exc, peak = peak_memory(lambda: services.data_import(project=project, path=path, **kwargs))
+    exc, peak = peak_memory(
+        lambda: prompt_services.data_import(project=project, path=path, **kwargs)
+    )
     assert isinstance(exc, ApplicationError), f"not refused: {exc!r}"
     assert "nothing was imported" in exc.message
     assert Prompt.objects.count() == 0
@@ -353,7 +356,7 @@ def test_the_project_row_is_not_locked_while_the_file_is_parsed(monkeypatch, tmp
         return parse_generic(obj, line)
 
     monkeypatch.setitem(formats._PARSERS, "generic", parse_and_probe)
-    report = services.data_import(project=project, path=path, fmt="generic")
+    report = prompt_services.data_import(project=project, path=path, fmt="generic")
 
     assert seen == {"wrote": True}
     assert report.prompts_created == 200

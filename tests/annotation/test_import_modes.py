@@ -12,18 +12,11 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError
 from django.urls import reverse
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.models import (
-    AuditEvent,
-    Criterion,
-    PreferenceLabel,
-    Project,
-    Prompt,
-    Response,
-    Rubric,
-    RubricVersion,
-)
+from annotation.projects.models import AuditEvent, Project
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.rubrics.models import Criterion, Rubric, RubricVersion
 
 
 def hb_row(prompt_id: str, question: str, points: object = 5) -> dict[str, object]:
@@ -96,10 +89,10 @@ def imported_ids(project: Project) -> list[str]:
 def test_atomic_default_writes_nothing_and_lists_the_bad_lines(project, tmp_path, mixed_path):
     earlier = tmp_path / "earlier.jsonl"
     earlier.write_text(json.dumps(hb_row("p0", "Already here")) + "\n")
-    assert services.data_import(project=project, path=earlier).ok
+    assert prompt_services.data_import(project=project, path=earlier).ok
     before = table_state()
 
-    report = services.data_import(project=project, path=mixed_path)
+    report = prompt_services.data_import(project=project, path=mixed_path)
 
     assert not report.ok and not report.committed and not report.skip_invalid
     assert report.errors == SKIPPED[:2] and report.error_count == 2 and report.skipped == 0
@@ -110,7 +103,7 @@ def test_atomic_default_writes_nothing_and_lists_the_bad_lines(project, tmp_path
 
 
 def test_skip_invalid_imports_the_valid_records_and_reports_the_skipped(project, mixed_path):
-    report = services.data_import(project=project, path=mixed_path, skip_invalid=True)
+    report = prompt_services.data_import(project=project, path=mixed_path, skip_invalid=True)
 
     assert report.committed and not report.ok and report.skip_invalid
     assert report.errors == SKIPPED and report.error_count == report.skipped == 3
@@ -123,7 +116,7 @@ def test_skip_invalid_imports_the_valid_records_and_reports_the_skipped(project,
     event = AuditEvent.objects.get(action="data.import")
     assert event.data["skipped"] == 3 and event.data["prompts_created"] == 3
 
-    again = services.data_import(project=project, path=mixed_path, skip_invalid=True)
+    again = prompt_services.data_import(project=project, path=mixed_path, skip_invalid=True)
     assert again.committed and not again.changed and again.as_dict()["unchanged"] is True
     assert again.errors == SKIPPED and again.prompts_unchanged == 3
     assert Criterion.objects.count() == 3
@@ -133,7 +126,7 @@ def test_skip_invalid_reports_more_than_fifty_bad_lines_by_count(project, tmp_pa
     rows = [json.dumps(hb_row("ok", "Fine"))] + ["not json"] * 60
     path = tmp_path / "many.jsonl"
     path.write_text("\n".join(rows) + "\n")
-    report = services.data_import(project=project, path=path, skip_invalid=True)
+    report = prompt_services.data_import(project=project, path=path, skip_invalid=True)
     assert report.committed and report.prompts_created == 1
     assert report.skipped == 60 and len(report.errors) == 50
     assert [e["line"] for e in report.errors[:2]] == [2, 3]
@@ -169,7 +162,7 @@ def test_skip_invalid_undoes_a_record_that_fails_while_being_written(
     path = tmp_path / "hh.jsonl"
     path.write_text(json.dumps(HH_FINE) + "\n" + json.dumps(HH_PAIR) + "\n")
 
-    report = services.data_import(project=project, path=path, skip_invalid=True)
+    report = prompt_services.data_import(project=project, path=path, skip_invalid=True)
 
     assert report.committed and report.skipped == 1
     assert report.errors == [
@@ -180,7 +173,7 @@ def test_skip_invalid_undoes_a_record_that_fails_while_being_written(
     assert Response.objects.count() == 2 and PreferenceLabel.objects.count() == 1
 
     with pytest.raises(ApplicationError, match="line 2 could not be stored"):
-        services.data_import(project=project, path=path)
+        prompt_services.data_import(project=project, path=path)
     assert Prompt.objects.count() == 1  # the atomic import rolled back its own writes
 
 

@@ -14,17 +14,10 @@ from typing import Any
 
 import pytest
 
-from annotation.importers import (
-    ImportFormatError,
-    ImportLimitError,
-    Limits,
-    RecordError,
-    detect_format,
-    holds_at_most,
-    iter_records,
-    reading,
-)
-from annotation.importers.reading import iter_array
+from annotation.prompts.importers import reading
+from annotation.prompts.importers.formats import detect_format, iter_records
+from annotation.prompts.importers.reading import Limits, holds_at_most, iter_array
+from annotation.prompts.importers.records import ImportFormatError, ImportLimitError, RecordError
 
 
 def random_value(rng: random.Random, depth: int = 0) -> Any:

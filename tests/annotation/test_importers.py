@@ -1,4 +1,4 @@
-"""annotation.importers: format detection and parsing (plain Python, no database)."""
+"""annotation.prompts.importers: format detection and parsing (plain Python, no database)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 
-from annotation.importers import (
-    FORMATS,
-    ImportFormatError,
-    ParsedRecord,
-    RecordError,
-    detect_format,
-    iter_records,
-    open_text,
-)
+from annotation.prompts.importers.formats import FORMATS, detect_format, iter_records
+from annotation.prompts.importers.reading import open_text
+from annotation.prompts.importers.records import ImportFormatError, ParsedRecord, RecordError
 
 HEALTHBENCH = (
     Path(__file__).resolve().parents[2].parent

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from annotation import services
 from annotation.errors import NotAllowed
-from annotation.models import Membership, Project, Role
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Project, Role
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_with_staff_only_a_user_cannot_create_a_project_anywhere(client, api, db
     response = api.post("/api/projects/", {"name": "Mine"}, format="json")
     assert response.status_code == 403 and "ALLOW_PROJECT_CREATION" in response.json()["detail"]
     with pytest.raises(NotAllowed):
-        services.project_create(name="Mine", owner=user)
+        project_services.project_create(name="Mine", owner=user)
     assert not Project.objects.exists() and not Membership.objects.exists()
 
 
@@ -86,4 +86,4 @@ def test_with_all_any_user_creates_projects(client, api, db, settings):
     assert set(Project.objects.values_list("slug", flat=True)) == {"mine", "also"}
     inactive = UserFactory(username="gone", is_active=False)
     with pytest.raises(NotAllowed):
-        services.project_create(name="Never", owner=inactive)
+        project_services.project_create(name="Never", owner=inactive)

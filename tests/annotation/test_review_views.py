@@ -10,15 +10,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation import services
-from annotation.models import (
-    PairwiseReview,
-    PreferenceLabel,
-    ReviewItem,
-    ReviewQueue,
-    ReviewSlot,
-)
-from annotation.services import CriterionInput, ItemInput
+from annotation.prompts.models import PreferenceLabel
+from annotation.reviews import services as review_services
+from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
+from annotation.reviews.services import ItemInput
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -29,7 +26,7 @@ VERDICT_MARKUP = ('id="judge-verdict"', 'class="judge-mark"', "You agree", "You 
 
 @pytest.fixture
 def rubric(project, owner):  # type: ignore[no-untyped-def]
-    return services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=owner,
@@ -70,7 +67,7 @@ def _queue(project, owner, rubric, keys, *, n=6, overlap=2, name="Round 1"):  # 
         a = ResponseFactory(prompt=prompt, source="model-x", content=f"pair {i} response a")
         b = ResponseFactory(prompt=prompt, source="model-y", content=f"pair {i} response b")
         items.append(ItemInput(prompt.pk, a.pk, b.pk, _judge("a", keys), rubric.current_version_id))
-    return services.review_queue_create(
+    return review_services.review_queue_create(
         project=project, actor=owner, name=name, origin="run", items=items, overlap=overlap,
         seed=11, judge_name="judge-1",
     )  # fmt: skip
@@ -122,7 +119,7 @@ def _absent(html: str) -> None:
 
 
 def test_the_outsider_gets_404_everywhere(queue, reviewer, outsider):  # type: ignore[no-untyped-def]
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     urls = _urls(queue, slot)
     client = _client(outsider)
     for name in ("list", "mine", "next", "item", "adjudicate"):
@@ -134,7 +131,7 @@ def test_the_outsider_gets_404_everywhere(queue, reviewer, outsider):  # type: i
 
 
 def test_a_viewer_reads_the_queues_but_cannot_review(queue, reviewer, viewer):  # type: ignore[no-untyped-def]
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     urls = _urls(queue, slot)
     client = _client(viewer)
     page = client.get(urls["list"])
@@ -177,7 +174,7 @@ def test_a_reviewer_reviews_but_neither_makes_queues_nor_adjudicates(queue, revi
 
 def test_a_reviewer_never_opens_another_reviewers_slot(project, queue, reviewer, owner):  # type: ignore[no-untyped-def]
     other = _reviewer(project, "second-reviewer")
-    slot = services.slot_next(queue=queue, reviewer=other)
+    slot = review_services.slot_next(queue=queue, reviewer=other)
     urls = _urls(queue, slot)
     for user in (reviewer, owner):
         client = _client(user)
@@ -304,7 +301,7 @@ def test_the_commit_maps_the_sides_a_reviewer_saw_swapped(queue, reviewer, keys)
     client = _client(reviewer)
     seen = set()
     for _ in range(queue.items.count()):
-        slot = services.slot_next(queue=queue, reviewer=reviewer)
+        slot = review_services.slot_next(queue=queue, reviewer=reviewer)
         item = slot.item
         html = client.get(_urls(queue, slot)["item"]).content.decode()
         left, right = html.index('id="side-a"'), html.index('id="side-b"')
@@ -334,7 +331,7 @@ def test_the_commit_maps_the_sides_a_reviewer_saw_swapped(queue, reviewer, keys)
 def test_time_on_the_pair_is_bounded_by_the_server(queue, reviewer):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
     for sent, kept in (("12.25", 12.25), ("1e12", 0.0), ("nan", 0.0), ("-3", 0.0), ("x", 0.0)):
-        slot = services.slot_next(queue=queue, reviewer=reviewer)
+        slot = review_services.slot_next(queue=queue, reviewer=reviewer)
         _commit(client, queue, slot, "tie", seconds=sent)
         assert PairwiseReview.objects.get(slot=slot).seconds == kept, sent
 
@@ -352,7 +349,7 @@ def test_time_on_the_pair_is_bounded_by_the_server(queue, reviewer):  # type: ig
 )
 def test_a_bad_commit_is_a_clear_error_that_changes_nothing(queue, reviewer, keys, fields, message):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     data = {"choice": "A", "rationale": "kept", **fields}
     answer = client.post(_urls(queue, slot)["commit"], data, **HX)
     html = answer.content.decode()
@@ -372,7 +369,7 @@ def test_a_bad_commit_is_a_clear_error_that_changes_nothing(queue, reviewer, key
 
 def test_a_bad_criterion_mark_value_is_refused(queue, reviewer, keys):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     answer = _commit(client, queue, slot, "A", **{f"mark-{keys[0]}": "Q"})
     assert "Mark a criterion A, B or tie" in answer.content.decode()
     assert not PairwiseReview.objects.exists()
@@ -380,7 +377,7 @@ def test_a_bad_criterion_mark_value_is_refused(queue, reviewer, keys):  # type: 
 
 def test_a_second_commit_changes_nothing(queue, reviewer):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     _commit(client, queue, slot, "A")
     answer = _commit(client, queue, slot, "B")
     assert "already in" in answer.content.decode()
@@ -392,9 +389,9 @@ def test_a_second_commit_changes_nothing(queue, reviewer):  # type: ignore[no-un
 
 def test_previous_and_next_step_through_the_reviewers_own_decisions(queue, reviewer):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    first = services.slot_next(queue=queue, reviewer=reviewer)
+    first = review_services.slot_next(queue=queue, reviewer=reviewer)
     _commit(client, queue, first)
-    second = services.slot_next(queue=queue, reviewer=reviewer)
+    second = review_services.slot_next(queue=queue, reviewer=reviewer)
     before = client.get(_urls(queue, second)["item"]).content.decode()
     assert f'href="{_urls(queue, first)["item"]}" data-key-prev' in before
     assert "data-key-next" not in before  # no next before committing
@@ -412,9 +409,9 @@ def test_undo_takes_back_the_last_decision_and_reopens_the_pair(queue, reviewer)
     urls = _urls(queue, ReviewSlot(pk=0))
     nothing = client.post(urls["undo"], follow=True)
     assert "no decision in this queue to undo" in nothing.content.decode()
-    first = services.slot_next(queue=queue, reviewer=reviewer)
+    first = review_services.slot_next(queue=queue, reviewer=reviewer)
     _commit(client, queue, first, "A")
-    second = services.slot_next(queue=queue, reviewer=reviewer)
+    second = review_services.slot_next(queue=queue, reviewer=reviewer)
     _commit(client, queue, second, "B")
     answer = client.post(urls["undo"])
     assert answer.status_code == 302 and answer["Location"] == _urls(queue, second)["item"]
@@ -433,7 +430,7 @@ def test_undo_takes_back_the_last_decision_and_reopens_the_pair(queue, reviewer)
 
 def test_flags_after_the_reveal_link_to_the_criterion_in_the_editor(queue, reviewer, rubric, keys):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     urls = _urls(queue, slot)
     early = client.post(urls["flag"], {"judge_wrong": "on"}, **HX)
     assert "Commit your decision first" in early.content.decode()
@@ -475,7 +472,7 @@ def _review_all(queue, first, second, choose):  # type: ignore[no-untyped-def]
     """Both reviewers decide every pair; ``choose(position, reviewer_index)`` → a / b / tie."""
     for index, user in enumerate((first, second)):
         client = _client(user)
-        while (slot := services.slot_next(queue=queue, reviewer=user)) is not None:
+        while (slot := review_services.slot_next(queue=queue, reviewer=user)) is not None:
             winner = choose(slot.item.position, index)
             shown = winner if winner == "tie" else {"a": "A", "b": "B"}[winner]
             if slot.swapped and winner != "tie":
@@ -527,7 +524,7 @@ def test_adjudication_settles_disagreements_into_expert_labels(
 
 def test_item_page_query_count_is_bounded(queue, reviewer, django_assert_max_num_queries):  # type: ignore[no-untyped-def]
     client = _client(reviewer)
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     url = _urls(queue, slot)["item"]
     client.get(url)
     with django_assert_max_num_queries(12):

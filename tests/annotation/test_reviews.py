@@ -11,10 +11,11 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.models import PairwiseReview, PreferenceLabel, ReviewItem, ReviewQueue, ReviewSlot
-from annotation.services.reviews import ItemInput, sample, to_winner
+from annotation.prompts.models import PreferenceLabel
+from annotation.reviews import services as review_services
+from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
+from annotation.reviews.services import ItemInput, sample, to_winner
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
 
@@ -31,7 +32,7 @@ def _pairs(project, n, judge=None):  # type: ignore[no-untyped-def]
 
 
 def _queue(project, owner, n=6, overlap=2, **options):  # type: ignore[no-untyped-def]
-    return services.review_queue_create(
+    return review_services.review_queue_create(
         project=project, actor=owner, name="q", origin="run", items=_pairs(project, n),
         overlap=overlap, seed=7, **options,
     )  # fmt: skip
@@ -78,11 +79,11 @@ def test_a_queue_has_overlap_slots_per_item_and_checks_its_pairs(project, owner,
         ([], "No pairs"),
     ):  # fmt: skip
         with pytest.raises(ApplicationError, match=message):
-            services.review_queue_create(
+            review_services.review_queue_create(
                 project=project, actor=owner, name="x", origin="run", items=items
             )
     with pytest.raises(ApplicationError, match="overlap"):
-        services.review_queue_create(
+        review_services.review_queue_create(
             project=project, actor=owner, name="x", origin="run", items=[good], overlap=9
         )
     assert ReviewQueue.objects.count() == 1
@@ -91,19 +92,21 @@ def test_a_queue_has_overlap_slots_per_item_and_checks_its_pairs(project, owner,
 def test_claiming_respects_overlap_locks_and_order(project, owner):  # type: ignore[no-untyped-def]
     queue = _queue(project, owner, n=4, overlap=2)
     r1, r2, r3 = (_reviewer(project, n) for n in ("r1", "r2", "r3"))
-    first = services.slot_next(queue=queue, reviewer=r1)
-    assert services.slot_next(queue=queue, reviewer=r1).pk == first.pk  # held: the same again
+    first = review_services.slot_next(queue=queue, reviewer=r1)
+    assert (
+        review_services.slot_next(queue=queue, reviewer=r1).pk == first.pk
+    )  # held: the same again
     seen = {r: set() for r in (r1, r2, r3)}
     for reviewer in (r1, r2, r3):
-        while (slot := services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+        while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
             assert slot.item_id not in seen[reviewer]
             seen[reviewer].add(slot.item_id)
-            services.review_commit(slot=slot, reviewer=reviewer, shown="A")
+            review_services.review_commit(slot=slot, reviewer=reviewer, shown="A")
     # 4 items × 2 slots: r1 and r2 took every item, r3 found nothing left.
     assert len(seen[r1]) == len(seen[r2]) == 4 and not seen[r3]
     assert PairwiseReview.objects.count() == 8
     # Each reviewer claims in their own seeded order of items (recorded by the claims).
-    from annotation.services.reviews import _order_key
+    from annotation.reviews.services import _order_key
 
     for r in (r1, r2):
         claimed = list(
@@ -117,22 +120,22 @@ def test_claiming_respects_overlap_locks_and_order(project, owner):  # type: ign
 def test_an_expired_hold_goes_back_to_the_pool(project, owner):  # type: ignore[no-untyped-def]
     queue = _queue(project, owner, n=1, overlap=1)
     r1, r2 = _reviewer(project, "r1"), _reviewer(project, "r2")
-    slot = services.slot_next(queue=queue, reviewer=r1)
-    assert services.slot_next(queue=queue, reviewer=r2) is None
+    slot = review_services.slot_next(queue=queue, reviewer=r1)
+    assert review_services.slot_next(queue=queue, reviewer=r2) is None
     ReviewSlot.objects.filter(pk=slot.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
-    taken = services.slot_next(queue=queue, reviewer=r2)
+    taken = review_services.slot_next(queue=queue, reviewer=r2)
     assert taken.pk == slot.pk and taken.reviewer_id == r2.pk
     with pytest.raises(ApplicationError, match="no longer yours"):
-        services.review_commit(slot=slot, reviewer=r1, shown="A")
+        review_services.review_commit(slot=slot, reviewer=r1, shown="A")
 
 
 def test_sides_are_swapped_per_reviewer_and_mapped_back(project, owner):  # type: ignore[no-untyped-def]
     queue = _queue(project, owner, n=12, overlap=1)
     reviewer = _reviewer(project, "r")
     swaps = []
-    while (slot := services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+    while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
         swaps.append(slot.swapped)
-        review = services.review_commit(
+        review = review_services.review_commit(
             slot=slot, reviewer=reviewer, shown="A", criteria={"k1": "B"}
         )
         assert review.winner == ("b" if slot.swapped else "a")
@@ -150,12 +153,12 @@ def test_consensus_undo_and_adjudication_make_expert_labels(project, owner, edit
     r1, r2 = _reviewer(project, "r1"), _reviewer(project, "r2")
     wanted = {(r1.pk, 0): "a", (r1.pk, 1): "a", (r2.pk, 0): "a", (r2.pk, 1): "b"}
     for reviewer in (r1, r2):
-        while (slot := services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+        while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
             winner = wanted[(reviewer.pk, slot.item.position)]
             shown = {"a": "A", "b": "B"}[winner]
             if slot.swapped:
                 shown = {"A": "B", "B": "A"}[shown]
-            services.review_commit(slot=slot, reviewer=reviewer, shown=shown)
+            review_services.review_commit(slot=slot, reviewer=reviewer, shown=shown)
     agreed, disputed = queue.items.order_by("position")
     assert (agreed.final, agreed.final_source) == ("a", "consensus")
     assert agreed.label.chosen_id == agreed.response_a_id and agreed.label.source == "expert"
@@ -163,19 +166,19 @@ def test_consensus_undo_and_adjudication_make_expert_labels(project, owner, edit
 
     # Undo r2's last decision: that item is r2's again and has no final label.
     last = PairwiseReview.objects.filter(reviewer=r2).order_by("-committed_at", "-id").first()
-    services.review_undo(queue=queue, reviewer=r2)
+    review_services.review_undo(queue=queue, reviewer=r2)
     undone = ReviewItem.objects.get(pk=last.item_id)
     assert (undone.final, undone.label_id) == ("", None)
-    assert services.slot_next(queue=queue, reviewer=r2).item_id == undone.pk
+    assert review_services.slot_next(queue=queue, reviewer=r2).item_id == undone.pk
     assert PreferenceLabel.objects.filter(source="expert").count() == (
         0 if undone.pk == agreed.pk else 1
     )
-    services.review_commit(
-        slot=services.slot_next(queue=queue, reviewer=r2), reviewer=r2, shown="tie"
+    review_services.review_commit(
+        slot=review_services.slot_next(queue=queue, reviewer=r2), reviewer=r2, shown="tie"
     )  # r2 now says tie: both items disputed or one agreed, never a stale label
 
     for item in ReviewItem.objects.filter(queue=queue, final=""):
-        services.item_adjudicate(item=item, actor=editor, winner="b")
+        review_services.item_adjudicate(item=item, actor=editor, winner="b")
         item.refresh_from_db()
         assert (item.final, item.final_source) == ("b", "adjudicated")
         assert item.label.chosen_id == item.response_b_id and item.label.source == "expert"
@@ -187,20 +190,22 @@ def test_undo_of_an_adjudicated_item_is_refused(project, owner, editor):  # type
     queue = _queue(project, owner, n=1, overlap=2)
     r1, r2 = _reviewer(project, "r1"), _reviewer(project, "r2")
     for reviewer, shown in ((r1, "A"), (r2, "tie")):
-        services.review_commit(
-            slot=services.slot_next(queue=queue, reviewer=reviewer), reviewer=reviewer, shown=shown
+        review_services.review_commit(
+            slot=review_services.slot_next(queue=queue, reviewer=reviewer),
+            reviewer=reviewer,
+            shown=shown,
         )
     item = queue.items.get()
     assert item.final == ""  # they disagreed (A is a or b for r1; r2 said tie)
     with pytest.raises(ApplicationError, match="adjudicate once all are in"):
-        services.item_adjudicate(
+        review_services.item_adjudicate(
             item=_queue(project, owner, n=1).items.get(), actor=editor, winner="a"
         )
-    services.item_adjudicate(item=item, actor=editor, winner="tie")
+    review_services.item_adjudicate(item=item, actor=editor, winner="tie")
     item.refresh_from_db()
     assert (item.final, item.label_id) == ("tie", None)
     with pytest.raises(ApplicationError, match="adjudicated already"):
-        services.review_undo(queue=queue, reviewer=r2)
+        review_services.review_undo(queue=queue, reviewer=r2)
 
 
 def test_labels_queue_draws_sides_per_pair(project, owner):  # type: ignore[no-untyped-def]
@@ -212,7 +217,7 @@ def test_labels_queue_draws_sides_per_pair(project, owner):  # type: ignore[no-u
         labels.append(
             PreferenceLabel.objects.create(prompt=prompt, chosen=chosen, rejected=rejected)
         )
-    queue = services.queue_from_labels(
+    queue = review_services.queue_from_labels(
         project=project, actor=owner, labels=labels, seed=3, name="pairs"
     )
     items = list(queue.items.all())
@@ -237,10 +242,10 @@ def test_two_reviewers_asking_at_the_same_moment_never_get_the_same_slot(project
     def ask(reviewer, barrier):  # type: ignore[no-untyped-def]
         try:
             barrier.wait()
-            slot = services.slot_next(queue=queue, reviewer=reviewer)
+            slot = review_services.slot_next(queue=queue, reviewer=reviewer)
             if slot is not None:
                 claimed[reviewer.pk].append(slot.pk)
-                services.review_commit(slot=slot, reviewer=reviewer, shown="A")
+                review_services.review_commit(slot=slot, reviewer=reviewer, shown="A")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

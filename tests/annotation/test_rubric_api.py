@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
-from annotation.models import AuditEvent, CriterionComment
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.projects.models import AuditEvent
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import CriterionComment
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory
 
 
@@ -18,7 +20,7 @@ def rubric(project, editor):  # type: ignore[no-untyped-def]
         external_id="q-1",
         messages=[{"role": "user", "content": "How much paracetamol is safe?"}],
     )
-    return services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Dosing",
@@ -96,7 +98,7 @@ def test_export_in_both_shapes(api, project, rubric, viewer, editor, outsider):
     assert api.get(f"{base(project, rubric)}/export/?shape=xml").status_code == 400
     # An older version by number, after an edit.
     keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=editor,
         criteria=[CriterionInput(text="States 4 g a day for adults", points=5, key=keys[0])],
@@ -109,7 +111,7 @@ def test_export_in_both_shapes(api, project, rubric, viewer, editor, outsider):
 
 def test_rubric_detail_lists_its_versions(api, project, rubric, viewer, editor):
     keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=editor,
         note="tighter",
@@ -149,7 +151,7 @@ def test_create_rubrics_through_the_api(api, project, editor, viewer):
         format="json",
     )
     assert dup.status_code == 400 and "Same text" in dup.json()["detail"]
-    other = services.project_create(name="Other", slug="other", owner=editor)
+    other = project_services.project_create(name="Other", slug="other", owner=editor)
     foreign = PromptFactory(project=other)
     assert api.post(url, {"prompt": foreign.pk}, format="json").status_code == 404
 

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from annotation import rubric_edits as edits
-from annotation.importers.parsers import parse_healthbench, parse_rar
-from annotation.importers.single_rubric import (
+from annotation.prompts.importers.parsers import parse_healthbench, parse_rar
+from annotation.prompts.importers.single_rubric import (
     RubricJsonError,
     parse_rubric_json,
     to_healthbench,
     to_rar,
 )
+from annotation.rubrics import edits
 
 
 def draft(*texts: str) -> list[dict]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from annotation import services
-from annotation.models import RubricVersion
-from annotation.services import CriterionInput
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import RubricVersion
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory
 
 
 @pytest.fixture
 def rubric(project, editor):  # type: ignore[no-untyped-def]
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=PromptFactory(project=project),
         title="Chest pain",
@@ -24,7 +24,7 @@ def rubric(project, editor):  # type: ignore[no-untyped-def]
         ],
     )
     keys = [str(c.key) for c in rubric.current_version.criteria.order_by("position")]
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=editor,
         note="sharper wording",
@@ -92,11 +92,13 @@ def test_history_and_diff_query_counts_are_bounded(
     criteria = [
         CriterionInput(text=f"Criterion number {i} about topic {i}", points=1) for i in range(60)
     ]
-    rubric = services.rubric_create(project=project, title="big", criteria=criteria, author=editor)
+    rubric = rubric_services.rubric_create(
+        project=project, title="big", criteria=criteria, author=editor
+    )
     for n in range(29):
         keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
         rubric.refresh_from_db()
-        services.rubric_version_create(
+        rubric_services.rubric_version_create(
             rubric=rubric,
             author=editor,
             enforce_checks=False,

@@ -1,14 +1,7 @@
 from __future__ import annotations
 
-from annotation.rubric_logic import (
-    CriterionSnapshot as C,
-)
-from annotation.rubric_logic import (
-    check_criteria,
-    diff_criteria,
-    merge_criteria,
-    word_diff,
-)
+from annotation.rubrics.logic import CriterionSnapshot as C
+from annotation.rubrics.logic import check_criteria, diff_criteria, merge_criteria, word_diff
 
 
 def test_word_diff_rejoins_to_both_texts():

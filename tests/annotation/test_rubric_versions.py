@@ -12,15 +12,17 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from annotation import services
-from annotation.models import Criterion, Membership, Role, Rubric, RubricVersion
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Role
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Criterion, Rubric, RubricVersion
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory, UserFactory
 
 
 @pytest.fixture
 def rubric(project):  # type: ignore[no-untyped-def]
-    return services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         prompt=PromptFactory(project=project),
         title="r",
@@ -111,9 +113,9 @@ def test_two_concurrent_saves_on_one_base_exactly_one_wins(live_server):
         pytest.skip("concurrent writers need PostgreSQL (CI runs this there)")
     owner = UserFactory(username="author-a")
     other = UserFactory(username="author-b")
-    project = services.project_create(name="Concurrency", owner=owner)
+    project = project_services.project_create(name="Concurrency", owner=owner)
     Membership.objects.create(project=project, user=other, role=Role.EDITOR)
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project, title="r", criteria=[CriterionInput(text="Base criterion", points=1)]
     )
     tokens = [Token.objects.create(user=u).key for u in (owner, other)]

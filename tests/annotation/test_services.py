@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.models import AuditEvent, Membership, Role, Rubric
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.projects.models import AuditEvent, Membership, Role
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Rubric
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory, UserFactory
 
 
 @pytest.mark.django_db
 def test_project_create_makes_the_creator_owner_and_audits():
     user = UserFactory()
-    project = services.project_create(name="Cardiology rubrics", owner=user)
+    project = project_services.project_create(name="Cardiology rubrics", owner=user)
     assert project.slug == "cardiology-rubrics"
     assert Membership.objects.get(project=project, user=user).role == Role.OWNER
     assert AuditEvent.objects.filter(project=project, action="project.create").count() == 1
@@ -21,41 +23,47 @@ def test_project_create_makes_the_creator_owner_and_audits():
 @pytest.mark.django_db
 def test_project_slug_must_be_unique():
     user = UserFactory()
-    services.project_create(name="A", slug="a", owner=user)
+    project_services.project_create(name="A", slug="a", owner=user)
     with pytest.raises(ApplicationError, match="already exists"):
-        services.project_create(name="A again", slug="a", owner=user)
+        project_services.project_create(name="A again", slug="a", owner=user)
 
 
 def test_membership_add_by_exact_username_only(project, owner):
     UserFactory(username="dr-lee", email="lee@hospital.org")
     for other_name in ("lee@hospital.org", "LEE@hospital.org", "DR-LEE", "dr-le"):
         with pytest.raises(ApplicationError, match="No user"):
-            services.membership_add(
+            project_services.membership_add(
                 project=project, actor=owner, username=other_name, role=Role.EDITOR
             )
     assert not Membership.objects.filter(project=project, user__username="dr-lee").exists()
-    m = services.membership_add(project=project, actor=owner, username="dr-lee", role=Role.EDITOR)
+    m = project_services.membership_add(
+        project=project, actor=owner, username="dr-lee", role=Role.EDITOR
+    )
     assert m.user.username == "dr-lee" and m.role == Role.EDITOR
     with pytest.raises(ApplicationError, match="already a member"):
-        services.membership_add(project=project, actor=owner, username="dr-lee", role="viewer")
+        project_services.membership_add(
+            project=project, actor=owner, username="dr-lee", role="viewer"
+        )
     with pytest.raises(ApplicationError, match="No user"):
-        services.membership_add(project=project, actor=owner, username="nobody", role="viewer")
+        project_services.membership_add(
+            project=project, actor=owner, username="nobody", role="viewer"
+        )
     with pytest.raises(ApplicationError, match="Unknown role"):
-        services.membership_add(project=project, actor=owner, username="x", role="admin")
+        project_services.membership_add(project=project, actor=owner, username="x", role="admin")
 
 
 def test_last_owner_cannot_be_demoted_or_removed(project, owner):
     membership = Membership.objects.get(project=project, user=owner)
     with pytest.raises(ApplicationError, match="at least one owner"):
-        services.membership_set_role(membership=membership, actor=owner, role=Role.VIEWER)
+        project_services.membership_set_role(membership=membership, actor=owner, role=Role.VIEWER)
     with pytest.raises(ApplicationError, match="at least one owner"):
-        services.membership_remove(membership=membership, actor=owner)
+        project_services.membership_remove(membership=membership, actor=owner)
     assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
 
 
 def test_rubric_versions_are_appended_with_stable_keys(project, editor):
     prompt = PromptFactory(project=project)
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="r",
@@ -64,7 +72,7 @@ def test_rubric_versions_are_appended_with_stable_keys(project, editor):
     )
     first = rubric.current_version
     key = first.criteria.get().key
-    v2 = services.rubric_version_create(
+    v2 = rubric_services.rubric_version_create(
         rubric=rubric,
         author=editor,
         criteria=[
@@ -82,11 +90,11 @@ def test_rubric_versions_are_appended_with_stable_keys(project, editor):
 
 
 def test_rubric_version_rejects_empty_text(project):
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project, title="r", criteria=[CriterionInput(text="ok", points=1)]
     )
     with pytest.raises(ApplicationError, match="Criterion 2 has no text"):
-        services.rubric_version_create(
+        rubric_services.rubric_version_create(
             rubric=rubric,
             criteria=[CriterionInput(text="ok", points=1), CriterionInput(text="  ", points=1)],
         )
@@ -94,9 +102,9 @@ def test_rubric_version_rejects_empty_text(project):
 
 
 def test_api_token_rotation_invalidates_the_old_token(owner):
-    old = services.api_token_get_or_create(user=owner).key
-    assert services.api_token_get_or_create(user=owner).key == old
-    new = services.api_token_rotate(user=owner).key
+    old = project_services.api_token_get_or_create(user=owner).key
+    assert project_services.api_token_get_or_create(user=owner).key == old
+    new = project_services.api_token_rotate(user=owner).key
     assert new != old
     from rest_framework.test import APIClient
 

@@ -8,7 +8,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from annotation.models import Membership, Prompt, Role
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Role
+from annotation.prompts.models import Prompt
+from annotation.rubrics import services as rubric_services
 from tests.factories import PromptFactory, ResponseFactory, RubricFactory, UserFactory
 
 
@@ -215,15 +218,15 @@ def test_search_matches_message_text_not_json_syntax(client, project, viewer):
 def test_project_list_counts_in_one_query_for_many_projects(
     client, db, django_assert_max_num_queries
 ):
-    from annotation import services
-    from annotation.services import CriterionInput
+    pass
+    from annotation.rubrics.services import CriterionInput
 
     user = UserFactory(username="busy")
     for i in range(25):
-        project = services.project_create(name=f"P{i:02d}", owner=user)
+        project = project_services.project_create(name=f"P{i:02d}", owner=user)
         prompt = PromptFactory(project=project)
         ResponseFactory(prompt=prompt)
-        rubric = services.rubric_create(
+        rubric = rubric_services.rubric_create(
             project=project,
             prompt=prompt,
             title="r",
@@ -232,7 +235,7 @@ def test_project_list_counts_in_one_query_for_many_projects(
                 CriterionInput(text="d e f", points=2),
             ],
         )
-        services.rubric_version_create(
+        rubric_services.rubric_version_create(
             rubric=rubric, criteria=[CriterionInput(text="a b c", points=1)]
         )
     client.force_login(user)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.models import AuditEvent, RubricReviewDecision
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.projects.models import AuditEvent
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import RubricReviewDecision
+from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory
 
 
 @pytest.fixture
 def rubric(project, editor):  # type: ignore[no-untyped-def]
-    return services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         prompt=PromptFactory(project=project),
         title="r",
@@ -44,7 +46,7 @@ def test_full_cycle_and_approved_version_survives_new_edits(api, project, rubric
         "request_changes",
     ]
 
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric, author=editor, criteria=[CriterionInput(text="Mentions the dose", points=6)]
     )
     rubric.refresh_from_db()
@@ -73,7 +75,7 @@ def test_roles_for_each_action(api, project, rubric, editor, reviewer, viewer, o
 def test_self_approval_follows_the_project_setting(api, project, rubric, editor, owner):
     flow(api, project, rubric, editor, "submit")
     # The editor wrote version 1; as owner-level reviewer they still may not approve it.
-    services.membership_set_role(
+    project_services.membership_set_role(
         membership=editor.memberships.get(project=project), actor=owner, role="owner"
     )
     refused = flow(api, project, rubric, editor, "approve")
@@ -91,7 +93,7 @@ def test_invalid_transitions_are_clear_errors(api, project, rubric, editor, revi
     assert no_comment.status_code == 400 and "comment" in no_comment.json()["detail"]
     assert flow(api, project, rubric, editor, "archive").json()["status"] == "archived"
     with pytest.raises(ApplicationError, match="archived"):
-        services.rubric_version_create(
+        rubric_services.rubric_version_create(
             rubric=rubric, author=editor, criteria=[CriterionInput(text="x y z", points=1)]
         )
     rubric.refresh_from_db()

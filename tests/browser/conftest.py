@@ -45,7 +45,7 @@ def _tasks_in_the_request(settings, monkeypatch, request):  # type: ignore[no-un
     slow the pages the test is timing its clicks against."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
     if request.module.__name__.rsplit(".", 1)[-1] != "test_duplicates":
-        from scoring.tasks import embed_rubric_texts
+        from scoring.analytics.tasks import embed_rubric_texts
 
         monkeypatch.setattr(embed_rubric_texts, "apply_async", lambda *args, **kwargs: None)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services as annotation_services
+from annotation.projects import services as project_services
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, UserFactory
 from tests.scoring.test_agreement_page import _build
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_viewer_reads_the_agreement_figures(page, live_server):  # type: ignore[no-untyped-def]
     SHOTS.mkdir(parents=True, exist_ok=True)
     owner = UserFactory(username="dr-owner")
-    project = annotation_services.project_create(name="Triage", slug="triage", owner=owner)
+    project = project_services.project_create(name="Triage", slug="triage", owner=owner)
     people = {}
     for name, role in (
         ("ana", "reviewer"),

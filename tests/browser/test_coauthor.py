@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import PreferenceLabel, Rubric, RubricVersion
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.fakellm import Rule
-from scoring.models import CoauthorSettings, Proposal
+from annotation.projects import services as project_services
+from annotation.prompts.models import PreferenceLabel
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Rubric, RubricVersion
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.coauthoring.models import CoauthorSettings, Proposal
+from scoring.judges import services as judge_services
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 from tests.scoring.test_coauthor import BAD, GOOD, SCRIPTS
@@ -24,8 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def studio(settings, live_server, fake_llm):  # type: ignore[no-untyped-def]
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the job runs inside the request that starts it
     owner = UserFactory(username="dr-co")
-    project = annotation_services.project_create(name="Cardiology", slug="cardio", owner=owner)
-    services.endpoint_save(
+    project = project_services.project_create(name="Cardiology", slug="cardio", owner=owner)
+    judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "fake", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
@@ -53,7 +55,7 @@ def test_each_action_is_proposed_and_accepted_in_the_browser(page, live_server, 
     good = ResponseFactory(prompt=prompt, source="model-a", content=GOOD)
     bad = ResponseFactory(prompt=prompt, source="model-b", content=BAD)
     PreferenceLabel.objects.create(prompt=prompt, chosen=good, rejected=bad)
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Chest pain",

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import PreferenceLabel
-from annotation.services import CriterionInput
-from scoring import tasks
-from scoring.models import Export, JudgeEndpoint, Run
-from scoring.services import runs as run_services
+from annotation.projects import services as project_services
+from annotation.prompts.models import PreferenceLabel
+from annotation.reviews import services as review_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.datasets.models import Export
+from scoring.judges.models import JudgeEndpoint
+from scoring.runs import services as run_services
+from scoring.runs import tasks as run_tasks
+from scoring.runs.models import Run
 from tests.browser.conftest import login
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
@@ -62,7 +66,7 @@ class Watch:
 def _project():  # type: ignore[no-untyped-def]
     owner = UserFactory(username="dr-csp")
     reviewer = UserFactory(username="rev-csp")
-    project = annotation_services.project_create(name="Policy", slug="policy", owner=owner)
+    project = project_services.project_create(name="Policy", slug="policy", owner=owner)
     MembershipFactory(project=project, user=reviewer, role="reviewer")
     prompt = PromptFactory(
         project=project,
@@ -72,7 +76,7 @@ def _project():  # type: ignore[no-untyped-def]
     chosen = ResponseFactory(prompt=prompt, source="model-a", content="A careful answer.")
     rejected = ResponseFactory(prompt=prompt, source="model-b", content="A careless one.")
     label = PreferenceLabel.objects.create(prompt=prompt, chosen=chosen, rejected=rejected)
-    rubric = annotation_services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Answers",
@@ -85,7 +89,7 @@ def _project():  # type: ignore[no-untyped-def]
     endpoint = JudgeEndpoint.objects.create(
         project=project, name="judge", base_url="http://127.0.0.1:9/v1", model="m"
     )
-    queue = annotation_services.queue_from_labels(
+    queue = review_services.queue_from_labels(
         project=project, actor=owner, labels=[label], name="Pairs", overlap=1
     )
     Export.objects.create(
@@ -98,7 +102,7 @@ def test_pages_raise_no_policy_violation_and_htmx_works_without_eval(
     page, live_server, monkeypatch
 ):
     # The run below stays queued (no worker): its page polls its progress with htmx.
-    monkeypatch.setattr(tasks.score_chunk, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_tasks.score_chunk, "apply_async", lambda *args, **kwargs: None)
     owner, project, prompt, rubric, endpoint, queue = _project()
     run = run_services.run_create(project=project, actor=owner, endpoint=endpoint, mode="grouped")
     assert Run.objects.filter(pk=run.pk).exists()

@@ -12,8 +12,10 @@ import re
 import pytest
 from django.core.management import call_command
 
-from annotation.models import Prompt, Rubric
-from scoring.models import Export, Run
+from annotation.prompts.models import Prompt
+from annotation.rubrics.models import Rubric
+from scoring.datasets.models import Export
+from scoring.runs.models import Run
 from tests.browser.conftest import SHOTS
 from tests.conftest import SHARED_DATA
 

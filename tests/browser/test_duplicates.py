@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import RubricDraft
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import RubricDraft
+from annotation.rubrics.services import CriterionInput
 from tests.browser.conftest import SHOTS, login
 from tests.factories import PromptFactory, UserFactory
 from tests.scoring.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
@@ -21,10 +22,10 @@ def test_a_warned_pair_is_merged_in_the_browser(page, live_server, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedding task runs inside the request
     SHOTS.mkdir(parents=True, exist_ok=True)
     owner = UserFactory(username="dr-dup")
-    project = annotation_services.project_create(name="Public health", slug="health", owner=owner)
+    project = project_services.project_create(name="Public health", slug="health", owner=owner)
     prompt = PromptFactory(project=project, external_id="milk-7")
     criteria = [(DISTINCT[1], 8), (RAW_MILK, 6), (DISTINCT[7], 5), (DISTINCT[5], 3)]
-    rubric = annotation_services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Raw milk",
@@ -32,7 +33,7 @@ def test_a_warned_pair_is_merged_in_the_browser(page, live_server, settings):
         criteria=[CriterionInput(text=t, points=p) for t, p in criteria],
     )
     other = PromptFactory(project=project, external_id="virus-7")
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=other,
         title="Viruses",

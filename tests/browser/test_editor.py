@@ -10,9 +10,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from annotation import services
-from annotation.models import Rubric, RubricVersion
-from annotation.services import CriterionInput
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Rubric, RubricVersion
+from annotation.rubrics.services import CriterionInput
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
@@ -42,7 +43,7 @@ def logout(page) -> None:  # type: ignore[no-untyped-def]
 def test_expert_writes_reorders_saves_edits_and_gets_approval(page, live_server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     author = UserFactory(username="dr-lin")
-    project = services.project_create(name="Cardiology", slug="cardio", owner=author)
+    project = project_services.project_create(name="Cardiology", slug="cardio", owner=author)
     MembershipFactory(project=project, user=UserFactory(username="dr-rev"), role="reviewer")
     prompt = PromptFactory(
         project=project,
@@ -176,7 +177,7 @@ def test_fast_typing_after_each_add_lands_in_the_field_it_was_typed_into(page, l
     (no waits), twelve times in a row, gives each criterion exactly its text and points,
     although the near-duplicate panel loads inside the editor after every add."""
     author = UserFactory(username="dr-fast")
-    project = services.project_create(name="Triage", slug="triage", owner=author)
+    project = project_services.project_create(name="Triage", slug="triage", owner=author)
     prompt = PromptFactory(project=project, external_id="fever-2")
     login(page, live_server, "dr-fast")
     page.goto(f"{live_server.url}/p/triage/prompts/{prompt.pk}/")
@@ -205,10 +206,10 @@ def test_conflicting_save_asks_only_about_the_shared_criterion(page, live_server
     SHOTS.mkdir(parents=True, exist_ok=True)
     me = UserFactory(username="dr-me")
     other = UserFactory(username="dr-other")
-    project = services.project_create(name="Pharmacy", slug="pharm", owner=me)
+    project = project_services.project_create(name="Pharmacy", slug="pharm", owner=me)
     MembershipFactory(project=project, user=other, role="editor")
     prompt = PromptFactory(project=project, external_id="dose-1")
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Dosing",
@@ -235,7 +236,7 @@ def test_conflicting_save_asks_only_about_the_shared_criterion(page, live_server
     wait_for_swap(page, "document.querySelectorAll('#criteria-list > li[data-key]').length == 2")
 
     # Meanwhile someone else saves a change to the same first criterion and another one.
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=other,
         criteria=[
@@ -266,10 +267,10 @@ def test_conflicting_save_asks_only_about_the_shared_criterion(page, live_server
 
 def test_viewer_sees_no_edit_controls(page, live_server):
     owner = UserFactory(username="dr-own")
-    project = services.project_create(name="Derm", slug="derm", owner=owner)
+    project = project_services.project_create(name="Derm", slug="derm", owner=owner)
     MembershipFactory(project=project, user=UserFactory(username="vi"), role="viewer")
     prompt = PromptFactory(project=project)
-    services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="r",
@@ -288,9 +289,9 @@ def test_viewer_sees_no_edit_controls(page, live_server):
 
 def test_keys_act_on_the_form_being_typed_in(page, live_server):
     owner = UserFactory(username="dr-keys")
-    project = services.project_create(name="Neuro", slug="neuro", owner=owner)
+    project = project_services.project_create(name="Neuro", slug="neuro", owner=owner)
     prompt = PromptFactory(project=project)
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="r",

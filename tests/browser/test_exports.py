@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import Rubric
-from scoring.models import Export
+from annotation.projects import services as project_services
+from annotation.prompts import services as prompt_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Rubric
+from scoring.datasets.models import Export
 from tests.browser.conftest import SHOTS, login
 from tests.factories import UserFactory
 
@@ -21,15 +23,15 @@ def test_export_a_dataset_from_the_page(page, live_server, settings, tmp_path, h
     settings.MEDIA_ROOT = tmp_path / "media"
     SHOTS.mkdir(parents=True, exist_ok=True)
     owner = UserFactory(username="dr-export")
-    project = annotation_services.project_create(name="HealthBench", slug="hb", owner=owner)
-    annotation_services.data_import(project=project, path=healthbench_path)
+    project = project_services.project_create(name="HealthBench", slug="hb", owner=owner)
+    prompt_services.data_import(project=project, path=healthbench_path)
     reviewer = UserFactory(username="dr-review")
-    annotation_services.membership_add(
+    project_services.membership_add(
         project=project, actor=owner, username="dr-review", role="reviewer"
     )
     for rubric in Rubric.objects.filter(project=project).order_by("pk")[:60]:
-        annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)
-        annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+        rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
+        rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
 
     login(page, live_server, "dr-export")
     page.goto(f"{live_server.url}/p/hb/")

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import ImportJob, Prompt
+from annotation.projects import services as project_services
+from annotation.prompts.models import ImportJob, Prompt
 from tests.browser.conftest import login
 from tests.factories import UserFactory
 
@@ -28,7 +28,7 @@ def test_import_small_and_large_files_from_the_page(page, live_server, settings,
     settings.IMPORT_INLINE_MAX_BYTES = 2_000
     settings.IMPORT_MAX_UPLOAD_BYTES = 100_000
     owner = UserFactory(username="dr-import")
-    project = annotation_services.project_create(name="Imports", slug="imp", owner=owner)
+    project = project_services.project_create(name="Imports", slug="imp", owner=owner)
     login(page, live_server, "dr-import")
     page.goto(f"{live_server.url}/p/imp/import/")
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.models import Judgment
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.judges import services as judge_services
+from scoring.runs.models import Judgment
 from tests.browser.conftest import SHOTS, login
 from tests.factories import PromptFactory, ResponseFactory, UserFactory
 
@@ -23,14 +24,14 @@ def test_a_local_run_shows_its_probabilities(page, live_server, settings, tiny_m
     settings.LOCAL_MODEL_DIRS = [str(Path(tiny_model_dir).parent)]
     SHOTS.mkdir(parents=True, exist_ok=True)
     owner = UserFactory(username="dr-local")
-    project = annotation_services.project_create(name="Triage", slug="triage", owner=owner)
-    endpoint = services.endpoint_save(
+    project = project_services.project_create(name="Triage", slug="triage", owner=owner)
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "tiny local", "backend": "local", "model_path": str(tiny_model_dir),
               "device": "cpu"},
     )  # fmt: skip
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=owner,

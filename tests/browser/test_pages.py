@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
+from annotation.projects import services as project_services
+from annotation.prompts import services as prompt_services
+from annotation.rubrics import services as rubric_services
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, UserFactory
 
@@ -15,8 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_expert_navigates_filters_and_imports(page, live_server, healthbench_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     user = UserFactory(username="dr-ada")
-    project = services.project_create(name="HealthBench sample", slug="hb", owner=user)
-    services.data_import(project=project, path=healthbench_path)
+    project = project_services.project_create(name="HealthBench sample", slug="hb", owner=user)
+    prompt_services.data_import(project=project, path=healthbench_path)
     MembershipFactory(project=project, user=UserFactory(username="viewer-vic"), role="viewer")
 
     login(page, live_server, "dr-ada")
@@ -55,13 +57,13 @@ def test_expert_navigates_filters_and_imports(page, live_server, healthbench_pat
 
 
 def test_history_and_diff_pages(page, live_server):
-    from annotation.services import CriterionInput
+    from annotation.rubrics.services import CriterionInput
     from tests.factories import PromptFactory
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     user = UserFactory(username="dr-grace")
-    project = services.project_create(name="Cardiology", slug="cardio", owner=user)
-    rubric = services.rubric_create(
+    project = project_services.project_create(name="Cardiology", slug="cardio", owner=user)
+    rubric = rubric_services.rubric_create(
         project=project,
         prompt=PromptFactory(project=project, external_id="chest-pain-1"),
         title="Chest pain triage",
@@ -75,7 +77,7 @@ def test_history_and_diff_pages(page, live_server):
         ],
     )
     keys = [c.key for c in rubric.current_version.criteria.order_by("position")]
-    services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=user,
         note="Sharper triage wording",

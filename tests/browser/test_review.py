@@ -9,9 +9,12 @@ import re
 
 import pytest
 
-from annotation import services
-from annotation.models import PairwiseReview, ReviewItem
-from annotation.services import CriterionInput, ItemInput
+from annotation.projects import services as project_services
+from annotation.reviews import services as review_services
+from annotation.reviews.models import PairwiseReview, ReviewItem
+from annotation.reviews.services import ItemInput
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
@@ -28,10 +31,10 @@ def _explanation(i: int) -> str:
 
 def _make_queue():  # type: ignore[no-untyped-def]
     lead = UserFactory(username="lead")
-    project = services.project_create(name="Dosing", slug="dosing", owner=lead)
+    project = project_services.project_create(name="Dosing", slug="dosing", owner=lead)
     for name in ("ana", "ben"):
         MembershipFactory(project=project, user=UserFactory(username=name), role="reviewer")
-    rubric = services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         title="Dosing answers",
         author=lead,
@@ -74,7 +77,7 @@ def _make_queue():  # type: ignore[no-untyped-def]
             "criteria": {keys[0]: winner, keys[1]: "a", keys[2]: "tie"},
         }  # fmt: skip
         items.append(ItemInput(prompt.pk, a.pk, b.pk, judge, rubric.current_version_id))
-    queue = services.review_queue_create(
+    queue = review_services.review_queue_create(
         project=project, actor=lead, name="Dosing pairs", origin="run", items=items, overlap=2,
         seed=5, judge_name="judge-1",
     )  # fmt: skip

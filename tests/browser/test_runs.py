@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.services import CriterionInput
-from scoring import services
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.judges import services as judge_services
 from tests.browser.conftest import SHOTS, login
 from tests.factories import PromptFactory, ResponseFactory, UserFactory
 
@@ -18,13 +19,13 @@ def test_launch_a_run_and_read_its_results(page, live_server, settings, fake_llm
     settings.CELERY_TASK_ALWAYS_EAGER = True
     SHOTS.mkdir(parents=True, exist_ok=True)
     owner = UserFactory(username="dr-run")
-    project = annotation_services.project_create(name="Triage", slug="triage", owner=owner)
-    services.endpoint_save(
+    project = project_services.project_create(name="Triage", slug="triage", owner=owner)
+    judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "fake", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=owner,

@@ -19,9 +19,10 @@ import pytest
 from django.urls import reverse
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from annotation import services
-from annotation.models import Criterion, ReviewItem, RubricVersion
-from annotation.services import ItemInput
+from annotation.reviews import services as review_services
+from annotation.reviews.models import ReviewItem
+from annotation.reviews.services import ItemInput
+from annotation.rubrics.models import Criterion, RubricVersion
 from tests.factories import (
     MembershipFactory,
     PromptFactory,
@@ -71,7 +72,7 @@ def _review_all(queue, reviewer, study, rng, limit=None):  # type: ignore[no-unt
     mostly the judge's verdict, else any label; marks criteria likewise."""
     done = 0
     while (limit is None or done < limit) and (
-        slot := services.slot_next(queue=queue, reviewer=reviewer)
+        slot := review_services.slot_next(queue=queue, reviewer=reviewer)
     ) is not None:
         item_id = slot.item_id
         winner = study.judge[item_id] if rng.random() < 0.6 else rng.choice(LABELS)
@@ -79,7 +80,7 @@ def _review_all(queue, reviewer, study, rng, limit=None):  # type: ignore[no-unt
         for n, (key, judged) in enumerate(sorted(study.judge_criteria[item_id].items())):
             if n == 0 or item_id % 3 == 0:
                 marks[key] = judged if rng.random() < 0.5 else rng.choice(LABELS)
-        services.review_commit(
+        review_services.review_commit(
             slot=slot,
             reviewer=reviewer,
             shown=_shown(winner, slot.swapped),
@@ -120,7 +121,7 @@ def _build(project, owner, reviewers, *, n_items=30, seed=3, name="Run 1", limit
         }  # fmt: skip
         inputs.append(ItemInput(prompt.pk, a.pk, b.pk, judge=judge, rubric_version_id=version.pk))
         plan.append((winner, template, version.number, verdicts))
-    queue = services.review_queue_create(
+    queue = review_services.review_queue_create(
         project=project, actor=owner, name=name, origin="run", items=inputs, overlap=2, seed=1
     )
     items = list(ReviewItem.objects.filter(queue=queue).order_by("position"))
@@ -222,7 +223,7 @@ def test_judge_against_final_labels(client, project, owner, viewer, study):  # t
     ]
     assert disputed, "the seeded reviews disagree on some items"
     for item in disputed[:3]:
-        services.item_adjudicate(item=item, actor=owner, winner="tie")
+        review_services.item_adjudicate(item=item, actor=owner, winner="tie")
     finals = dict(ReviewItem.objects.exclude(final="").values_list("pk", "final"))
     report = _page(client, viewer, project).context["report"]
     judge = [study.judge[i] for i in finals]
@@ -271,12 +272,12 @@ def test_undefined_figures_show_a_dash_with_the_reason(client, project, owner, v
         prompt = PromptFactory(project=project, external_id=f"same-{i}")
         a, b = ResponseFactory(prompt=prompt), ResponseFactory(prompt=prompt, source="model-b")
         inputs.append(ItemInput(prompt.pk, a.pk, b.pk, judge={"winner": "a"}))
-    queue = services.review_queue_create(
+    queue = review_services.review_queue_create(
         project=project, actor=owner, name="One reviewer", origin="labels", items=inputs,
         overlap=1, seed=1,
     )  # fmt: skip
-    while (slot := services.slot_next(queue=queue, reviewer=reviewer)) is not None:
-        services.review_commit(slot=slot, reviewer=reviewer, shown=_shown("a", slot.swapped))
+    while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+        review_services.review_commit(slot=slot, reviewer=reviewer, shown=_shown("a", slot.swapped))
     response = _page(client, viewer, project, queue=queue.pk)
     report = response.context["report"]
     assert report.overall.accuracy.value == 1.0 and report.overall.n == 4
@@ -336,12 +337,12 @@ def test_csv_defuses_formulas_in_text_cells(client, project, owner, editor, revi
     prompt = PromptFactory(project=project, external_id='=HYPERLINK("http://x","y")')
     a = ResponseFactory(prompt=prompt, source="+cmd|' /C calc'!A0")
     b = ResponseFactory(prompt=prompt, source="-2+3")
-    queue = services.review_queue_create(
+    queue = review_services.review_queue_create(
         project=project, actor=owner, name="@SUM(1,1)", origin="run", overlap=1, seed=1,
         items=[ItemInput(prompt.pk, a.pk, b.pk, judge={"winner": "b", "endpoint": "\tjudge"})],
     )  # fmt: skip
-    slot = services.slot_next(queue=queue, reviewer=reviewer)
-    services.review_commit(slot=slot, reviewer=reviewer, shown="tie")
+    slot = review_services.slot_next(queue=queue, reviewer=reviewer)
+    review_services.review_commit(slot=slot, reviewer=reviewer, shown="tie")
     (row,) = _csv(client, editor, project, queue=queue.pk)
     assert row["queue"] == "'@SUM(1,1)"
     assert row["prompt_external_id"] == '\'=HYPERLINK("http://x","y")'

@@ -16,13 +16,17 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import services as annotation_services
-from annotation.models import Criterion, PreferenceLabel, Rubric, RubricVersion
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.fakellm import Rule
-from scoring.models import CoauthorJob, CoauthorSettings, JudgeEndpoint, LLMProvider, Proposal
-from scoring.services.endpoints import provider_save
+from annotation.projects import services as project_services
+from annotation.prompts.models import PreferenceLabel
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.models import Criterion, Rubric, RubricVersion
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
+from scoring.judges import services as judge_services
+from scoring.judges.models import JudgeEndpoint, LLMProvider
+from scoring.judges.services import provider_save
 from tests.factories import PromptFactory, ResponseFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -31,7 +35,7 @@ GOOD, BAD = "Call emergency services now.", "Take an antacid and rest."
 
 @pytest.fixture
 def endpoint(project, owner, fake_llm):  # type: ignore[no-untyped-def]
-    return services.endpoint_save(
+    return judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -55,7 +59,7 @@ def prompt(project, editor):  # type: ignore[no-untyped-def]
     good = ResponseFactory(prompt=prompt, source="model-a", content=GOOD)
     bad = ResponseFactory(prompt=prompt, source="model-b", content=BAD)
     PreferenceLabel.objects.create(prompt=prompt, chosen=good, rejected=bad)
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Chest pain",
@@ -156,7 +160,7 @@ def test_each_action_makes_a_proposal_that_is_accepted_as_a_version(
     assert (job.status, job.calls) == ("done", fake_llm.stats()["requests"])
     if kind == "contrastive":
         assert proposal.notes["reproduced"] is True and proposal.notes["tries"] == 1
-    changes = services.proposal_changes(proposal)
+    changes = coauthor_services.proposal_changes(proposal)
     assert changes, "the proposal changes nothing"
     url = reverse("scoring:proposal_decide", args=[project.slug, proposal.pk])
     response = client.post(url, {"decision": "accept_all"}, **HX)
@@ -182,7 +186,7 @@ def test_accepting_some_changes_and_editing_one_later_makes_it_hybrid(
     client.force_login(editor)
     eager(lambda: start(client, prompt, kind="draft"))
     proposal = Proposal.objects.get()
-    first, second = (c.key for c in services.proposal_changes(proposal))
+    first, second = (c.key for c in coauthor_services.proposal_changes(proposal))
     url = reverse("scoring:proposal_decide", args=[project.slug, proposal.pk])
     client.post(url, {"decision": "accept_selected", "accept": [first]}, **HX)
     proposal.refresh_from_db()
@@ -216,7 +220,7 @@ def test_a_malformed_answer_is_a_visible_error_and_changes_nothing(
     )
     assert RubricVersion.objects.filter(rubric__prompt=prompt).count() == 1
     with pytest.raises(Exception, match="already failed"):
-        services.proposal_decide(proposal=proposal, actor=editor, accept=None)
+        coauthor_services.proposal_decide(proposal=proposal, actor=editor, accept=None)
 
 
 def test_no_endpoint_shows_a_banner(client, project, prompt, editor):
@@ -247,7 +251,7 @@ def test_a_batch_with_faults_accounts_for_every_prompt_and_token(
         seed=7,
     )
     job = eager(
-        lambda: services.job_start(
+        lambda: coauthor_services.job_start(
             project=project, actor=editor, kind="draft", prompt_ids=[p.pk for p in prompts]
         )
     )
@@ -337,7 +341,7 @@ def test_a_missing_key_variable_fails_the_job_clearly(
             name="absent", base_url=fake_llm.url + "/v1", api_key_env="RUBRICSTUDIO_LLM_KEY_ABSENT"
         )
     )
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "nokey", "provider": provider.pk, "model": "m"},
@@ -395,7 +399,7 @@ def test_coauthoring_is_for_editors_and_scoped_to_the_project(
         assert client.get(url).status_code == 404
     for url in (begin, decide):
         assert client.post(url, {"kind": "draft", "decision": "accept_all"}).status_code == 404
-    other = annotation_services.project_create(name="Other", slug="other", owner=outsider)
+    other = project_services.project_create(name="Other", slug="other", owner=outsider)
     foreign = reverse("scoring:proposal_decide", args=[other.slug, proposal.pk])
     assert client.post(foreign, {"decision": "accept_all"}).status_code == 404
     proposal.refresh_from_db()
@@ -411,7 +415,7 @@ def test_batch_page_previews_cost_then_launches(client, project, editor, endpoin
         url, {"kind": "draft", "which": "no_rubric", "limit": "3", "preview": "1"}
     ).content.decode()
     assert "Before you launch" in html and "Launch 3 items" in html
-    preview = services.batch_preview(
+    preview = coauthor_services.batch_preview(
         endpoint=endpoint, kind="draft", prompts=list(project.prompts.all()[:3])
     )
     assert preview.calls == 3 and preview.input_tokens == (3 * 400 + 3 * 1800) // 4
@@ -473,7 +477,7 @@ def test_accepting_a_stale_proposal_keeps_what_a_person_changed_since(
     rubric = Rubric.objects.get(prompt=prompt)
     keys = [str(c.key) for c in rubric.current_version.criteria.order_by("position")]
     # Meanwhile a person changes the criterion the critique rewrites, and adds one.
-    annotation_services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric,
         author=editor,
         criteria=[
@@ -482,7 +486,7 @@ def test_accepting_a_stale_proposal_keeps_what_a_person_changed_since(
             CriterionInput(text="Mentions aspirin", points=1),
         ],
     )
-    version = services.proposal_decide(proposal=proposal, actor=editor, accept=None)
+    version = coauthor_services.proposal_decide(proposal=proposal, actor=editor, accept=None)
     rows = [(c.text, c.points) for c in version.criteria.order_by("position")]
     assert rows == [
         ("Advises calling emergency services", 10.0),
@@ -518,9 +522,9 @@ def test_refine_rounds_are_diffs_on_the_round_before(
     eager(lambda: start(client, prompt, kind="refine"))
     one, two = Proposal.objects.order_by("round")
     assert (one.status, two.status) == ("pending", "pending"), (one.error, two.error)
-    assert [c.status for c in services.proposal_changes(one)] == ["changed", "added"]
+    assert [c.status for c in coauthor_services.proposal_changes(one)] == ["changed", "added"]
     # Round 2 shows only its own change, on round 1's criteria, with round 1's keys.
-    changes = services.proposal_changes(two)
+    changes = coauthor_services.proposal_changes(two)
     assert [(c.status, c.old.text) for c in changes] == [("removed", "Is helpful")]
     added = next(c for c in one.criteria if c["text"] == "Says not to drive oneself to hospital")
     assert added["key"] in {c["key"] for c in two.criteria}
@@ -543,22 +547,22 @@ def test_bad_decisions_and_endpoints_get_clear_errors(
     html = start(client, prompt, kind="draft", endpoint="abc")
     assert "is not an endpoint id" in html
     # The default endpoint deleted: the remaining one is used.
-    other = services.endpoint_save(
+    other = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "other", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )
-    services.endpoint_delete(endpoint=endpoint, actor=owner)
-    assert services.endpoint_for(project) == other
+    judge_services.endpoint_delete(endpoint=endpoint, actor=owner)
+    assert coauthor_services.endpoint_for(project) == other
     # A zero rate limit is refused rather than stalling a job.
     with pytest.raises(Exception, match="RPM is at least 1"):
-        services.endpoint_save(project=project, actor=owner, data={"rpm": 0}, endpoint=other)
+        judge_services.endpoint_save(project=project, actor=owner, data={"rpm": 0}, endpoint=other)
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"])
 def test_endpoints_cannot_name_the_studios_own_secrets(project, owner, fake_llm, name):
     with pytest.raises(Exception, match="do not name an API key"):
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "base_url": fake_llm.url + "/v1", "model": "m", "api_key_env": name},
@@ -578,7 +582,7 @@ def test_one_pair_per_prompt_in_a_contrastive_job(project, prompt, editor, endpo
         prompt=prompt, chosen=label.chosen, rejected=label.rejected, source="expert"
     )
     with pytest.raises(Exception, match="one preference pair per prompt"):
-        services.job_start(
+        coauthor_services.job_start(
             project=project, actor=editor, kind="contrastive", label_ids=[label.pk, again.pk]
         )
 
@@ -590,19 +594,21 @@ def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
     """While a chunk's calls run, a thread keeps the job's heartbeat fresh (the sweep then
     leaves it alone); a worker whose job was claimed again meanwhile (its heartbeat had
     stalled past the lease) stops before its next chunk and leaves the job to the new claim."""
-    from scoring.services import coauthor
+    from scoring.coauthoring import services as coauthor_services
 
-    monkeypatch.setattr(coauthor, "job_send", lambda job_id: None)  # run it here, below
-    monkeypatch.setattr(coauthor, "LEASE", timedelta(milliseconds=50))  # a beat every 10 ms
+    monkeypatch.setattr(coauthor_services, "job_send", lambda job_id: None)  # run it here, below
+    monkeypatch.setattr(
+        coauthor_services, "LEASE", timedelta(milliseconds=50)
+    )  # a beat every 10 ms
     prompts = [
         PromptFactory(project=project, messages=[{"role": "user", "content": f"Question {i}?"}])
         for i in range(20)
     ]
     JudgeEndpoint.objects.filter(pk=endpoint.pk).update(max_concurrency=1)  # chunks of 8
-    job = services.job_start(
+    job = coauthor_services.job_start(
         project=project, actor=editor, kind="draft", prompt_ids=[p.pk for p in prompts]
     )
-    write = coauthor._write
+    write = coauthor_services._write
     beats: list[object] = []
 
     def look_then_write(job_, item, results):  # type: ignore[no-untyped-def]
@@ -620,9 +626,9 @@ def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
             )
         return write(job_, item, results)
 
-    monkeypatch.setattr(coauthor, "_write", look_then_write)
+    monkeypatch.setattr(coauthor_services, "_write", look_then_write)
     calls_before = fake_llm.stats()["requests"]
-    coauthor.job_run(job.pk)
+    coauthor_services.job_run(job.pk)
     job.refresh_from_db()
     assert beats, "no heartbeat while the chunk ran"
     assert job.status == "running" and job.finished_at is None  # left to the new claim

@@ -13,13 +13,18 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from annotation.models import Membership, PreferenceLabel, Project, Prompt, Role
-from scoring import services
-from scoring.exports.options import ExportOptions
-from scoring.fakellm import Rule
-from scoring.models import CoauthorJob, JudgeEndpoint, Run
-from scoring.results import run_results
-from scoring.services import exports as export_services
+from annotation.projects.models import Membership, Project, Role
+from annotation.prompts.models import PreferenceLabel, Prompt
+from fakellm.server import Rule
+from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.models import CoauthorJob
+from scoring.datasets import services as export_services
+from scoring.datasets.options import ExportOptions
+from scoring.judges.models import JudgeEndpoint
+from scoring.runs import review_queue
+from scoring.runs import services as run_services
+from scoring.runs.models import Run
+from scoring.runs.results import run_results
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(
@@ -78,7 +83,7 @@ def test_every_mode_and_action_works_on_the_offline_judge(demo, eager, fake_llm)
     runs = {}
     for mode in (Run.Mode.PER_CRITERION, Run.Mode.GROUPED, Run.Mode.HOLISTIC, Run.Mode.PAIRWISE):
         run = eager(
-            lambda mode=mode: services.runs.run_create(
+            lambda mode=mode: run_services.run_create(
                 project=demo,
                 actor=admin,
                 endpoint=endpoint,
@@ -103,7 +108,7 @@ def test_every_mode_and_action_works_on_the_offline_judge(demo, eager, fake_llm)
     pairs = run_results(runs[Run.Mode.PAIRWISE]).pairs
     assert pairs and all(p.consistent for p in pairs)
 
-    queue = services.queue_from_run(run=runs[Run.Mode.PAIRWISE], actor=admin)
+    queue = review_queue.queue_from_run(run=runs[Run.Mode.PAIRWISE], actor=admin)
     assert queue.items.count() == len(pairs)
 
     prompt = Prompt.objects.get(pk=prompt_ids[0])
@@ -118,7 +123,7 @@ def test_every_mode_and_action_works_on_the_offline_judge(demo, eager, fake_llm)
     ]
     for options in jobs:
         job = eager(
-            lambda options=options: services.job_start(
+            lambda options=options: coauthor_services.job_start(
                 project=demo, actor=admin, endpoint_id=endpoint.pk, **options
             )
         )
@@ -145,7 +150,7 @@ def test_a_run_in_which_every_judgment_failed_ends_failed(demo, eager, fake_llm)
     endpoint = JudgeEndpoint.objects.get(project=demo, name="Offline fake LLM")
     fake_llm.configure(rules=[Rule("<<<", "I would rather not answer in JSON.")])
     run = eager(
-        lambda: services.runs.run_create(
+        lambda: run_services.run_create(
             project=demo,
             actor=admin,
             endpoint=endpoint,

@@ -21,12 +21,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation import services as annotation_services
-from annotation.models import Criterion, RubricDraft
-from annotation.services import CriterionInput
-from scoring import tasks
-from scoring.models import Embedding
-from scoring.services import duplicates
+from annotation.rubrics import drafts as rubric_drafts
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Criterion, RubricDraft
+from annotation.rubrics.services import CriterionInput
+from scoring.analytics import duplicates
+from scoring.analytics import tasks as analytics_tasks
+from scoring.judges.models import Embedding
 from tests.factories import PromptFactory
 from tests.scoring.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
 
@@ -44,7 +46,7 @@ def _no_embedding_requests_remembered():  # type: ignore[no-untyped-def]
 
 def _rubric(project, editor, external_id, texts, **kwargs):  # type: ignore[no-untyped-def]
     prompt = PromptFactory(project=project, external_id=external_id) if external_id else None
-    return annotation_services.rubric_create(
+    return rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title=kwargs.pop("title", f"Rubric {external_id}"),
@@ -70,7 +72,7 @@ def others(project, editor):  # type: ignore[no-untyped-def]
     viruses = _rubric(project, editor, "virus-1", [(VIRUSES, 4), (DISTINCT[11], 5)])
     wide = _rubric(project, editor, None, [(DISTINCT[0], 2)], title="House style")
     archived = _rubric(project, editor, "old-1", [(DISTINCT[7], 3)])
-    annotation_services.rubric_archive(rubric=archived, actor=editor)
+    rubric_workflow.rubric_archive(rubric=archived, actor=editor)
     return viruses, wide
 
 
@@ -153,7 +155,9 @@ def sent(monkeypatch):  # type: ignore[no-untyped-def]
     """The embedding tasks sent to the workers (not run)."""
     calls: list = []
     monkeypatch.setattr(
-        tasks.embed_rubric_texts, "apply_async", lambda args, queue: calls.append((args, queue))
+        analytics_tasks.embed_rubric_texts,
+        "apply_async",
+        lambda args, queue: calls.append((args, queue)),
     )
     return calls
 
@@ -248,13 +252,13 @@ def test_the_merge_forms_send_the_base_the_editors_forms_send(client, rubric, ed
     assert {f["base"] for f in merge_forms(html)} == {editor_base(client, rubric)} == {"1"}
     # With a draft on v1 while someone else saved v2: the draft's base, as in the editor.
     first, second, third, _ = keys(rubric)
-    annotation_services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric, user=editor, op="update", data={"key": third, "points": "4", "base": "1"}
     )
-    annotation_services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric, user=owner, op="update", data={"key": third, "text": "Is kind.", "base": "1"}
     )
-    annotation_services.draft_save(rubric=rubric, user=owner)
+    rubric_drafts.draft_save(rubric=rubric, user=owner)
     rubric.refresh_from_db()
     assert rubric.current_version.number == 2
     html = eager(lambda: client.get(panel_url(rubric))).content.decode()
@@ -274,10 +278,10 @@ def test_a_merge_from_a_stale_page_changes_nothing_and_says_so(
     client.force_login(editor)
     form = merge_forms(embedded(client, rubric, eager))[0]
     first, second, *_ = keys(rubric)
-    annotation_services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric, user=owner, op="update", data={"key": first, "text": "Is kind.", "base": "1"}
     )
-    annotation_services.draft_save(rubric=rubric, user=owner)
+    rubric_drafts.draft_save(rubric=rubric, user=owner)
     response = client.post(merge_url(rubric), form, **(HX if htmx else {}), follow=not htmx)
     html = response.content.decode()
     assert response.status_code == 200 and "HX-Trigger" not in response
@@ -295,14 +299,14 @@ def test_a_merge_after_the_draft_was_saved_in_another_tab_changes_nothing(
 ):
     """The panel showed the person's draft on v1 (with a criterion added in it); they
     saved the draft in another tab since (v2, no draft): the page is stale."""
-    annotation_services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric, user=editor, op="add", data={"text": VIRUSES, "points": "3", "base": "1"}
     )
     client.force_login(editor)
     html = embedded(client, rubric, eager)
     form = merge_forms(html)[0]
     assert form["base"] == "1"
-    annotation_services.draft_save(rubric=rubric, user=editor)
+    rubric_drafts.draft_save(rubric=rubric, user=editor)
     response = client.post(merge_url(rubric), form, **HX)
     assert "changed since the page was loaded" in response.content.decode()
     assert "HX-Trigger" not in response and not RubricDraft.objects.exists()
@@ -321,7 +325,7 @@ def test_without_htmx_a_merge_redirects_to_the_page_with_a_message(client, rubri
 
 
 def test_the_report_reads_the_persons_draft(client, rubric, editor, viewer, eager):
-    annotation_services.draft_edit(
+    rubric_drafts.draft_edit(
         rubric=rubric, user=editor, op="add", data={"text": VIRUSES, "points": "3"}
     )
     client.force_login(editor)
@@ -353,7 +357,7 @@ def test_bad_merge_input_is_a_clear_error_and_changes_nothing(
 
 
 def test_an_archived_rubric_shows_warnings_but_cannot_be_merged(client, rubric, editor, eager):
-    annotation_services.rubric_archive(rubric=rubric, actor=editor)
+    rubric_workflow.rubric_archive(rubric=rubric, actor=editor)
     client.force_login(editor)
     assert "Merge" not in embedded(client, rubric, eager)
     a, b, *_ = keys(rubric)
@@ -429,7 +433,7 @@ def _wide_rubrics(
     """``count`` project-wide rubrics of ``size`` distinct criteria each."""
     for r in range(count):
         texts = [f"{name} rubric {r}, criterion {i}." for i in range(size)]
-        annotation_services.rubric_create(
+        rubric_services.rubric_create(
             project=project,
             title=f"{name} {r}",
             author=editor,
@@ -493,13 +497,13 @@ def test_across_matches_show_the_closest_three_and_count_the_rest(client, rubric
     milk = vectors[own.index(DISTINCT[1])]
     close = milk + 0.3 * _units(rng, 1)[0]
     for title in ("Old", "Mid", "New"):  # the same text in three rubrics, saved in this order
-        annotation_services.rubric_create(
+        rubric_services.rubric_create(
             project=project,
             title=title,
             author=editor,
             criteria=[CriterionInput(text="Warns against raw milk.", points=2)],
         )
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="Close",
         author=editor,

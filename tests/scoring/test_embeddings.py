@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from annotation import services as annotation_services
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.fakellm import Rule
-from scoring.local import embeddings
-from scoring.local.embeddings import (
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.analytics import duplicates
+from scoring.coauthoring.models import CoauthorSettings, Proposal
+from scoring.judges import embeddings
+from scoring.judges import services as judge_services
+from scoring.judges.embeddings import (
     EmbeddingError,
     diverse_subset,
     embed,
@@ -22,8 +24,7 @@ from scoring.local.embeddings import (
     near_duplicate_pairs,
     top_matches,
 )
-from scoring.models import CoauthorSettings, Embedding, Proposal
-from scoring.services import duplicates
+from scoring.judges.models import Embedding
 from tests.factories import PromptFactory, ResponseFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -258,14 +259,14 @@ def test_refine_grades_eight_diverse_responses_and_records_them(
         project=project, messages=[{"role": "user", "content": "Crushing chest pain, I'm 58."}]
     )
     ids = [ResponseFactory(prompt=prompt, content=t).pk for t in NEAR_TWINS + OUTLIERS]
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Chest pain",
         author=editor,
         criteria=[CriterionInput(text="Advises calling emergency services", points=10)],
     )
-    services.endpoint_save(
+    judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "fake", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},

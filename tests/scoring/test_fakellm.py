@@ -23,8 +23,14 @@ import pydantic
 import pytest
 from openai import AsyncOpenAI
 
-from scoring.fakellm import FakeConfig, FakeLLMServer, Rule
-from scoring.fakellm.server import generate_from_schema, is_loopback_host, load_rules
+from fakellm.server import (
+    FakeConfig,
+    FakeLLMServer,
+    Rule,
+    generate_from_schema,
+    is_loopback_host,
+    load_rules,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -634,7 +640,7 @@ def test_cli_serves_scripted_rules_until_terminated(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "scoring.fakellm",
+            "fakellm",
             "--port",
             "0",
             "--model",
@@ -670,7 +676,7 @@ def test_cli_serves_scripted_rules_until_terminated(tmp_path: Path) -> None:
 
 def test_cli_refuses_non_loopback_host() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "scoring.fakellm", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
+        [sys.executable, "-m", "fakellm", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -23,11 +23,16 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from annotation import services as annotation_services
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.models import JudgeEndpoint, Judgment, LLMProvider, Proposal, Run
-from scoring.services.endpoints import provider_save
+from annotation.projects import services as project_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.models import Proposal
+from scoring.judges import services as judge_services
+from scoring.judges.models import JudgeEndpoint, LLMProvider
+from scoring.judges.services import provider_save
+from scoring.runs import services as run_services
+from scoring.runs.models import Judgment, Run
 from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, UserFactory
 from tests.scoring.listener import Listener, Reply, closed_port
 
@@ -57,7 +62,7 @@ def site_provider(db, canary):  # type: ignore[no-untyped-def]
 def prompt(project, editor):  # type: ignore[no-untyped-def]
     prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "Dose?"}])
     ResponseFactory(prompt=prompt, source="model-a", content="Take 5 mg.")
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         prompt=prompt,
         title="Dose",
@@ -87,12 +92,12 @@ def use_everywhere(client, project, prompt, owner, editor, endpoint, eager):  # 
     client.force_login(owner)
     texts = [test_connection(client, endpoint)]
     job = eager(
-        lambda: services.job_start(
+        lambda: coauthor_services.job_start(
             project=project, actor=editor, kind="critique", prompt=prompt, endpoint_id=endpoint.pk
         )
     )
     run = eager(
-        lambda: services.runs.run_create(
+        lambda: run_services.run_create(
             project=project, actor=editor, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
         )
     )
@@ -158,7 +163,7 @@ def test_an_owner_cannot_send_a_site_key_anywhere(
         hosted.refresh_from_db()
         assert (hosted.temperature, hosted.base_url) == (0.5, site_provider.base_url)
         # Their own endpoint (no provider) is used everywhere: it carries no key.
-        mine = services.endpoint_save(project=project, actor=owner, data=own)
+        mine = judge_services.endpoint_save(project=project, actor=owner, data=own)
         texts = use_everywhere(client, project, prompt, owner, editor, mine, eager)
         received = theirs.received()
         assert b"POST /v1/chat/completions" in received and b"GET /v1/models" in received
@@ -175,7 +180,7 @@ def test_a_providers_key_reaches_its_own_url(client, settings, project, prompt, 
                 name="LAN vLLM", base_url=provider_server.url + "/v1", api_key_env=CANARY_VAR
             )
         )
-        endpoint = services.endpoint_save(
+        endpoint = judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "lan", "provider": provider.pk, "model": "m"},
@@ -186,19 +191,19 @@ def test_a_providers_key_reaches_its_own_url(client, settings, project, prompt, 
 
 
 def test_a_disabled_or_withheld_provider_sends_nothing(project, owner, site_provider, eager):
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project, actor=owner, data={"name": "h", "provider": site_provider.pk, "model": "m"}
     )
     LLMProvider.objects.filter(pk=site_provider.pk).update(enabled=False)
     with pytest.raises(Exception, match="disabled by the site admin"):
-        services.endpoint_test(endpoint=JudgeEndpoint.objects.get(pk=endpoint.pk))
+        judge_services.endpoint_test(endpoint=JudgeEndpoint.objects.get(pk=endpoint.pk))
     LLMProvider.objects.filter(pk=site_provider.pk).update(enabled=True)
-    other = annotation_services.project_create(name="Other", slug="other", owner=owner)
+    other = project_services.project_create(name="Other", slug="other", owner=owner)
     site_provider.projects.set([other])
     with pytest.raises(Exception, match="not available to this project"):
-        services.endpoint_test(endpoint=JudgeEndpoint.objects.get(pk=endpoint.pk))
+        judge_services.endpoint_test(endpoint=JudgeEndpoint.objects.get(pk=endpoint.pk))
     with pytest.raises(Exception, match="providers the site admin made available"):
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "provider": site_provider.pk, "model": "m"},
@@ -210,7 +215,7 @@ def test_a_disabled_or_withheld_provider_sends_nothing(project, owner, site_prov
 )  # fmt: skip
 def test_an_internal_address_is_refused_when_saved(project, owner, host):
     with pytest.raises(Exception, match="internal address|not a valid URL"):
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "base_url": f"http://{host}:6379/v1", "model": "m"},
@@ -226,7 +231,7 @@ def test_no_private_address_is_reached_unless_allowlisted(
     settings.LLM_PRIVATE_HOSTS = []
     with Listener() as internal:
         # A name that resolves to loopback passes the save (names are checked when used).
-        endpoint = services.endpoint_save(
+        endpoint = judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "base_url": f"http://localhost:{internal.port}/v1", "model": "m"},
@@ -248,7 +253,7 @@ def test_a_redirect_from_an_allowed_server_is_not_followed(client, settings, pro
         moved = Reply(302, b"", {"Location": f"{inside.url}/v1/models"})
         with Listener({"/models": moved, "/chat/completions": moved}) as allowed:
             allow(settings, allowed)
-            endpoint = services.endpoint_save(
+            endpoint = judge_services.endpoint_save(
                 project=project,
                 actor=owner,
                 data={"name": "x", "base_url": allowed.url + "/v1", "model": "m"},
@@ -265,7 +270,7 @@ def test_failure_reasons_never_echo_what_the_server_answered(
     replies = {"/models": Reply(404, page), "/chat/completions": Reply(404, page)}
     with Listener(replies) as internal:
         allow(settings, internal)
-        endpoint = services.endpoint_save(
+        endpoint = judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={"name": "x", "base_url": internal.url + "/v1", "model": "m"},
@@ -282,7 +287,7 @@ def test_open_and_closed_internal_ports_say_the_same(client, settings, project, 
     with Listener() as listening:
         said = set()
         for port in (listening.port, closed_port()):
-            endpoint = services.endpoint_save(
+            endpoint = judge_services.endpoint_save(
                 project=project,
                 actor=owner,
                 data={"name": f"p{port}", "base_url": f"http://localhost:{port}/v1", "model": "m"},
@@ -299,7 +304,7 @@ def test_a_local_endpoint_is_checked_again_when_tested(client, settings, project
         (directory / "config.json").write_text("{}")
         (directory / "model.safetensors").write_bytes(b"")
     settings.LOCAL_MODEL_DIRS = [str(root)]
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "local", "backend": "local", "model_path": str(root / "judge")},
@@ -354,7 +359,7 @@ def test_providers_are_for_superusers_only(client, settings, project, owner, can
     assert client.post(add, good).status_code == 302
     provider = LLMProvider.objects.get()
     assert provider.base_url == "https://api.hosted.example/v1"
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project, actor=owner, data={"name": "h", "provider": provider.pk, "model": "m"}
     )
     # Moving the provider moves its endpoints (runs started on the old URL stop).

@@ -15,11 +15,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.models import AuditEvent, ImportJob
+from annotation.projects.models import AuditEvent
+from annotation.prompts.models import ImportJob
 from rubricstudio.celery import Sweeper
-from scoring.models import CoauthorJob, Export, Judgment, Run, RunChunk, RunJudgment
-from scoring.services import recovery
-from scoring.services.runs import run_chunks_sweep
+from scoring import recovery
+from scoring.coauthoring import tasks as coauthor_tasks
+from scoring.coauthoring.models import CoauthorJob
+from scoring.datasets.models import Export
+from scoring.runs import tasks as run_tasks
+from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+from scoring.runs.services import run_chunks_sweep
 from tests.factories import PromptFactory, ResponseFactory
 from tests.workers import ROOT
 
@@ -29,16 +34,16 @@ LEASE = 60
 @pytest.fixture
 def sent(monkeypatch):  # type: ignore[no-untyped-def]
     """The tasks the sweeper enqueues, as (task, args, queue)."""
-    from scoring import tasks
+    pass
 
     calls: list[tuple[str, tuple, str | None]] = []
     monkeypatch.setattr(
-        tasks.score_chunk,
+        run_tasks.score_chunk,
         "apply_async",
         lambda args, queue=None: calls.append(("score_chunk", tuple(args), queue)),
     )
     monkeypatch.setattr(
-        tasks.coauthor_job_run,
+        coauthor_tasks.coauthor_job_run,
         "delay",
         lambda *args: calls.append(("coauthor_job_run", args, None)),
     )
@@ -232,7 +237,7 @@ def test_coauthoring_jobs_whose_heartbeat_stopped_are_requeued(
 def test_a_coauthoring_job_the_broker_could_not_take_is_sent_again(
     project, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from scoring import tasks
+    pass
 
     calls: list[tuple[int, ...]] = []
 
@@ -240,7 +245,7 @@ def test_a_coauthoring_job_the_broker_could_not_take_is_sent_again(
         calls.append(args)
         raise ConnectionRefusedError("broker down")
 
-    monkeypatch.setattr(tasks.coauthor_job_run, "delay", down)
+    monkeypatch.setattr(coauthor_tasks.coauthor_job_run, "delay", down)
     lease = recovery.coauthor.LEASE.total_seconds()
     job = make_job(project, CoauthorJob.Status.QUEUED, lease + 5)
     assert sweep(django_capture_on_commit_callbacks, recovery.stale_work_sweep).jobs == 1

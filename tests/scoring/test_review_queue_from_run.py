@@ -8,14 +8,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from annotation import services as annotation_services
 from annotation.errors import ApplicationError
-from annotation.models import ReviewQueue
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.fakellm import Rule
-from scoring.models import Run
-from scoring.results import run_results
+from annotation.reviews.models import ReviewQueue
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.runs import review_queue
+from scoring.runs.models import Run
+from scoring.runs.results import run_results
 from tests.factories import PromptFactory, ResponseFactory
 from tests.scoring.test_runs import endpoint, launch  # noqa: F401 - the fixture
 
@@ -32,7 +32,7 @@ def _verdict(winner: str, why: str) -> dict:  # type: ignore[type-arg]
 
 @pytest.fixture
 def pairwise_run(project, editor, endpoint, fake_llm, eager):  # type: ignore[no-untyped-def]  # noqa: F811
-    rubric = annotation_services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         title="t",
         author=editor,
@@ -57,7 +57,7 @@ def pairwise_run(project, editor, endpoint, fake_llm, eager):  # type: ignore[no
 
 def test_a_queue_holds_each_pair_with_the_judges_verdict(pairwise_run, editor):  # type: ignore[no-untyped-def]
     run, rubric = pairwise_run
-    queue = services.queue_from_run(run=run, actor=editor, overlap=2, seed=5)
+    queue = review_queue.queue_from_run(run=run, actor=editor, overlap=2, seed=5)
     assert (queue.origin, queue.source_run, queue.template_version) == (
         "run",
         run.pk,
@@ -83,18 +83,18 @@ def test_a_queue_holds_each_pair_with_the_judges_verdict(pairwise_run, editor): 
             assert (judge["winner"], judge["consistent"]) == ("tie", False)
     assert queue.items.get(position=0).slots.count() == 2
 
-    only = services.queue_from_run(run=run, actor=editor, plan="inconsistent", seed=5)
+    only = review_queue.queue_from_run(run=run, actor=editor, plan="inconsistent", seed=5)
     assert [i.judge["consistent"] for i in only.items.all()] == [False]
 
 
 def test_only_pairwise_runs_with_judged_pairs(project, editor, endpoint, fake_llm, eager):  # type: ignore[no-untyped-def]  # noqa: F811
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project, title="t", author=editor, criteria=[CriterionInput(text="x", points=1)]
     )
     ResponseFactory(prompt=PromptFactory(project=project))
     run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION)
     with pytest.raises(ApplicationError, match="made from pairwise runs"):
-        services.queue_from_run(run=run, actor=editor)
+        review_queue.queue_from_run(run=run, actor=editor)
 
 
 def test_the_run_page_makes_a_queue_for_editors_only(pairwise_run, project, client, personas):  # type: ignore[no-untyped-def]

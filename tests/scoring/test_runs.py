@@ -12,13 +12,16 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from annotation import services as annotation_services
-from annotation.models import Rubric
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.fakellm import Rule
-from scoring.models import Judgment, Run, RunJudgment
-from scoring.results import run_results
+from annotation.prompts import services as prompt_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Rubric
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.judges import services as judge_services
+from scoring.runs import services as run_services
+from scoring.runs.models import Judgment, Run, RunJudgment
+from scoring.runs.results import run_results
 from tests.factories import PromptFactory, ResponseFactory
 
 MET_IF_A_TO_M = [
@@ -37,7 +40,7 @@ def met_by_script(text: str) -> bool:
 
 @pytest.fixture
 def endpoint(project, owner, fake_llm):  # type: ignore[no-untyped-def]
-    return services.endpoint_save(
+    return judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -54,9 +57,7 @@ def endpoint(project, owner, fake_llm):  # type: ignore[no-untyped-def]
 
 def launch(eager, project, editor, endpoint, **options):  # type: ignore[no-untyped-def]
     run = eager(
-        lambda: services.runs.run_create(
-            project=project, actor=editor, endpoint=endpoint, **options
-        )
+        lambda: run_services.run_create(project=project, actor=editor, endpoint=endpoint, **options)
     )
     run.refresh_from_db()
     return run
@@ -65,7 +66,7 @@ def launch(eager, project, editor, endpoint, **options):  # type: ignore[no-unty
 def test_healthbench_scores_equal_an_independent_computation(
     project, editor, endpoint, fake_llm, eager, healthbench_path
 ):
-    annotation_services.data_import(project=project, path=healthbench_path)
+    prompt_services.data_import(project=project, path=healthbench_path)
     for prompt in project.prompts.all():
         ResponseFactory(prompt=prompt, source="model-x", content=f"Answer to {prompt.external_id}")
     fake_llm.configure(rules=MET_IF_A_TO_M)
@@ -95,7 +96,7 @@ def test_healthbench_scores_equal_an_independent_computation(
 
 def make_rubric_project(project, editor, n_prompts=10, n_responses=10, n_criteria=10):  # type: ignore[no-untyped-def]
     """A project-wide rubric of ``n_criteria`` applying to ``n_prompts × n_responses``."""
-    rubric = annotation_services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=editor,
@@ -122,7 +123,7 @@ def test_a_rerun_after_editing_one_criterion_calls_the_judge_only_for_it(
         CriterionInput(text=c.text + (" precisely" if i == 3 else ""), points=c.points, key=c.key)
         for i, c in enumerate(rubric.current_version.criteria.order_by("position"))
     ]
-    annotation_services.rubric_version_create(rubric=rubric, criteria=criteria, author=editor)
+    rubric_services.rubric_version_create(rubric=rubric, criteria=criteria, author=editor)
     fake_llm.reset()
     second = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION)
     assert fake_llm.stats()["requests"] == 100  # exactly the edited criterion × 100 responses
@@ -141,7 +142,7 @@ def test_faults_end_as_judgments_or_recorded_failures_and_retry_completes(
         rate_429=0.05, rate_500=0.05, rate_timeout=0.05, rate_malformed=0.3, seed=3,
         retry_after=0.01, hang_seconds=1.0,
     )  # fmt: skip
-    from scoring.models import JudgeEndpoint
+    from scoring.judges.models import JudgeEndpoint
 
     JudgeEndpoint.objects.filter(pk=endpoint.pk).update(timeout=0.5)
     run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION)
@@ -161,7 +162,7 @@ def test_faults_end_as_judgments_or_recorded_failures_and_retry_completes(
     scores = run_results(run).responses
     assert any(r.score is None for r in scores)  # a failure leaves the score undefined
     fake_llm.configure(rate_429=0, rate_500=0, rate_timeout=0, rate_malformed=0)
-    eager(lambda: services.runs.run_retry_failed(run=run, actor=editor))
+    eager(lambda: run_services.run_retry_failed(run=run, actor=editor))
     run.refresh_from_db()
     assert (run.status, run.done, run.failed, run.total) == ("done", 200, 0, 200)
     assert all(r.score is not None for r in run_results(run).responses)
@@ -184,7 +185,7 @@ def test_grouped_and_holistic_runs(project, editor, endpoint, fake_llm, eager):
 def test_pairwise_runs_judge_both_orders_and_flag_inconsistency(
     project, editor, endpoint, fake_llm, eager
 ):
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="t",
         author=editor,
@@ -246,7 +247,7 @@ def test_a_budget_pauses_the_run_and_a_raised_budget_resumes_it(
     project, editor, endpoint, fake_llm, eager, settings
 ):
     make_rubric_project(project, editor, n_prompts=10, n_responses=10, n_criteria=10)
-    import scoring.services.runs as runs_module
+    import scoring.runs.services as runs_module
 
     runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 100
     try:
@@ -254,8 +255,8 @@ def test_a_budget_pauses_the_run_and_a_raised_budget_resumes_it(
         assert run.status == "paused" and "budget" in run.note
         assert 0 < run.done < 1000 and run.cost >= 1e-5
         with pytest.raises(Exception, match="raise the budget"):
-            services.runs.run_resume(run=run, actor=editor)
-        eager(lambda: services.runs.run_resume(run=run, actor=editor, budget=1.0))
+            run_services.run_resume(run=run, actor=editor)
+        eager(lambda: run_services.run_resume(run=run, actor=editor, budget=1.0))
         run.refresh_from_db()
         assert (run.status, run.done) == ("done", 1000)
     finally:
@@ -314,15 +315,15 @@ def test_score_command_dry_run_prints_the_preview(project, editor, endpoint, cap
 def test_only_approved_versions_when_asked(project, editor, reviewer, endpoint, fake_llm, eager):
     rubric = make_rubric_project(project, editor, n_prompts=1, n_responses=2, n_criteria=2)
     with pytest.raises(Exception, match="approved version"):
-        services.runs.run_create(
+        run_services.run_create(
             project=project,
             actor=editor,
             endpoint=endpoint,
             mode="per_criterion",
             versions="approved",
         )
-    annotation_services.rubric_submit_for_review(rubric=rubric, actor=editor)
-    annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+    rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=editor)
+    rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
     run = launch(eager, project, editor, endpoint, mode="per_criterion", versions="approved")
     assert run.total == 4
     assert Rubric.objects.get(pk=rubric.pk).approved_version.number == 1
@@ -332,7 +333,7 @@ def test_only_approved_versions_when_asked(project, editor, reviewer, endpoint, 
 def test_same_answer_to_different_questions_is_judged_for_each(
     project, editor, endpoint, fake_llm, eager
 ):
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="t",
         author=editor,
@@ -357,7 +358,7 @@ def test_same_answer_to_different_questions_is_judged_for_each(
 def test_retry_keeps_each_unit_once_and_the_cost_of_both_attempts(
     project, editor, endpoint, fake_llm, eager
 ):
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="t",
         author=editor,
@@ -375,7 +376,7 @@ def test_retry_keeps_each_unit_once_and_the_cost_of_both_attempts(
     cost_before = run.cost
     with pytest.raises(Exception, match="once the run has ended"):
         Run.objects.filter(pk=run.pk).update(status="paused")
-        services.runs.run_retry_failed(run=Run.objects.get(pk=run.pk), actor=editor)
+        run_services.run_retry_failed(run=Run.objects.get(pk=run.pk), actor=editor)
     Run.objects.filter(pk=run.pk).update(status="done")
     fake_llm.configure(
         rules=[
@@ -383,7 +384,7 @@ def test_retry_keeps_each_unit_once_and_the_cost_of_both_attempts(
             *fake_llm.config.rules[1:],
         ]
     )
-    eager(lambda: services.runs.run_retry_failed(run=Run.objects.get(pk=run.pk), actor=editor))
+    eager(lambda: run_services.run_retry_failed(run=Run.objects.get(pk=run.pk), actor=editor))
     run.refresh_from_db()
     assert (run.status, run.done, run.failed, run.total) == ("done", 2, 0, 2)
     (result,) = run_results(run, with_verdicts=True).responses
@@ -398,7 +399,7 @@ def test_resume_of_a_run_paused_after_its_last_chunk_finishes_it(
     make_rubric_project(project, editor, n_prompts=1, n_responses=2, n_criteria=2)
     run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION)
     Run.objects.filter(pk=run.pk).update(status="paused")
-    eager(lambda: services.runs.run_resume(run=Run.objects.get(pk=run.pk), actor=editor))
+    eager(lambda: run_services.run_resume(run=Run.objects.get(pk=run.pk), actor=editor))
     assert Run.objects.get(pk=run.pk).status == "done"
 
 
@@ -417,5 +418,5 @@ def test_resume_of_a_run_paused_after_its_last_chunk_finishes_it(
 def test_bad_run_options_are_clear_errors(project, editor, endpoint, options, message):
     make_rubric_project(project, editor, n_prompts=1, n_responses=2, n_criteria=2)
     with pytest.raises(Exception, match=message):
-        services.runs.run_create(project=project, actor=editor, endpoint=endpoint, **options)
+        run_services.run_create(project=project, actor=editor, endpoint=endpoint, **options)
     assert not Run.objects.exists()

@@ -8,8 +8,9 @@ import time
 import pytest
 from django.db import connection
 
-from scoring import services
-from scoring.models import CoauthorJob, Proposal
+from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.models import CoauthorJob, Proposal
+from scoring.judges import services as judge_services
 from tests.factories import PromptFactory
 from tests.workers import celery_worker
 
@@ -21,13 +22,13 @@ def test_a_worker_process_runs_a_draft_job(project, owner, editor, fake_llm):
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     prompts = [PromptFactory(project=project) for _ in range(3)]
-    services.endpoint_save(
+    judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={"name": "fake", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )
     with celery_worker(f"job-{os.getpid()}@localhost", env={"DATABASE_URL": url}):
-        job = services.job_start(
+        job = coauthor_services.job_start(
             project=project, actor=editor, kind="draft", prompt_ids=[p.pk for p in prompts]
         )
         deadline = time.monotonic() + 60

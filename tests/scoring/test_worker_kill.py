@@ -12,11 +12,12 @@ import time
 import pytest
 from django.db import connection
 
-from annotation import services as annotation_services
-from annotation.models import AuditEvent
-from annotation.services import CriterionInput
-from scoring import services
-from scoring.models import Judgment, Run, RunChunk, RunJudgment
+from annotation.projects.models import AuditEvent
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.judges import services as judge_services
+from scoring.runs import services as run_services
+from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 from tests.factories import PromptFactory, ResponseFactory
 from tests.workers import celery_worker
 
@@ -45,7 +46,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
         "SCORING_CHUNK_LEASE": str(LEASE),
         "SCORING_SWEEP_INTERVAL": str(SWEEP),
     }
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=editor,
@@ -55,7 +56,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
         prompt = PromptFactory(project=project)
         for r in range(10):
             ResponseFactory(prompt=prompt, source=f"m{r % 3}", content=f"Answer {p}.{r}")
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -66,12 +67,12 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
         },  # fmt: skip
     )
     fake_llm.configure(latency=0.02)
-    import scoring.services.runs as runs_module
+    import scoring.runs.services as runs_module
 
     runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 250
     try:
         with celery_worker(f"kill-{os.getpid()}@localhost", env=env) as worker:
-            run = services.runs.run_create(
+            run = run_services.run_create(
                 project=project, actor=editor, endpoint=endpoint, mode="per_criterion"
             )
             assert run.total == 2000 and run.chunks.count() == 8

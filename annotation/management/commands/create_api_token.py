@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation import services
+from annotation.projects import services as project_services
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user named '{username}'.")
         if rotate:
-            token = services.api_token_rotate(user=user)
+            token = project_services.api_token_rotate(user=user)
         else:
-            token = services.api_token_get_or_create(user=user)
+            token = project_services.api_token_get_or_create(user=user)
         self.stdout.write(token.key)

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from annotation import services
-from annotation.demo_data import demo_records
-from annotation.models import Membership, Project, Role
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Project, Role
+from annotation.prompts import services as prompt_services
+from annotation.prompts.demo_data import demo_records
 
 DEMO_SLUG = "demo"
 
@@ -37,7 +38,7 @@ class Command(BaseCommand):
 
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
-            project = services.project_create(
+            project = project_services.project_create(
                 name="Demo: HealthBench and MT-Bench",
                 slug=DEMO_SLUG,
                 description=(
@@ -72,7 +73,7 @@ class Command(BaseCommand):
         )
 
     def _import(self, project: Project, actor, path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
-        report = services.data_import(project=project, path=path, fmt=fmt, actor=actor)
+        report = prompt_services.data_import(project=project, path=path, fmt=fmt, actor=actor)
         self.stdout.write(
             f"Imported {path.name}: {report.prompts_created} prompts created, "
             f"{report.prompts_unchanged} unchanged, {report.criteria_created} criteria, "

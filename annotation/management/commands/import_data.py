@@ -5,10 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation import services
 from annotation.errors import ApplicationError
-from annotation.importers import FORMATS
-from annotation.models import Project
+from annotation.projects.models import Project
+from annotation.prompts import services as prompt_services
+from annotation.prompts.importers.formats import FORMATS
 
 
 class Command(BaseCommand):
@@ -48,7 +48,7 @@ class Command(BaseCommand):
         try:
             # Not inside a transaction of its own: the file is read and checked with no
             # lock held; the import takes the project's lock only to write.
-            report = services.data_import(
+            report = prompt_services.data_import(
                 project=project,
                 path=path,
                 fmt=opts["format"],
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 f"{report.file}: {report.error_count} bad record(s); nothing was imported."
             )
 
-    def _print(self, report: services.ImportReport) -> None:  # type: ignore[name-defined]
+    def _print(self, report: prompt_services.ImportReport) -> None:  # type: ignore[name-defined]
         w = self.stdout.write
         w(f"{report.file} ({report.format}): {report.records} records")
         if report.committed:

@@ -8,8 +8,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
-from annotation.models import Project
-from scoring.exports.backup import backup_project
+from annotation.projects.models import Project
+from scoring.datasets.backup import backup_project
 
 
 class Command(BaseCommand):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
-from annotation.models import Project
-from scoring import services
-from scoring.models import JudgeEndpoint, LLMProvider
-from scoring.services.endpoints import provider_save
+from annotation.projects.models import Project
+from scoring.judges import services as judge_services
+from scoring.judges.models import JudgeEndpoint, LLMProvider
+from scoring.judges.services import provider_save
 
 NAME = "Offline fake LLM"
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             self.stdout.write(f"No project '{project}'; no endpoint added.")
             return
         provider = LLMProvider.objects.filter(name=NAME).first() or LLMProvider(
-            name=NAME, note="The offline fake LLM of `make run` (scoring.fakellm): no key."
+            name=NAME, note="The offline fake LLM of `make run` (fakellm): no key."
         )
         provider.base_url, provider.api_key_env, provider.enabled = url, "", True
         try:
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             endpoint = JudgeEndpoint.objects.filter(project=found, name=NAME).first()
             if endpoint is not None and endpoint.provider_id == provider.pk:
                 return
-            services.endpoint_save(
+            judge_services.endpoint_save(
                 project=found,
                 actor=None,
                 data={"name": NAME, "provider": provider.pk, "base_url": "", "model": "fake-judge"},

@@ -10,9 +10,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import Project
-from scoring import services
-from scoring.models import JudgeEndpoint
+from annotation.projects.models import Project
+from scoring.judges import services as judge_services
+from scoring.judges.models import JudgeEndpoint
 
 NAME = "Tiny local judge (random weights)"
 
@@ -33,14 +33,14 @@ class Command(BaseCommand):
         directory = Path(settings.LOCAL_MODEL_DIRS[0]) / "demo-tiny-judge"
         if not (directory / "config.json").is_file():
             try:
-                from scoring.local import synthetic
+                from scoring.judges.local import synthetic
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise CommandError(f"Install requirements-ml.txt first: {exc}") from None
             tokenizer = synthetic.build_tokenizer(directory, chat=True)
             synthetic.build_model(directory, vocab_size=len(tokenizer), initializer_range=0.2)
         if JudgeEndpoint.objects.filter(project=found, name=NAME).exists():
             return
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=found,
             actor=None,
             data={"name": NAME, "backend": "local", "model_path": str(directory), "device": "cpu"},

@@ -13,10 +13,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
-from annotation.models import Project
-from scoring.exports.options import FORMATS, KINDS, ORIGINS, ExportOptions
-from scoring.models import Export
-from scoring.services import exports
+from annotation.projects.models import Project
+from scoring.datasets import services as export_services
+from scoring.datasets.models import Export
+from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
 
 
 class Command(BaseCommand):
@@ -47,9 +47,9 @@ class Command(BaseCommand):
         pairs = parser.add_argument_group("preference pairs (--kind preferences)")
         pairs.add_argument(
             "--origins",
-            default=",".join(exports.DEFAULT_ORIGINS),
+            default=",".join(export_services.DEFAULT_ORIGINS),
             help=f"Comma-separated label origins among {', '.join(ORIGINS)} "
-            f"(default: {','.join(exports.DEFAULT_ORIGINS)}).",
+            f"(default: {','.join(export_services.DEFAULT_ORIGINS)}).",
         )
         pairs.add_argument(
             "--margins",
@@ -84,32 +84,32 @@ class Command(BaseCommand):
                 kind=o["kind"],
                 format=o["format"],
                 versions=o["versions"],
-                ratios=exports.parse_ratios(o["split"]),
-                tags=exports.parse_list(o["tags"]),
-                sources=exports.parse_list(o["sources"]),
+                ratios=export_services.parse_ratios(o["split"]),
+                tags=export_services.parse_list(o["tags"]),
+                sources=export_services.parse_list(o["sources"]),
                 since=o["since"],
                 until=o["until"],
                 exclude=self._exclusions(o["exclude_file"]),
                 license=o["license"],
-                origins=exports.parse_list(o["origins"]),
+                origins=export_services.parse_list(o["origins"]),
                 margins=o["margins"],
                 conversational=not o["plain"],
                 min_agreement=_number(o["min_agreement"], "--min-agreement"),
                 min_margin=_number(o["min_margin"], "--min-margin") or 0.0,
                 consistent_only=o["consistent_only"],
             )
-            export = exports.export_create(
+            export = export_services.export_create(
                 project=project, actor=None, options=options, enqueue=False
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
-        exports.export_run(export.pk)
+        export_services.export_run(export.pk)
         export.refresh_from_db()
         if export.status != Export.Status.DONE:
             raise CommandError(f"Export #{export.pk} failed: {export.error}")
         out.mkdir(parents=True, exist_ok=True)
         for f in export.files:
-            shutil.copyfile(exports.export_file(export, f["name"]), out / f["name"])
+            shutil.copyfile(export_services.export_file(export, f["name"]), out / f["name"])
         self.stdout.write(
             f"Export #{export.pk}: {export.rows_total} rows in {len(export.files)} file(s) "
             f"copied to {out}"
@@ -122,7 +122,7 @@ class Command(BaseCommand):
         if path is None:
             return ()
         try:
-            return exports.parse_lines(path.read_text(encoding="utf-8"))
+            return export_services.parse_lines(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise CommandError(
                 f"Cannot read the exclusion file {path}: {exc.strerror or exc}."

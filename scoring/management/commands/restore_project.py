@@ -7,7 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
-from scoring.exports.backup import restore_project
+from scoring.datasets.backup import restore_project
 
 
 class Command(BaseCommand):

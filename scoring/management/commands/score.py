@@ -7,9 +7,10 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import ApplicationError
-from annotation.models import Project
-from scoring.models import JudgeEndpoint, Run
-from scoring.services import runs
+from annotation.projects.models import Project
+from scoring.judges.models import JudgeEndpoint
+from scoring.runs import services as run_services
+from scoring.runs.models import Run
 
 
 class Command(BaseCommand):
@@ -47,13 +48,13 @@ class Command(BaseCommand):
         }  # fmt: skip
         try:
             if o["dry_run"]:
-                plan = runs.plan_units(
+                plan = run_services.plan_units(
                     project=project, endpoint=endpoint, mode=o["mode"], **options
                 )
-                preview = runs.preview(plan, endpoint=endpoint, mode=o["mode"])
+                preview = run_services.preview(plan, endpoint=endpoint, mode=o["mode"])
                 self._print(vars(preview), o["json"], "Preview (nothing was launched)")
                 return
-            run = runs.run_create(
+            run = run_services.run_create(
                 project=project, actor=None, endpoint=endpoint, mode=o["mode"],
                 budget=o["budget"], **options,
             )  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 import openai
 import pytest
 
+from fakellm.server import FakeConfig, FakeLLMServer, Rule, generate_from_schema
 from scoring.engine.gateway import (
     CallResult,
     EndpointConfig,
@@ -35,8 +36,6 @@ from scoring.engine.gateway import (
 )
 from scoring.engine.netguard import NetworkPolicy
 from scoring.engine.structured import validate
-from scoring.fakellm import FakeConfig, FakeLLMServer, Rule
-from scoring.fakellm.server import generate_from_schema
 
 KEY = "sk-test-9f8e7d6c5b4a-DO-NOT-LEAK"
 # The servers of these tests listen on loopback, which requests reach only when allowed.

@@ -6,7 +6,7 @@ A request reaches the server some time after the limiter admits it: measured her
 first request arrives ~0.1 s after its admission (connection set-up, the server's first
 request) while later ones take a few ms. A server counting from that late first arrival
 would see the next window's requests early, so the limiter's window carries a margin for
-that absolute delay: the studio counts 60 s + 1 s (scoring.llm.RATE_WINDOW_MARGIN), this
+that absolute delay: the studio counts 60 s + 1 s (scoring.judges.gateways.RATE_WINDOW_MARGIN), this
 test 1 s + 0.5 s (the delay does not shrink with the window).
 
 The delay grows with the burst: a window's worth of requests admitted at once leaves the
@@ -47,7 +47,7 @@ def test_rpm_is_never_exceeded_at_the_server():
     """The server runs in its own process, so its arrival times are not skewed by the
     client holding the interpreter lock."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "scoring.fakellm", "--port", "0"],
+        [sys.executable, "-m", "fakellm", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -21,24 +21,20 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from annotation import services as annotation_services
-from annotation.models import (
-    AuditEvent,
-    CriterionComment,
-    PairwiseReview,
-    PreferenceLabel,
-    Project,
-    Prompt,
-    Response,
-    ReviewItem,
-    ReviewSlot,
-    Rubric,
-    RubricDraft,
-)
-from annotation.services import CriterionInput
-from annotation.services.audit import audit
-from scoring import services
-from scoring.exports.backup import (
+from annotation.projects.models import AuditEvent, Project
+from annotation.projects.services import audit
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.reviews import services as review_services
+from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewSlot
+from annotation.rubrics import comments as rubric_comments
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import CriterionComment, Rubric, RubricDraft
+from annotation.rubrics.services import CriterionInput
+from fakellm.server import Rule
+from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
+from scoring.datasets.backup import (
     BY_LABEL,
     EXCLUDED,
     GONE,
@@ -46,8 +42,8 @@ from scoring.exports.backup import (
     backup_project,
     restore_project,
 )
-from scoring.fakellm import Rule
-from scoring.models import CoauthorJob, CoauthorSettings, Judgment, Proposal, Run, RunChunk
+from scoring.runs import review_queue
+from scoring.runs.models import Judgment, Run, RunChunk
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 from tests.scoring.test_runs import MET_IF_A_TO_M, endpoint, launch  # noqa: F401 - the fixture
 
@@ -95,9 +91,9 @@ def _reviewer(project: Project, name: str):  # type: ignore[no-untyped-def]
 
 def _review_all(queue, reviewers, choose):  # type: ignore[no-untyped-def]
     for reviewer in reviewers:
-        while (slot := annotation_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+        while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
             shown = choose(reviewer, slot)
-            annotation_services.review_commit(
+            review_services.review_commit(
                 slot=slot, reviewer=reviewer, shown=shown, rationale=f"{reviewer} says {shown}",
                 confidence=4, seconds=12.5,
             )  # fmt: skip
@@ -112,13 +108,13 @@ def small(project, owner, editor, reviewer):  # type: ignore[no-untyped-def]
     chosen = ResponseFactory(prompt=prompt, source="model/a", content="Chosen — ünïcode")
     rejected = ResponseFactory(prompt=prompt, source="model-b", content="Rejected")
     PreferenceLabel.objects.create(prompt=prompt, chosen=chosen, rejected=rejected)
-    rubric = annotation_services.rubric_create(
+    rubric = rubric_services.rubric_create(
         project=project, title="House rules", author=editor,
         criteria=[CriterionInput(text="Is kind", points=3, tags=["tone"]),
                   CriterionInput(text="Invents a dose", points=-5, category="pitfall")],
     )  # fmt: skip
     first = list(rubric.current_version.criteria.order_by("position"))
-    annotation_services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric, author=editor, base_number=1, note="sharper",
         criteria=[CriterionInput(text="Is kind and clear", points=3, key=first[0].key),
                   CriterionInput(text=first[1].text, points=-5, category="pitfall",
@@ -126,20 +122,20 @@ def small(project, owner, editor, reviewer):  # type: ignore[no-untyped-def]
                   CriterionInput(text="Cites a source", points=0.1, provenance="llm",
                                  provenance_model="gpt-x")],
     )  # fmt: skip
-    annotation_services.rubric_submit_for_review(rubric=rubric, actor=editor)
-    annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
-    comment = annotation_services.comment_add(
+    rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=editor)
+    rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+    comment = rubric_comments.comment_add(
         rubric=rubric, author=reviewer, text="Too vague?", criterion_key=first[0].key
     )
-    annotation_services.comment_resolve(comment=comment, actor=editor)
-    annotation_services.comment_add(rubric=rubric, author=owner, text="Looks good")
+    rubric_comments.comment_resolve(comment=comment, actor=editor)
+    rubric_comments.comment_add(rubric=rubric, author=owner, text="Looks good")
     RubricDraft.objects.create(
         rubric=rubric, user=editor, base_number=2, conflict_with=None,
         criteria=[{"key": str(first[0].key), "text": "Is kind", "points": 2.0, "category": "",
                    "kind": "principle", "tags": [], "provenance": "human",
                    "provenance_model": ""}],
     )  # fmt: skip
-    queue = annotation_services.queue_from_labels(
+    queue = review_services.queue_from_labels(
         project=project, actor=owner, labels=list(PreferenceLabel.objects.all()), seed=3,
         overlap=2, name="pairs",
     )  # fmt: skip
@@ -152,7 +148,7 @@ def rich(small, project, owner, editor, reviewer, endpoint, fake_llm, eager, hea
     """``small``, plus the HealthBench sample, a per-criterion run, a pairwise run with a
     review queue (an undo, a disagreement adjudicated), co-authoring rows and audit events
     naming rows that are gone."""
-    annotation_services.data_import(project=project, path=healthbench_path, actor=owner)
+    prompt_services.data_import(project=project, path=healthbench_path, actor=owner)
     scored = list(Prompt.objects.filter(project=project).exclude(external_id="ext/1: a b"))[:3]
     for prompt in scored:
         ResponseFactory(prompt=prompt, source="model-x", content=f"Answer to {prompt.external_id}")
@@ -175,13 +171,13 @@ def rich(small, project, owner, editor, reviewer, endpoint, fake_llm, eager, hea
     pairwise = launch(eager, project, editor, endpoint, mode=Run.Mode.PAIRWISE,
                       prompt_ids=[pair_prompt.pk])  # fmt: skip
     assert pairwise.status == "done"
-    queue = services.queue_from_run(run=pairwise, actor=editor, overlap=2, seed=5)
+    queue = review_queue.queue_from_run(run=pairwise, actor=editor, overlap=2, seed=5)
     second = User.objects.get(username="second")
     _review_all(queue, [reviewer], lambda who, slot: "A")
-    annotation_services.review_undo(queue=queue, reviewer=reviewer)  # held again, then redone
+    review_services.review_undo(queue=queue, reviewer=reviewer)  # held again, then redone
     _review_all(queue, [reviewer, second], lambda who, slot: "A" if who == reviewer else "B")
     for item in queue.items.filter(final=""):
-        annotation_services.item_adjudicate(item=item, actor=owner, winner="b")
+        review_services.item_adjudicate(item=item, actor=owner, winner="b")
 
     settings_, _ = CoauthorSettings.objects.update_or_create(
         project=project, defaults={"endpoint": endpoint, "refine_rounds": 3}

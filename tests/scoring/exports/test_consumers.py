@@ -19,12 +19,17 @@ from typing import Any
 
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import PreferenceLabel, Rubric
-from annotation.services import CriterionInput
-from scoring.exports.options import ExportOptions
-from scoring.models import Export
-from scoring.services import exports
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Rubric
+from annotation.rubrics.services import CriterionInput
+from scoring.datasets import services as export_services
+from scoring.datasets.models import Export
+from scoring.datasets.options import ExportOptions
+from scoring.judges import services as judge_services
+from scoring.runs import services as run_services
 from tests.factories import PromptFactory, ResponseFactory
 
 
@@ -49,13 +54,13 @@ def hf_datasets(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 def export_files(eager, project, actor, **options) -> Path:  # type: ignore[no-untyped-def]
     export = eager(
-        lambda: exports.export_create(
+        lambda: export_services.export_create(
             project=project, actor=actor, options=ExportOptions(**options)
         )
     )
     export.refresh_from_db()
     assert export.status == Export.Status.DONE, export.error
-    return exports.export_directory(export.pk)
+    return export_services.export_directory(export.pk)
 
 
 # --- TRL --------------------------------------------------------------------------------------
@@ -100,7 +105,7 @@ def labelled(project, editor):  # type: ignore[no-untyped-def]
 
 
 def tiny_tokenizer(directory: Path) -> Any:
-    from scoring.local.synthetic import build_tokenizer
+    from scoring.judges.local.synthetic import build_tokenizer
 
     return build_tokenizer(directory, chat=True)
 
@@ -161,7 +166,7 @@ def test_trl_trains_one_step_on_the_default_preference_export(  # type: ignore[n
     trl = pytest.importorskip("trl")
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
-    from scoring.local.synthetic import llama_config
+    from scoring.judges.local.synthetic import llama_config
 
     directory = export_files(
         eager, labelled, editor, kind="preferences", format=fmt, conversational=conversational
@@ -213,14 +218,14 @@ def judged_pairs(project, editor, fake_llm, eager):  # type: ignore[no-untyped-d
     """Two prompts under a project-wide rubric, three responses each, judged per criterion:
     model-a meets every criterion, the others none (score margins of 1); a dataset label
     that no judge pair repeats (no margin) on each prompt."""
-    from scoring import services
-    from scoring.fakellm import Rule
+    pass
+    from fakellm.server import Rule
 
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project, actor=editor,
         data={"name": "judge", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )  # fmt: skip
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project, title="all", author=editor,
         criteria=[CriterionInput(text="Is accurate", points=5),
                   CriterionInput(text="Advises a doctor when needed", points=3)],
@@ -242,7 +247,7 @@ def judged_pairs(project, editor, fake_llm, eager):  # type: ignore[no-untyped-d
             Rule("says", {"explanation": "No.", "criteria_met": False}),
         ]
     )
-    run = eager(lambda: services.runs.run_create(
+    run = eager(lambda: run_services.run_create(
         project=project, actor=editor, endpoint=endpoint, mode="per_criterion"))  # fmt: skip
     run.refresh_from_db()
     assert run.status == "done" and run.failed == 0
@@ -256,7 +261,7 @@ def test_trl_reward_trainer_reads_the_margin_column_of_an_export_with_margins(  
     trl = pytest.importorskip("trl")
     from transformers import LlamaForSequenceClassification
 
-    from scoring.local.synthetic import llama_config
+    from scoring.judges.local.synthetic import llama_config
 
     directory = export_files(
         eager, judged_pairs, editor, kind="preferences", format="parquet",
@@ -309,11 +314,11 @@ def rubric_reward(
 def test_a_verl_rubric_reward_reading_extra_info_reproduces_the_studio_scores(  # type: ignore[no-untyped-def]
     project, owner, reviewer, editor, fake_llm, eager, healthbench_path, hf_datasets, tmp_path
 ):
-    from scoring import services
-    from scoring.results import run_results
+    pass
+    from scoring.runs.results import run_results
     from tests.scoring.test_runs import MET_IF_A_TO_M
 
-    annotation_services.data_import(project=project, path=healthbench_path)
+    prompt_services.data_import(project=project, path=healthbench_path)
     source = {}
     with healthbench_path.open(encoding="utf-8") as lines:
         for line in lines:
@@ -321,8 +326,8 @@ def test_a_verl_rubric_reward_reading_extra_info_reproduces_the_studio_scores(  
             source[record["prompt_id"]] = record
     answers = {}
     for rubric in Rubric.objects.filter(project=project).order_by("pk")[:APPROVED]:
-        annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)
-        annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+        rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
+        rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
         response = ResponseFactory(
             prompt=rubric.prompt, source="policy", content=f"Answer to {rubric.prompt.external_id}"
         )
@@ -330,12 +335,12 @@ def test_a_verl_rubric_reward_reading_extra_info_reproduces_the_studio_scores(  
 
     # The studio grades each response per criterion (fake judge: met when the criterion
     # starts with a letter from A to M) and scores it the HealthBench way.
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project, actor=editor,
         data={"name": "judge", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )  # fmt: skip
     fake_llm.configure(rules=MET_IF_A_TO_M)
-    run = eager(lambda: services.runs.run_create(
+    run = eager(lambda: run_services.run_create(
         project=project, actor=editor, endpoint=endpoint, mode="per_criterion"))  # fmt: skip
     run.refresh_from_db()
     assert run.status == "done" and run.failed == 0

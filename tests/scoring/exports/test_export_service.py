@@ -14,14 +14,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from annotation import services as annotation_services
 from annotation.errors import ApplicationError
-from annotation.models import Rubric
-from annotation.services import CriterionInput
-from scoring.exports import writers
-from scoring.exports.options import ExportOptions
-from scoring.models import Export
-from scoring.services import exports
+from annotation.projects import services as project_services
+from annotation.prompts import services as prompt_services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Rubric
+from annotation.rubrics.services import CriterionInput
+from scoring.datasets import services as export_services
+from scoring.datasets import writers
+from scoring.datasets.models import Export
+from scoring.datasets.options import ExportOptions
 from tests.factories import PromptFactory, ResponseFactory
 
 
@@ -34,10 +37,10 @@ def media(settings, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-untyped-def]
     """The HealthBench sample with 30 of its 250 rubrics approved."""
-    annotation_services.data_import(project=project, path=healthbench_path)
+    prompt_services.data_import(project=project, path=healthbench_path)
     for rubric in Rubric.objects.filter(project=project).order_by("pk")[:30]:
-        annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)
-        annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+        rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
+        rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
     return project
 
 
@@ -51,7 +54,7 @@ def small(project, owner):  # type: ignore[no-untyped-def]
             external_id=f"case-{i}",
             messages=[{"role": "user", "content": f"My child has a fever of 39.{i} C. What now?"}],
         )
-        annotation_services.rubric_create(
+        rubric_services.rubric_create(
             project=project,
             prompt=prompt,
             title=f"case {i}",
@@ -68,7 +71,7 @@ def small(project, owner):  # type: ignore[no-untyped-def]
 
 def run_export(eager, project, actor, **options):  # type: ignore[no-untyped-def]
     export = eager(
-        lambda: exports.export_create(
+        lambda: export_services.export_create(
             project=project, actor=actor, options=ExportOptions(**options)
         )
     )
@@ -92,7 +95,7 @@ def test_an_export_writes_its_files_and_records_their_sha256(healthbench, editor
     names = [f["name"] for f in export.files]
     assert names == ["train.parquet", "validation.parquet", "test.parquet", "README.md"]
     assert export.rows_total == export.rows_done == 30 == sum(f["rows"] for f in export.files)
-    directory = exports.export_directory(export.pk)
+    directory = export_services.export_directory(export.pk)
     for f in export.files:
         path = directory / f["name"]
         assert sha256(path) == f["sha256"] and path.stat().st_size == f["bytes"]
@@ -120,7 +123,7 @@ def test_the_same_export_twice_is_byte_identical(healthbench, editor, owner, eag
     assert first.files == second.files
     assert first.rows_total == 250
     # the card names the exclusion list by its size and hash, never its texts
-    card = (exports.export_directory(first.pk) / "README.md").read_text()
+    card = (export_services.export_directory(first.pk) / "README.md").read_text()
     assert "some benchmark prompt text" not in card and "exclusions_sha256" in card
 
 
@@ -160,7 +163,7 @@ def with_metadata(project, tmp_path):  # type: ignore[no-untyped-def]
     for name, record in SOURCES.items():
         path = tmp_path / name
         path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-        report = annotation_services.data_import(project=project, path=path)
+        report = prompt_services.data_import(project=project, path=path)
         assert not report.errors, report.errors
     return project
 
@@ -172,7 +175,7 @@ def _lines(path) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 def test_the_source_records_other_fields_come_back(with_metadata, editor, eager):  # type: ignore[no-untyped-def]
     hb = run_export(eager, with_metadata, editor, kind="rl_healthbench", versions="latest")
-    lines = _lines(exports.export_directory(hb.pk) / "train.jsonl")
+    lines = _lines(export_services.export_directory(hb.pk) / "train.jsonl")
     assert lines["hb-1"]["canary"] == "healthbench-canary"
     assert lines["hb-1"]["example_tags"] == ["theme:emergency_referrals"]
     assert lines["hb-1"]["ideal_completions_data"] == {"ideal_completions_group": "g1"}
@@ -180,11 +183,11 @@ def test_the_source_records_other_fields_come_back(with_metadata, editor, eager)
     assert lines["rqa-1"]["citation_metadata"] == SOURCES["researchqa.jsonl"]["citation_metadata"]
     assert lines["rqa-1"]["field"] == "biology"
     assert "metadata" not in lines["hb-1"] and "metadata" not in lines["rqa-1"]
-    card = (exports.export_directory(hb.pk) / "README.md").read_text()
+    card = (export_services.export_directory(hb.pk) / "README.md").read_text()
     assert "top-level fields of each line" in card
 
     rar = run_export(eager, with_metadata, editor, kind="rl_rar", versions="latest")
-    lines = _lines(exports.export_directory(rar.pk) / "train.jsonl")
+    lines = _lines(export_services.export_directory(rar.pk) / "train.jsonl")
     assert lines["rar-1"]["question_source"] == "medqa"
     assert lines["rar-1"]["rubric"] == [
         {"title": "Names it", "description": "Essential Criteria: Names vitamin C", "weight": 5}
@@ -192,7 +195,7 @@ def test_the_source_records_other_fields_come_back(with_metadata, editor, eager)
 
     verl = run_export(eager, with_metadata, editor, kind="rl_verl", format="parquet",
                       versions="latest")  # fmt: skip
-    table = pq.read_table(exports.export_directory(verl.pk) / "train.parquet")
+    table = pq.read_table(export_services.export_directory(verl.pk) / "train.parquet")
     infos = {r["extra_info"]["prompt_id"]: r["extra_info"] for r in table.to_pylist()}
     prompts = {p.external_id: p for p in with_metadata.prompts.all()}
     assert set(infos) == {"hb-1", "rqa-1", "rar-1"}
@@ -202,7 +205,7 @@ def test_the_source_records_other_fields_come_back(with_metadata, editor, eager)
 
     parquet = run_export(eager, with_metadata, editor, kind="rl_healthbench", format="parquet",
                          versions="latest")  # fmt: skip
-    table = pq.read_table(exports.export_directory(parquet.pk) / "train.parquet")
+    table = pq.read_table(export_services.export_directory(parquet.pk) / "train.parquet")
     column = {r["prompt_id"]: json.loads(r["metadata"]) for r in table.to_pylist()}
     assert column["hb-1"]["canary"] == "healthbench-canary"
 
@@ -228,10 +231,10 @@ def test_rubric_item_fields_follow_their_criteria_through_edits_and_a_round_trip
     for i, record in enumerate(records):
         path = tmp_path / f"source-{i}.jsonl"
         path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-        assert not annotation_services.data_import(project=project, path=path).errors
+        assert not prompt_services.data_import(project=project, path=path).errors
     rubric = Rubric.objects.get(prompt__external_id="hb-2")
     first, second, third = rubric.current_version.criteria.order_by("position")
-    annotation_services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric, author=editor, base_number=1,
         criteria=[CriterionInput(text=c.text, points=c.points, category=c.category,
                                  kind=c.kind, tags=c.tags, key=c.key) for c in (third, first)]
@@ -239,7 +242,7 @@ def test_rubric_item_fields_follow_their_criteria_through_edits_and_a_round_trip
     )  # fmt: skip
 
     done = run_export(eager, project, editor, kind="rl_healthbench", versions="latest")
-    exported = exports.export_directory(done.pk) / "train.jsonl"
+    exported = export_services.export_directory(done.pk) / "train.jsonl"
     lines = _lines(exported)
     assert lines["hb-2"]["rubrics"] == [
         {"criterion": "Suggests a CT scan first", "points": -4, "tags": [], "id": "i-3"},
@@ -249,8 +252,8 @@ def test_rubric_item_fields_follow_their_criteria_through_edits_and_a_round_trip
     assert lines["rqa-2"]["rubrics"][0]["citation_metadata"] == cited
     assert "rubric_items" not in lines["hb-2"] and "rubric_items" not in lines["rqa-2"]
 
-    other = annotation_services.project_create(name="Again", slug="again", owner=editor)
-    report = annotation_services.data_import(project=other, path=exported, fmt="healthbench")
+    other = project_services.project_create(name="Again", slug="again", owner=editor)
+    report = prompt_services.data_import(project=other, path=exported, fmt="healthbench")
     assert not report.errors, report.errors
     for prompt_id, line in lines.items():
         prompt = other.prompts.get(external_id=prompt_id)
@@ -266,7 +269,7 @@ def test_rubric_item_fields_follow_their_criteria_through_edits_and_a_round_trip
 
 
 def test_preference_cards_say_how_pairs_were_made(small, editor, eager):  # type: ignore[no-untyped-def]
-    from annotation.models import PreferenceLabel
+    from annotation.prompts.models import PreferenceLabel
 
     for prompt in small.prompts.all():
         a, b = prompt.responses.order_by("source")
@@ -274,10 +277,10 @@ def test_preference_cards_say_how_pairs_were_made(small, editor, eager):  # type
         PreferenceLabel.objects.create(prompt=prompt, chosen=a, rejected=b, source="expert")
     export = run_export(eager, small, editor, kind="preferences", versions="latest")
     assert export.status == Export.Status.DONE and export.rows_total == 6
-    card = (exports.export_directory(export.pk) / "README.md").read_text()
+    card = (export_services.export_directory(export.pk) / "README.md").read_text()
     assert "6 repeated pairs were folded into another row" in card
     assert "There is no `margin` column" in card and "a null margin crashes" in card
-    lines = _lines(exports.export_directory(export.pk) / "train.jsonl")
+    lines = _lines(export_services.export_directory(export.pk) / "train.jsonl")
     assert all(r["origin"] == "expert" and r["also_from"] == ["dataset"] for r in lines.values())
 
 
@@ -294,43 +297,43 @@ def test_a_failing_export_ends_failed_with_its_message_and_no_files(  # type: ig
     assert export.status == Export.Status.FAILED
     assert "No space left on device" in export.error
     assert export.files == [] and export.finished_at
-    assert not exports.export_directory(export.pk).exists()
+    assert not export_services.export_directory(export.pk).exists()
 
 
 def test_nothing_to_export_is_a_failure_that_says_why(small, editor, eager):  # type: ignore[no-untyped-def]
     export = run_export(eager, small, editor, kind="rl_verl")  # no rubric is approved
     assert export.status == Export.Status.FAILED
     assert "approved" in export.error and "latest" in export.error
-    assert not exports.export_directory(export.pk).exists()
+    assert not export_services.export_directory(export.pk).exists()
 
 
 def test_redelivery_changes_nothing(small, editor, eager):  # type: ignore[no-untyped-def]
     export = run_export(eager, small, editor, kind="rl_rar", versions="latest")
     assert export.status == Export.Status.DONE
-    path = exports.export_directory(export.pk) / "train.jsonl"
+    path = export_services.export_directory(export.pk) / "train.jsonl"
     before = (path.stat().st_mtime_ns, Export.objects.filter(pk=export.pk).values().get())
-    exports.export_run(export.pk)  # the task delivered again
+    export_services.export_run(export.pk)  # the task delivered again
     assert (path.stat().st_mtime_ns, Export.objects.filter(pk=export.pk).values().get()) == before
     # a job another worker holds is left alone too
     running = Export.objects.create(
         project=small, kind="rl_rar", format="jsonl", status=Export.Status.RUNNING
     )
-    exports.export_run(running.pk)
+    export_services.export_run(running.pk)
     running.refresh_from_db()
     assert running.status == Export.Status.RUNNING and running.files == []
-    assert not exports.export_directory(running.pk).exists()
+    assert not export_services.export_directory(running.pk).exists()
 
 
 def test_progress_is_written_as_rows_go_by(small, monkeypatch):  # type: ignore[no-untyped-def]
     export = Export.objects.create(
         project=small, kind="rl_verl", format="jsonl", status=Export.Status.RUNNING
     )
-    monkeypatch.setattr(exports, "PROGRESS_SECONDS", 3600)
-    progress = exports._Progress(export.pk)
+    monkeypatch.setattr(export_services, "PROGRESS_SECONDS", 3600)
+    progress = export_services._Progress(export.pk)
     progress(1000)
     assert Export.objects.get(pk=export.pk).rows_done == 0  # throttled
-    progress(exports.PROGRESS_ROWS)
-    assert Export.objects.get(pk=export.pk).rows_done == exports.PROGRESS_ROWS
+    progress(export_services.PROGRESS_ROWS)
+    assert Export.objects.get(pk=export.pk).rows_done == export_services.PROGRESS_ROWS
 
 
 @pytest.mark.parametrize(
@@ -346,7 +349,7 @@ def test_progress_is_written_as_rows_go_by(small, monkeypatch):  # type: ignore[
 )
 def test_bad_options_are_refused_before_anything_is_queued(small, editor, options, message):  # type: ignore[no-untyped-def]
     with pytest.raises(ApplicationError, match=message):
-        exports.export_create(project=small, actor=editor, options=ExportOptions(**options))
+        export_services.export_create(project=small, actor=editor, options=ExportOptions(**options))
     assert not Export.objects.exists()
 
 
@@ -354,7 +357,7 @@ def test_deleting_an_export_removes_its_files(  # type: ignore[no-untyped-def]
     small, owner, editor, client, eager, django_capture_on_commit_callbacks
 ):
     export = run_export(eager, small, editor, kind="rl_verl", versions="latest")
-    directory = exports.export_directory(export.pk)
+    directory = export_services.export_directory(export.pk)
     assert directory.is_dir()
     url = reverse("scoring:export_delete", args=[small.slug, export.pk])
     client.force_login(editor)
@@ -467,7 +470,7 @@ def test_path_traversal_in_a_download_name_is_404(small, viewer, client, api, ea
     assert client.get(base + name).status_code == 404
     assert api.get(api_base + name).status_code == 404
     with pytest.raises(Exception, match="No such file"):
-        exports.export_file(export, name)
+        export_services.export_file(export, name)
 
 
 def test_a_file_of_an_unfinished_export_is_404(small, viewer, client):  # type: ignore[no-untyped-def]
@@ -541,7 +544,7 @@ def test_api_permissions_create_progress_and_download(small, personas, api, eage
 
     api.force_authenticate(personas["owner"])
     assert eager(lambda: api.delete(f"{base}{export_id}/")).status_code == 204
-    assert not exports.export_directory(export_id).exists()
+    assert not export_services.export_directory(export_id).exists()
 
 
 def test_api_margins_option(small, editor, api, eager):  # type: ignore[no-untyped-def]
@@ -634,7 +637,7 @@ def test_the_command_reports_a_failed_export(small, tmp_path):  # type: ignore[n
 
 
 def test_the_command_exports_preference_pairs_with_its_options(small, tmp_path):  # type: ignore[no-untyped-def]
-    from annotation.models import PreferenceLabel
+    from annotation.prompts.models import PreferenceLabel
 
     for prompt in small.prompts.all():
         a, b = prompt.responses.order_by("source")

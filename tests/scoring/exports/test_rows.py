@@ -10,24 +10,29 @@ import re
 import pyarrow as pa
 import pytest
 
-from annotation import services as annotation_services
-from annotation.models import PreferenceLabel, Prompt, Rubric
-from annotation.services import CriterionInput
-from scoring.exports import rows
-from scoring.exports.options import ExportOptions, split_of
+from annotation.prompts import services as prompt_services
+from annotation.prompts.models import PreferenceLabel, Prompt
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics import workflow as rubric_workflow
+from annotation.rubrics.models import Rubric
+from annotation.rubrics.services import CriterionInput
+from scoring.datasets import rows
+from scoring.datasets.options import ExportOptions, split_of
+from scoring.judges import services as judge_services
+from scoring.runs import services as run_services
 from tests.factories import PromptFactory, ResponseFactory
 
 
 @pytest.fixture
 def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-untyped-def]
-    annotation_services.data_import(project=project, path=healthbench_path)
+    prompt_services.data_import(project=project, path=healthbench_path)
     rubrics = list(Rubric.objects.filter(project=project).order_by("pk"))
     for rubric in rubrics[:40]:  # approve 40 of them
-        annotation_services.rubric_submit_for_review(rubric=rubric, actor=owner)
-        annotation_services.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
+        rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
+        rubric_workflow.rubric_review(rubric=rubric, actor=reviewer, decision="approve")
     # An edit after approval: exports of approved versions must not see it.
     edited = rubrics[0]
-    annotation_services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=edited, author=owner, base_number=edited.current_version.number,
         criteria=[CriterionInput(text="A later, unapproved criterion", points=3)],
     )  # fmt: skip
@@ -36,7 +41,7 @@ def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-
 
 def _prepared(project, **options):  # type: ignore[no-untyped-def]
     """(rows, notes, schema) of an export, every row checked against the schema."""
-    from scoring.exports.writers import _row_checker
+    from scoring.datasets.writers import _row_checker
 
     prepared = rows.prepare(project, ExportOptions(**options).checked())
     out = list(prepared.rows)
@@ -79,7 +84,7 @@ def test_verl_rows_carry_the_approved_rubric(project, healthbench):  # type: ign
 
 
 def test_verl_rows_repeat_prompt_and_rubric_in_extra_info_with_whole_points(project, healthbench):  # type: ignore[no-untyped-def]
-    from scoring.exports.writers import _ENCODE
+    from scoring.datasets.writers import _ENCODE
 
     out, notes, schema = _prepared(project, kind="rl_verl")
     assert notes.whole_points and notes.fractional is None
@@ -109,7 +114,7 @@ def test_verl_rows_repeat_prompt_and_rubric_in_extra_info_with_whole_points(proj
 
 def test_a_fractional_point_makes_every_point_of_the_export_a_float(project, healthbench, owner):  # type: ignore[no-untyped-def]
     rubric = Rubric.objects.get(pk=healthbench[1].pk)
-    annotation_services.rubric_version_create(
+    rubric_services.rubric_version_create(
         rubric=rubric, author=owner, base_number=rubric.current_version.number,
         criteria=[CriterionInput(text="Half credit", points=2.5),
                   CriterionInput(text="Whole credit", points=10)],
@@ -136,7 +141,7 @@ def test_a_fractional_point_makes_every_point_of_the_export_a_float(project, hea
 
 def test_points_that_change_to_fractional_while_exporting_are_an_error(project, healthbench):  # type: ignore[no-untyped-def]
     from annotation.errors import ApplicationError
-    from annotation.models import Criterion
+    from annotation.rubrics.models import Criterion
 
     prepared = rows.prepare(project, ExportOptions(kind="rl_verl").checked())
     assert prepared.notes.whole_points
@@ -147,7 +152,7 @@ def test_points_that_change_to_fractional_while_exporting_are_an_error(project, 
 
 
 def test_criterion_text_is_exported_exactly_as_stored(project, healthbench):  # type: ignore[no-untyped-def]
-    from annotation.models import Criterion
+    from annotation.rubrics.models import Criterion
 
     text = "  Keeps its spaces,\ttabs and\u00a0no-break space \n"
     rubric = Rubric.objects.get(pk=healthbench[3].pk)
@@ -189,7 +194,7 @@ def test_splits_are_by_a_hash_of_the_prompt_and_stable(project, healthbench):  #
 def test_duplicates_and_exclusions_are_dropped(project, healthbench):  # type: ignore[no-untyped-def]
     first = Prompt.objects.filter(project=project).order_by("pk").first()
     copy = PromptFactory(project=project, external_id="copy-of-first", messages=first.messages)
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project, title="c", author=None, prompt=copy,
         criteria=[CriterionInput(text="x", points=1)],
     )  # fmt: skip
@@ -302,14 +307,14 @@ def test_preference_pairs_conversational_and_plain(project, editor):  # type: ig
 @pytest.fixture
 def judged(project, editor, fake_llm, eager):  # type: ignore[no-untyped-def]
     """A per-criterion run (criteria starting A–M met) and a pairwise run on one prompt."""
-    from scoring import services
+    pass
     from tests.scoring.test_runs import MET_IF_A_TO_M
 
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project, actor=editor,
         data={"name": "judge", "base_url": fake_llm.url + "/v1", "model": "fake-judge"},
     )  # fmt: skip
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project, title="all", author=editor,
         criteria=[CriterionInput(text="Accurate", points=5), CriterionInput(text="Zany", points=3)],
     )  # fmt: skip
@@ -319,7 +324,7 @@ def judged(project, editor, fake_llm, eager):  # type: ignore[no-untyped-def]
     fake_llm.configure(rules=MET_IF_A_TO_M)
     runs = []
     for mode in ("per_criterion", "pairwise"):
-        run = eager(lambda mode=mode: services.runs.run_create(
+        run = eager(lambda mode=mode: run_services.run_create(
             project=project, actor=editor, endpoint=endpoint, mode=mode))  # fmt: skip
         run.refresh_from_db()
         assert run.status == "done"
@@ -339,7 +344,7 @@ def test_judge_distillation_rows(project, judged):  # type: ignore[no-untyped-de
 
 
 def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: ignore[no-untyped-def]
-    from scoring.results import run_results
+    from scoring.runs.results import run_results
 
     per_criterion, _ = judged
     scores = {r.score for r in run_results(per_criterion).responses}
@@ -360,11 +365,11 @@ def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: i
 def test_judge_distillation_takes_each_good_judgment_once_with_what_the_judge_saw(
     project, judged, editor, eager
 ):  # type: ignore[no-untyped-def]
-    from scoring import services
-    from scoring.models import Judgment, Run, RunChunk, RunJudgment
+    pass
+    from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
     per_criterion, pairwise_run = judged
-    again = eager(lambda: services.runs.run_create(
+    again = eager(lambda: run_services.run_create(
         project=project, actor=editor, endpoint=per_criterion.endpoint, mode="per_criterion"))  # fmt: skip
     assert RunJudgment.objects.filter(run=again, reused=True).count() == 6  # all shared
     Run.objects.create(project=project, mode="per_criterion", status="queued", total=0)
@@ -404,7 +409,7 @@ def test_judge_distillation_takes_each_good_judgment_once_with_what_the_judge_sa
 def test_reading_ahead_on_postgresql_gives_the_same_rows(project, judged, monkeypatch):  # type: ignore[no-untyped-def]
     import threading
 
-    from scoring.exports import readahead
+    from scoring.datasets import readahead
 
     if not readahead.can_read_ahead():
         pytest.skip("the reader thread is used on PostgreSQL outside a transaction (CI)")
@@ -424,7 +429,7 @@ def test_reading_ahead_on_postgresql_gives_the_same_rows(project, judged, monkey
 def test_read_ahead_keeps_order_raises_the_readers_error_and_stops_when_closed():  # type: ignore[no-untyped-def]
     import threading
 
-    from scoring.exports.readahead import read_ahead
+    from scoring.datasets.readahead import read_ahead
 
     assert list(read_ahead(lambda: iter(range(50)), depth=3)) == list(range(50))
 

@@ -1,4 +1,4 @@
-"""scoring.exports.writers and card: rows to JSONL / Parquet / a Hugging Face folder,
+"""scoring.datasets.writers and card: rows to JSONL / Parquet / a Hugging Face folder,
 byte-identical, validated, memory-bounded. No database."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scoring.exports.card import render_card
-from scoring.exports.writers import FileInfo, write_export
+from scoring.datasets.card import render_card
+from scoring.datasets.writers import FileInfo, write_export
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -360,7 +360,7 @@ def test_parquet_memory_is_bounded(tmp_path):
 
 def test_writers_do_not_import_pyarrow_at_module_import():
     code = (
-        "import sys, scoring.exports.writers, scoring.exports.card, scoring.exports.options;"
+        "import sys, scoring.datasets.writers, scoring.datasets.card, scoring.datasets.options;"
         "print('pyarrow' in sys.modules)"
     )
     out = subprocess.run(
@@ -370,7 +370,7 @@ def test_writers_do_not_import_pyarrow_at_module_import():
 
 
 def _full_check_passes(check, row) -> bool:  # type: ignore[no-untyped-def]
-    from scoring.exports.writers import _Invalid
+    from scoring.datasets.writers import _Invalid
 
     try:
         check(row)
@@ -385,7 +385,7 @@ def test_generated_row_check_agrees_with_the_full_checker():
     import copy
     import random
 
-    from scoring.exports.writers import _checker, _fast_checker
+    from scoring.datasets.writers import _checker, _fast_checker
 
     nullable = pa.schema([*VERL, ("score", pa.float64()), ("note", pa.string())])
     whole = pa.struct(list(nullable))
@@ -442,8 +442,8 @@ def test_generated_row_check_agrees_with_the_full_checker():
     ],
 )
 def test_every_export_schema_has_the_generated_check(kind):
-    from scoring.exports.rows import schema
-    from scoring.exports.writers import _fast_checker
+    from scoring.datasets.rows import schema
+    from scoring.datasets.writers import _fast_checker
 
     for conversational in (True, False):
         for whole_points in (True, False):
@@ -522,7 +522,7 @@ def test_a_spread_field_that_is_not_a_json_object_is_refused(tmp_path, bad):
 
 
 def test_export_notes_state_the_conventions_consumers_depend_on():
-    from scoring.exports.card import export_notes
+    from scoring.datasets.card import export_notes
 
     whole = " ".join(export_notes("rl_verl", format="parquet"))
     assert "written as integers (`10`, not `10.0`; int64" in whole

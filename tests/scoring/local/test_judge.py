@@ -11,10 +11,10 @@ import torch
 
 from scoring.engine import pairwise
 from scoring.engine.judging import JudgeCriterion
-from scoring.local.judge import LocalJudge, answer_token_ids
-from scoring.local.model import LocalSpec, judge_for, load_judge
-from scoring.local.prompting import criterion_pieces, pairwise_pieces
-from scoring.services.local_runs import verdict
+from scoring.judges.local.judge import LocalJudge, answer_token_ids
+from scoring.judges.local.model import LocalSpec, judge_for, load_judge
+from scoring.judges.local.prompting import criterion_pieces, pairwise_pieces
+from scoring.runs.local import verdict
 
 TOLERANCE = 1e-4
 CONVERSATION = [
@@ -183,8 +183,8 @@ def test_sliding_window_models_are_read_in_full(tmp_path):  # type: ignore[no-un
     prefix's keys: such a model falls back to the full computation, which stays exact."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from scoring.local import synthetic
-    from scoring.local.judge import uses_sliding_window
+    from scoring.judges.local import synthetic
+    from scoring.judges.local.judge import uses_sliding_window
 
     tokenizer = synthetic.build_tokenizer(tmp_path)
     config = Qwen2Config(

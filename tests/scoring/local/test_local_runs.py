@@ -12,15 +12,17 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from annotation import services as annotation_services
 from annotation.errors import ApplicationError
-from annotation.services import CriterionInput
-from scoring import services
+from annotation.rubrics import services as rubric_services
+from annotation.rubrics.services import CriterionInput
+from scoring.coauthoring import services as coauthor_services
 from scoring.engine.judging import JudgeCriterion
-from scoring.local.model import LocalSpec, load_judge
-from scoring.local.prompting import criterion_pieces, pairwise_pieces
-from scoring.models import Judgment, Run
-from scoring.results import run_results
+from scoring.judges import services as judge_services
+from scoring.judges.local.model import LocalSpec, load_judge
+from scoring.judges.local.prompting import criterion_pieces, pairwise_pieces
+from scoring.runs import services as run_services
+from scoring.runs.models import Judgment, Run
+from scoring.runs.results import run_results
 from tests.factories import PromptFactory, ResponseFactory
 from tests.workers import celery_worker
 
@@ -34,7 +36,7 @@ CRITERIA = [
 @pytest.fixture
 def local_endpoint(project, owner, settings, tiny_model_dir):  # type: ignore[no-untyped-def]
     settings.LOCAL_MODEL_DIRS = [str(Path(tiny_model_dir).parent)]
-    return services.endpoint_save(
+    return judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -49,7 +51,7 @@ def local_endpoint(project, owner, settings, tiny_model_dir):  # type: ignore[no
 
 
 def _rubric_project(project, editor, prompts=3, responses=3):  # type: ignore[no-untyped-def]
-    annotation_services.rubric_create(
+    rubric_services.rubric_create(
         project=project,
         title="Every answer",
         author=editor,
@@ -67,9 +69,7 @@ def _rubric_project(project, editor, prompts=3, responses=3):  # type: ignore[no
 
 def _launch(eager, project, editor, endpoint, **options):  # type: ignore[no-untyped-def]
     run = eager(
-        lambda: services.runs.run_create(
-            project=project, actor=editor, endpoint=endpoint, **options
-        )
+        lambda: run_services.run_create(project=project, actor=editor, endpoint=endpoint, **options)
     )
     run.refresh_from_db()
     return run
@@ -160,12 +160,12 @@ def test_what_a_local_judge_cannot_do_is_a_clear_error(project, editor, local_en
         ({"mode": "per_criterion", "temperature": 0.7}, "one sample and no temperature"),
     ):
         with pytest.raises(ApplicationError, match=message):
-            services.runs.run_create(
+            run_services.run_create(
                 project=project, actor=editor, endpoint=local_endpoint, **options
             )
     assert not Run.objects.exists()
     with pytest.raises(ApplicationError, match="cannot write rubrics"):
-        services.endpoint_for(project, local_endpoint.pk)
+        coauthor_services.endpoint_for(project, local_endpoint.pk)
 
 
 def test_an_endpoint_changed_mid_run_fails_the_run_instead_of_mixing_judges(
@@ -173,14 +173,14 @@ def test_an_endpoint_changed_mid_run_fails_the_run_instead_of_mixing_judges(
 ):  # type: ignore[no-untyped-def]
     _rubric_project(project, editor, prompts=1, responses=2)
     with django_capture_on_commit_callbacks(execute=False):
-        run = services.runs.run_create(
+        run = run_services.run_create(
             project=project, actor=editor, endpoint=local_endpoint, mode="per_criterion"
         )
-    services.endpoint_save(
+    judge_services.endpoint_save(
         project=project, actor=owner, endpoint=local_endpoint,
         data={"model_path": str(tiny_chat_model_dir)},
     )  # fmt: skip
-    services.runs.chunk_run(run.pk, 0)
+    run_services.chunk_run(run.pk, 0)
     run.refresh_from_db()
     assert run.status == "failed" and "was changed since this run started" in run.note
     assert not Judgment.objects.exists()
@@ -191,22 +191,22 @@ def test_a_default_coauthor_endpoint_turned_local_is_passed_over(
 ):  # type: ignore[no-untyped-def]
     settings.LOCAL_MODEL_DIRS = [str(Path(tiny_model_dir).parent)]
     settings.LLM_PRIVATE_HOSTS = ["127.0.0.1:9"]  # never called: an address to save
-    first = services.endpoint_save(
+    first = judge_services.endpoint_save(
         project=project, actor=owner,
         data={"name": "a-llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
     )  # fmt: skip
-    services.endpoint_save(
+    judge_services.endpoint_save(
         project=project, actor=owner, endpoint=first,
         data={"backend": "local", "model_path": str(tiny_model_dir)},
     )  # fmt: skip
     with pytest.raises(ApplicationError, match="No judge endpoint is configured"):
-        services.endpoint_for(project)
-    other = services.endpoint_save(
+        coauthor_services.endpoint_for(project)
+    other = judge_services.endpoint_save(
         project=project, actor=owner,
         data={"name": "b-llm", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
     )  # fmt: skip
-    assert services.endpoint_for(project) == other
-    assert services.endpoint_for(project, generating=False) == first
+    assert coauthor_services.endpoint_for(project) == other
+    assert coauthor_services.endpoint_for(project, generating=False) == first
 
 
 def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type: ignore[no-untyped-def]
@@ -224,14 +224,14 @@ def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type:
         ({"backend": "onnx", "model_path": str(tmp_path / "models" / "m")}, "Unknown backend"),
     ):
         with pytest.raises(ApplicationError, match=message):
-            services.endpoint_save(project=project, actor=owner, data={**base, **data})
+            judge_services.endpoint_save(project=project, actor=owner, data={**base, **data})
     with pytest.raises(ApplicationError, match="do not name an API key"):
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={**base, "model_path": str(tmp_path / "models" / "m"), "api_key_env": "X"},
         )
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={**base, "model_path": str(tmp_path / "models" / "Qwen2-1.5B"), "base_url": "x"},
@@ -240,12 +240,12 @@ def test_local_endpoint_validation(project, owner, settings, tmp_path):  # type:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "link").symlink_to("/etc")
     with pytest.raises(ApplicationError, match="not an absolute directory under"):
-        services.endpoint_save(
+        judge_services.endpoint_save(
             project=project,
             actor=owner,
             data={**base, "model_path": str(tmp_path / "models" / "link")},
         )
-    assert "not visible from the web server" in services.endpoint_test(endpoint=endpoint)
+    assert "not visible from the web server" in judge_services.endpoint_test(endpoint=endpoint)
 
 
 def test_a_model_that_does_not_load_fails_the_run_with_the_reason(
@@ -254,7 +254,7 @@ def test_a_model_that_does_not_load_fails_the_run_with_the_reason(
     settings.LOCAL_MODEL_DIRS = [str(tmp_path)]
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text('{"model_type": "llama"}')
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -312,7 +312,7 @@ def test_a_gpu_queue_worker_runs_a_local_run(project, owner, editor, settings, t
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     root = str(Path(tiny_model_dir).parent)
     settings.LOCAL_MODEL_DIRS = [root]
-    endpoint = services.endpoint_save(
+    endpoint = judge_services.endpoint_save(
         project=project,
         actor=owner,
         data={
@@ -325,7 +325,7 @@ def test_a_gpu_queue_worker_runs_a_local_run(project, owner, editor, settings, t
     _rubric_project(project, editor, prompts=2, responses=2)
     env = {"DATABASE_URL": url, "LOCAL_MODEL_DIRS": root}
     with celery_worker(f"gpu-{os.getpid()}@localhost", env=env, queues="gpu"):
-        run = services.runs.run_create(
+        run = run_services.run_create(
             project=project, actor=editor, endpoint=endpoint, mode="per_criterion"
         )
         deadline = time.monotonic() + 120

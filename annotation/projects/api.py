@@ -1,0 +1,138 @@
+"""Thin DRF views for projects and members: scope through selectors, one service call,
+serialize the result. ``ProjectScopedMixin`` is what every project-scoped API view uses."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response as DRFResponse
+from rest_framework.views import APIView
+
+from annotation.errors import NotAllowed
+from annotation.projects import selectors as project_selectors
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Project, Role
+from annotation.projects.serializers import (
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+    ProjectCreateSerializer,
+    ProjectDetailSerializer,
+    ProjectSerializer,
+)
+
+
+class ProjectScopedMixin:
+    """Resolves ``slug`` to a project the user may see; writes need ``write_role``.
+
+    OPTIONS answers like a read: outsiders get 404 there too, so no method of a project's
+    URL tells an outsider anything about it."""
+
+    read_role = Role.VIEWER
+    write_role = Role.EDITOR
+    request: Request
+    kwargs: dict
+
+    def options(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
+        self.get_project()
+        return super().options(request, *args, **kwargs)  # type: ignore[misc]
+
+    def get_project(self) -> Project:
+        if not hasattr(self, "_project"):
+            safe = self.request.method in ("GET", "HEAD", "OPTIONS")
+            self._project = project_selectors.project_get_for_user(
+                user=self.request.user,
+                slug=self.kwargs["slug"],
+                min_role=self.read_role if safe else self.write_role,
+            )
+        return self._project
+
+
+class ProjectListApi(generics.ListAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return project_selectors.projects_for_user(user=self.request.user).order_by("slug")
+
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
+    def post(self, request: Request) -> DRFResponse:
+        if not project_selectors.can_create_projects(
+            user=request.user
+        ):  # 403 before any validation
+            raise NotAllowed("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
+        serializer = ProjectCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = project_services.project_create(owner=request.user, **serializer.validated_data)
+        project.user_role = Role.OWNER  # type: ignore[attr-defined]
+        return DRFResponse(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(ProjectScopedMixin, APIView):
+    @extend_schema(responses=ProjectDetailSerializer)
+    def get(self, request: Request, slug: str) -> DRFResponse:
+        project = self.get_project()
+        project.counts = project_selectors.project_counts(project=project)  # type: ignore[attr-defined]
+        return DRFResponse(ProjectDetailSerializer(project).data)
+
+
+def _show_email(project: Project) -> bool:
+    """Members' e-mail addresses are for the project's owners only."""
+    return project_selectors.role_at_least(project.user_role, Role.OWNER)  # type: ignore[attr-defined]
+
+
+class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
+    serializer_class = MembershipSerializer
+    write_role = Role.OWNER
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return project_selectors.memberships_of(project=self.get_project())
+
+    def get_serializer_context(self) -> dict:  # type: ignore[type-arg]
+        return {**super().get_serializer_context(), "show_email": _show_email(self.get_project())}
+
+    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    def post(self, request: Request, slug: str) -> DRFResponse:
+        project = self.get_project()
+        serializer = MembershipCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = project_services.membership_add(
+            project=project, actor=request.user, **serializer.validated_data
+        )
+        body = MembershipSerializer(membership, context={"show_email": True}).data
+        return DRFResponse(body, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ProjectScopedMixin, APIView):
+    write_role = Role.OWNER
+
+    def _membership(self) -> Membership:
+        return get_object_or_404(
+            Membership.objects.select_related("user"),
+            project=self.get_project(),
+            pk=self.kwargs["pk"],
+        )
+
+    def _body(self, membership: Membership) -> dict:  # type: ignore[type-arg]
+        context = {"show_email": _show_email(self.get_project())}
+        return MembershipSerializer(membership, context=context).data
+
+    @extend_schema(responses=MembershipSerializer)
+    def get(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        return DRFResponse(self._body(self._membership()))
+
+    @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
+    def patch(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        membership = self._membership()
+        serializer = MembershipUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = project_services.membership_set_role(
+            membership=membership, actor=request.user, **serializer.validated_data
+        )
+        return DRFResponse(self._body(membership))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, slug: str, pk: int) -> DRFResponse:
+        project_services.membership_remove(membership=self._membership(), actor=request.user)
+        return DRFResponse(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,155 @@
+"""Project list and page, members, and the account page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import (
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
+from django.views.decorators.vary import vary_on_headers
+
+from annotation.errors import ApplicationError
+from annotation.projects import selectors as project_selectors
+from annotation.projects import services as project_services
+from annotation.projects.models import Membership, Role
+from annotation.prompts import selectors as prompt_selectors
+from annotation.rubrics import selectors as rubric_selectors
+from annotation.rubrics.models import Rubric
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if not project_selectors.can_create_projects(user=request.user):
+            raise PermissionDenied("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
+        try:
+            project = project_services.project_create(
+                name=request.POST.get("name", ""),
+                slug=request.POST.get("slug", ""),
+                description=request.POST.get("description", ""),
+                owner=request.user,
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("annotation:project_detail", slug=project.slug)
+    projects = project_selectors.projects_with_counts(user=request.user).order_by("name")[:200]
+    context = {
+        "projects": projects,
+        "can_create": project_selectors.can_create_projects(user=request.user),
+    }
+    return render(request, "annotation/project_list.html", context)
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    filters = {
+        "q": request.GET.get("q", "").strip(),
+        "has_rubric": request.GET.get("has_rubric", ""),
+        "rubric_status": request.GET.get("rubric_status", ""),
+        "source": request.GET.get("source", ""),
+    }
+    prompts = prompt_selectors.prompt_list(project=project, **filters)
+    page = Paginator(prompts, PAGE_SIZE).get_page(request.GET.get("page"))
+    rubric_status = dict(
+        Rubric.objects.filter(prompt__in=[p.pk for p in page.object_list]).values_list(
+            "prompt_id", "status"
+        )
+    )
+    for prompt in page.object_list:
+        prompt.rubric_status = rubric_status.get(prompt.pk, "")
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "project": project,
+        "page": page,
+        "filters": filters,
+        "query": query.urlencode(),
+        "sources": prompt_selectors.response_sources(project=project),
+        "statuses": Rubric.Status.choices,
+        "counts": project_selectors.project_counts(project=project),
+        "project_rubrics": rubric_selectors.project_wide_rubrics(project=project),
+        "can_edit": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+    }
+    template = "annotation/project_detail.html"
+    if request.htmx and request.htmx.target == "prompt-table":
+        template += "#prompt-table"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    if request.method == "POST":
+        project = project_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.OWNER
+        )
+        try:
+            project_services.membership_add(
+                project=project,
+                actor=request.user,
+                username=request.POST.get("username", ""),
+                role=request.POST.get("role", Role.VIEWER),
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Member added.")
+            return redirect("annotation:members", slug=slug)
+    context = {
+        "project": project,
+        "memberships": project_selectors.memberships_of(project=project),
+        "roles": Role.choices,
+        # Owners manage members and see their e-mail addresses; the others see names only.
+        "is_owner": project.user_role == Role.OWNER,
+    }
+    return render(request, "annotation/members.html", context)
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    project = project_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.OWNER
+    )
+    membership = get_object_or_404(Membership, project=project, pk=membership_id)
+    try:
+        if request.POST.get("action") == "remove":
+            project_services.membership_remove(membership=membership, actor=request.user)
+            messages.success(request, f"{membership.user.username} removed.")
+        else:
+            project_services.membership_set_role(
+                membership=membership, actor=request.user, role=request.POST.get("role", "")
+            )
+            messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("annotation:members", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@never_cache  # the page shows the API token: no browser or proxy may keep a copy
+def account_settings(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        project_services.api_token_rotate(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect("annotation:account")
+    token = project_services.api_token_get_or_create(user=request.user)
+    return render(request, "annotation/account.html", {"token": token.key})

@@ -1,0 +1,1 @@
+"""Prompts, responses and preference labels, and how they are imported."""

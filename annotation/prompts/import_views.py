@@ -1,0 +1,106 @@
+"""The Import page and an import job's card (editors and owners).
+
+A small upload is imported within the request and its report shown at once; a larger one
+becomes a job for a worker, whose card polls its own URL every second (an htmx partial,
+``hx-trigger="every 1s"``) until the job is done and the card shows the report.
+
+The upload cap (``annotation.prompts.uploads``) must be in place before anything reads the body,
+and Django's CSRF check reads it: the page is ``csrf_exempt`` and runs the CSRF check
+itself once the body has been read under the cap. A refused upload changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.vary import vary_on_headers
+
+from annotation.errors import ApplicationError
+from annotation.projects import selectors as project_selectors
+from annotation.projects.models import Project, Role
+from annotation.prompts import import_jobs as prompt_import_jobs
+from annotation.prompts import services as prompt_services
+from annotation.prompts.importers.formats import FORMATS
+from annotation.prompts.importers.reading import describe_size
+from annotation.prompts.models import ImportJob
+from annotation.prompts.uploads import cap_uploads
+
+RECENT_JOBS = 10
+TEMPLATE = "annotation/import.html"
+
+
+def _context(project: Project, job: ImportJob | None = None, error: str = "") -> dict[str, Any]:
+    report = None
+    if job is not None and job.status == ImportJob.Status.DONE:
+        report = prompt_services.ImportReport.from_dict(job.report)
+    elif job is not None and job.status == ImportJob.Status.FAILED:
+        error = job.error
+    return {
+        "project": project,
+        "job": job,
+        "report": report,
+        "error": error,
+        "formats": FORMATS,
+        "jobs": prompt_import_jobs.import_jobs_of(project=project)[:RECENT_JOBS],
+        "max_upload": describe_size(settings.IMPORT_MAX_UPLOAD_BYTES),
+    }
+
+
+def _render(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    template = TEMPLATE + "#report" if request.htmx else TEMPLATE
+    return render(request, template, context)
+
+
+@csrf_exempt  # checked in _import_post, once the body has been read under the cap
+@login_required
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def import_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.EDITOR
+    )
+    if request.method != "POST":
+        return render(request, TEMPLATE, _context(project))
+    cap = cap_uploads(request)
+    request.FILES  # noqa: B018 (reads the body, under the cap)
+    if cap.refused:  # nothing was read or done: no CSRF needed to say so
+        return _render(request, _context(project, error=cap.message))
+    return csrf_protect(_import_post)(request, project)
+
+
+def _import_post(request: HttpRequest, project: Project) -> HttpResponse:
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _render(request, _context(project, error="Choose a file to import."))
+    try:
+        job = prompt_import_jobs.import_start(
+            project=project,
+            upload=upload,
+            fmt=request.POST.get("format") or None,
+            actor=request.user,
+            skip_invalid=request.POST.get("skip_invalid") in ("1", "on", "true"),
+        )
+    except ApplicationError as exc:
+        return _render(request, _context(project, error=exc.message))
+    if not job.finished and not request.htmx:
+        return redirect("annotation:import_job", slug=project.slug, job_id=job.pk)
+    return _render(request, _context(project, job))
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_safe
+def import_job(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """One import's card: its progress, then its report (the htmx poll), or the Import page
+    showing it."""
+    project = project_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.EDITOR
+    )
+    job = prompt_import_jobs.import_job_get(project=project, job_id=job_id)
+    return _render(request, _context(project, job))

@@ -1,0 +1,61 @@
+"""Reads of prompts and responses, scoped through a project the caller already checked
+access to."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from annotation.projects.models import Project
+from annotation.prompts.models import Prompt, Response
+from annotation.rubrics.models import (
+    Rubric,
+)
+
+
+def prompt_list(
+    *,
+    project: Project,
+    q: str = "",
+    has_rubric: str = "",
+    rubric_status: str = "",
+    source: str = "",
+) -> QuerySet[Prompt]:
+    """Prompts of a project with the table's filters, annotated for display."""
+    rubrics = Rubric.objects.filter(prompt=OuterRef("pk"))
+    qs = (
+        Prompt.objects.filter(project=project)
+        .annotate(
+            has_rubric=Exists(rubrics),
+            response_count=Count("responses", distinct=True),
+        )
+        .select_related(None)
+        .order_by("id")
+    )
+    if q:
+        qs = qs.filter(Q(external_id__icontains=q) | Q(search_text__icontains=q))
+    if has_rubric == "yes":
+        qs = qs.filter(has_rubric=True)
+    elif has_rubric == "no":
+        qs = qs.filter(has_rubric=False)
+    if rubric_status:
+        qs = qs.filter(Exists(rubrics.filter(status=rubric_status)))
+    if source:
+        qs = qs.filter(Exists(Response.objects.filter(prompt=OuterRef("pk"), source=source)))
+    return qs
+
+
+def prompt_get(*, project: Project, prompt_id: int) -> Prompt:
+    prompt = Prompt.objects.filter(project=project, pk=prompt_id).first()
+    if prompt is None:
+        raise Http404("No such prompt.")
+    return prompt
+
+
+def response_sources(*, project: Project) -> list[str]:
+    return list(
+        Response.objects.filter(prompt__project=project)
+        .order_by("source")
+        .values_list("source", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,1 @@
+"""Expert review of pairwise judgments, and the agreement figures it yields."""

@@ -1,0 +1,91 @@
+"""The agreement page of a project (judge against reviewers, reviewers among themselves,
+trends across rubric and template versions) and its CSV of every review. Viewers and up;
+``?queue=<id>`` narrows both to one of the project's review queues."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from annotation.projects import selectors as project_selectors
+from annotation.projects.models import Project, Role
+from annotation.reviews import selectors as review_selectors
+from annotation.reviews.agreement import CSV_HEADER, agreement_report, review_rows
+from annotation.reviews.models import ReviewQueue
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"): such text cells are written with a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _scope(
+    request: HttpRequest, slug: str, min_role: Role = Role.VIEWER
+) -> tuple[Project, ReviewQueue | None]:
+    project = project_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=min_role
+    )
+    raw = request.GET.get("queue", "").strip()
+    if not raw:
+        return project, None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
+        raise Http404("No such review queue in this project.")
+    return project, review_selectors.review_queue_get(project=project, queue_id=int(raw))
+
+
+@login_required
+@require_GET
+def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project, queue = _scope(request, slug)
+    context: dict[str, Any] = {
+        "project": project,
+        "queue": queue,
+        "queues": review_selectors.review_queues_of(project=project),
+        "report": agreement_report(project=project, queue=queue),
+        # Per-item judge verdicts would unblind reviewers: the CSV is for editors and owners.
+        "can_download": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+    }
+    return render(request, "scoring/agreement.html", context)
+
+
+def csv_cell(value: object) -> object:
+    """The value as written to the CSV: None empty, booleans as true/false, text that a
+    spreadsheet would run as a formula behind an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _Line:
+    """A file-like that hands back what csv.writer writes (one line at a time)."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def _csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    yield writer.writerow(CSV_HEADER)
+    for row in rows:
+        yield writer.writerow([csv_cell(v) for v in row])
+
+
+@login_required
+@require_GET
+def agreement_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+    project, queue = _scope(request, slug, Role.EDITOR)
+    name = f"{project.slug}-reviews" + (f"-queue-{queue.pk}" if queue else "") + ".csv"
+    response = StreamingHttpResponse(
+        _csv_lines(review_rows(project=project, queue=queue)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

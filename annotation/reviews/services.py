@@ -1,0 +1,450 @@
+"""Expert review of pairwise judgments: making queues, claiming the next item, committing a
+decision (then the judge's verdict may be shown), undo, consensus and adjudication.
+
+Claiming is safe under concurrency: candidate slots are locked with ``SELECT … FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, and the claim itself is an update guarded by the slot's state,
+so two reviewers asking at the same moment never get the same slot (and on SQLite, whose
+writes are serialised, the guarded update alone decides). A reviewer never gets two slots
+of one item (a unique constraint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.errors import ApplicationError
+from annotation.projects.models import AuditEvent, Project
+from annotation.projects.services import audit
+from annotation.prompts.models import PreferenceLabel, Response
+from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
+from annotation.rubrics.models import RubricVersion
+
+WINNERS = ("a", "b", "tie")
+SHOWN = {"A": False, "B": True}  # the shown letter → "is it the item's b?" (before swapping)
+MAX_OVERLAP = 5
+MAX_ITEMS = 20_000
+CANDIDATES_PER_TRY = 50
+UNDO_ACTION = "review.undo"  # the audit action; its target is the slot's id
+
+
+@dataclass
+class ItemInput:
+    """A pair to review. ``judge`` is the reference verdict (see ``ReviewItem.judge``)."""
+
+    prompt_id: int
+    response_a_id: int
+    response_b_id: int
+    judge: dict[str, Any] = field(default_factory=dict)
+    rubric_version_id: int | None = None
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311 - sampling
+
+
+def _confidence(judge: dict[str, Any]) -> float:
+    """How sure the judge was, 0 (a coin flip) to 1: from its probability where it gave one
+    (a local judge), else 1 for agreeing orders and 0 for position-inconsistent ones."""
+    p = judge.get("probability")
+    if p is not None:
+        return abs(2 * float(p) - 1)
+    return 1.0 if judge.get("consistent", True) else 0.0
+
+
+LOW_CONFIDENCE = 0.2  # |2P − 1| below this: P(a better) within 0.4–0.6
+
+
+def sample(items: list[ItemInput], plan: str, k: int | None, seed: int) -> list[ItemInput]:
+    """The items a plan keeps, in a deterministic order (seeded)."""
+    rng = _rng("sample", seed)
+    if plan == ReviewQueue.Plan.ALL:
+        return list(items)
+    if plan == ReviewQueue.Plan.INCONSISTENT:
+        return [i for i in items if i.judge.get("consistent") is False]
+    if plan == ReviewQueue.Plan.LOW_CONFIDENCE:
+        return [i for i in items if _confidence(i.judge) < LOW_CONFIDENCE]
+    if k is None or k < 1:
+        raise ApplicationError("Say how many pairs to sample (k).")
+    k = min(k, len(items))
+    if plan == ReviewQueue.Plan.RANDOM:
+        return rng.sample(items, min(k, len(items)))
+    # Stratified: the same number from each verdict the judge gave (as far as each has).
+    strata: dict[str, list[ItemInput]] = {}
+    for item in items:
+        strata.setdefault(str(item.judge.get("winner", "")), []).append(item)
+    for members in strata.values():
+        rng.shuffle(members)
+    chosen: list[ItemInput] = []
+    while len(chosen) < k and any(strata.values()):
+        for name in sorted(strata):
+            if strata[name] and len(chosen) < k:
+                chosen.append(strata[name].pop())
+    return chosen
+
+
+@transaction.atomic
+def review_queue_create(  # type: ignore[no-untyped-def]
+    *,
+    project: Project,
+    actor,
+    name: str,
+    origin: str,
+    items: list[ItemInput],
+    plan: str = ReviewQueue.Plan.ALL,
+    sample_size: int | None = None,
+    overlap: int = 2,
+    seed: int | None = None,
+    lock_minutes: int = 15,
+    show_sources: bool = False,
+    source_run: int | None = None,
+    judge_name: str = "",
+    template_version: str = "",
+) -> ReviewQueue:
+    """A queue of the sampled items, each with ``overlap`` open slots."""
+    if origin not in ReviewQueue.Origin.values:
+        raise ApplicationError(f"Unknown queue origin “{origin}”.")
+    if plan not in ReviewQueue.Plan.values:
+        raise ApplicationError(f"Unknown sampling plan “{plan}”.")
+    if not 1 <= overlap <= MAX_OVERLAP:
+        raise ApplicationError(f"Reviewers per item (overlap) are between 1 and {MAX_OVERLAP}.")
+    if not 1 <= lock_minutes <= 24 * 60:
+        raise ApplicationError("An item is held between 1 minute and 24 hours.")
+    name = name.strip() or "Review queue"
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    _check_items(project, items)
+    kept = sample(items, plan, sample_size, seed)
+    if not kept:
+        raise ApplicationError("The sampling plan keeps no pair: nothing to review.")
+    if len(kept) > MAX_ITEMS:
+        raise ApplicationError(f"A queue holds at most {MAX_ITEMS:,} pairs; sample fewer.")
+    queue = ReviewQueue.objects.create(
+        project=project, name=name[:200], origin=origin, plan=plan, sample_size=sample_size,
+        overlap=overlap, seed=seed, lock_minutes=lock_minutes, show_sources=show_sources,
+        source_run=source_run, judge_name=judge_name[:200],
+        template_version=template_version[:50], created_by=actor,
+    )  # fmt: skip
+    made = ReviewItem.objects.bulk_create(
+        ReviewItem(queue=queue, position=n, prompt_id=i.prompt_id, response_a_id=i.response_a_id,
+                   response_b_id=i.response_b_id, judge=i.judge,
+                   rubric_version_id=i.rubric_version_id)
+        for n, i in enumerate(kept)
+    )  # fmt: skip
+    ReviewSlot.objects.bulk_create(
+        ReviewSlot(item=item, index=s) for item in made for s in range(overlap)
+    )
+    audit(project=project, actor=actor, action="review_queue.create", target=str(queue.pk),
+          items=len(made), plan=plan, overlap=overlap)  # fmt: skip
+    return queue
+
+
+def _check_items(project: Project, items: list[ItemInput]) -> None:
+    """Every response exists, belongs to the item's prompt in this project; a ≠ b."""
+    if not items:
+        raise ApplicationError("No pairs to review.")
+    ids = {i.response_a_id for i in items} | {i.response_b_id for i in items}
+    found = dict(
+        Response.objects.filter(pk__in=ids, prompt__project=project).values_list("pk", "prompt_id")
+    )
+    versions = {i.rubric_version_id for i in items if i.rubric_version_id}
+    known = set(
+        RubricVersion.objects.filter(pk__in=versions, rubric__project=project).values_list(
+            "pk", flat=True
+        )
+    )
+    for n, item in enumerate(items, 1):
+        a, b = found.get(item.response_a_id), found.get(item.response_b_id)
+        if a is None or b is None or a != item.prompt_id or b != item.prompt_id:
+            raise ApplicationError(f"Pair {n}: its responses are not this project's prompt's.")
+        if item.response_a_id == item.response_b_id:
+            raise ApplicationError(f"Pair {n}: a response cannot be compared with itself.")
+        if item.rubric_version_id and item.rubric_version_id not in known:
+            raise ApplicationError(f"Pair {n}: its rubric version is not this project's.")
+        if item.judge.get("winner") not in (*WINNERS, None):
+            raise ApplicationError(f"Pair {n}: the reference verdict is not a, b or tie.")
+
+
+def queue_from_labels(  # type: ignore[no-untyped-def]
+    *, project: Project, actor, labels: list[PreferenceLabel], seed: int | None = None, **options
+) -> ReviewQueue:
+    """A queue of preference pairs; the dataset's label is the reference verdict. Which
+    response is a is drawn per pair (seeded), so the label is not always "a"."""
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    items = []
+    pairs: set[tuple[int, frozenset[int]]] = set()
+    for label in labels:
+        pair = (label.prompt_id, frozenset((label.chosen_id, label.rejected_id)))
+        if pair in pairs:  # the same two responses labelled again (or both ways): once
+            continue
+        pairs.add(pair)
+        chosen_first = _rng("labels", seed, label.pk).random() < 0.5
+        a, b = (
+            (label.chosen_id, label.rejected_id)
+            if chosen_first
+            else (label.rejected_id, label.chosen_id)
+        )
+        items.append(
+            ItemInput(
+                label.prompt_id,
+                a,
+                b,
+                {"winner": "a" if chosen_first else "b", "source": label.source},
+            )  # fmt: skip
+        )
+    return review_queue_create(project=project, actor=actor, origin=ReviewQueue.Origin.LABELS,
+                               items=items, seed=seed, judge_name="dataset label", **options)  # fmt: skip
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+
+def _order_key(queue: ReviewQueue, reviewer_id: int, item_id: int) -> str:
+    """This reviewer's place for the item: a seeded permutation, different per reviewer."""
+    return hashlib.sha256(f"{queue.seed}:{reviewer_id}:{item_id}".encode()).hexdigest()
+
+
+def _free(now: Any) -> Q:
+    return Q(status=ReviewSlot.Status.OPEN) | Q(status=ReviewSlot.Status.HELD, locked_until__lt=now)
+
+
+def slot_next(*, queue: ReviewQueue, reviewer) -> ReviewSlot | None:  # type: ignore[no-untyped-def]
+    """The slot this reviewer holds, else a newly claimed one (in the reviewer's own seeded
+    order of items), else None when nothing is left for them."""
+    now = timezone.now()
+    held = (
+        ReviewSlot.objects.filter(
+            item__queue=queue, reviewer=reviewer, status=ReviewSlot.Status.HELD
+        )
+        .order_by("claimed_at")
+        .first()
+    )
+    if held is not None:
+        if held.locked_until is None or held.locked_until < now + timedelta(minutes=1):
+            ReviewSlot.objects.filter(pk=held.pk).update(locked_until=_lock_until(queue, now))
+        return held
+    mine = ReviewSlot.objects.filter(item__queue=queue, reviewer=reviewer).values("item_id")
+    candidates = list(
+        ReviewItem.objects.filter(queue=queue, final="")
+        .exclude(pk__in=mine)
+        .filter(pk__in=ReviewSlot.objects.filter(_free(now)).values("item_id"))
+        .values_list("pk", flat=True)
+    )
+    candidates.sort(key=lambda item_id: _order_key(queue, reviewer.pk, item_id))
+    # First skipping slots another claim has locked this instant; then, if every candidate
+    # was locked, once more waiting for those claims to finish (the guarded update decides).
+    for skip_locked in (True, False):
+        for start in range(0, len(candidates), CANDIDATES_PER_TRY):
+            batch = candidates[start : start + CANDIDATES_PER_TRY]
+            slot = _claim(queue, reviewer, batch, now, skip_locked=skip_locked)
+            if slot is not None:
+                return slot
+    return None
+
+
+def _lock_until(queue: ReviewQueue, now: Any) -> Any:
+    return now + timedelta(minutes=queue.lock_minutes)
+
+
+@transaction.atomic
+def _claim(  # type: ignore[no-untyped-def]
+    queue: ReviewQueue, reviewer, item_ids: list[int], now: Any, *, skip_locked: bool
+) -> ReviewSlot | None:
+    free = ReviewSlot.objects.filter(item_id__in=item_ids).filter(_free(now))
+    if connection.features.has_select_for_update_skip_locked:
+        free = free.select_for_update(skip_locked=skip_locked)
+    first_free: dict[int, ReviewSlot] = {}
+    # Open slots before expired holds: a slow reviewer keeps theirs while others are free.
+    for slot in sorted(
+        free.order_by("pk"), key=lambda s: (s.status != ReviewSlot.Status.OPEN, s.index)
+    ):
+        first_free.setdefault(slot.item_id, slot)
+    for item_id in item_ids:  # the reviewer's order
+        slot = first_free.get(item_id)
+        if slot is None:
+            continue
+        swapped = _rng("sides", queue.seed, reviewer.pk, item_id).random() < 0.5
+        try:
+            with transaction.atomic():
+                claimed = ReviewSlot.objects.filter(pk=slot.pk).filter(_free(now)).update(
+                    status=ReviewSlot.Status.HELD, reviewer=reviewer, claimed_at=now,
+                    locked_until=_lock_until(queue, now), swapped=swapped,
+                )  # fmt: skip
+        except IntegrityError:  # this reviewer holds another slot of the item already
+            continue
+        if claimed:
+            slot.refresh_from_db()
+            return slot
+    return None
+
+
+# --- deciding -----------------------------------------------------------------------------
+
+
+def to_winner(shown: str, swapped: bool) -> str:
+    """The shown choice (A = left, B = right, tie) in terms of the item's a and b."""
+    if shown == "tie":
+        return "tie"
+    if shown not in SHOWN:
+        raise ApplicationError(f"Choose A, B or tie, not “{shown}”.")
+    return "b" if SHOWN[shown] != swapped else "a"
+
+
+@transaction.atomic
+def review_commit(  # type: ignore[no-untyped-def]
+    *,
+    slot: ReviewSlot,
+    reviewer,
+    shown: str,
+    criteria: dict[str, str] | None = None,
+    rationale: str = "",
+    confidence: int | None = None,
+    seconds: float = 0.0,
+) -> PairwiseReview:
+    """Commit the reviewer's decision on the slot they hold. ``shown`` is A, B or tie as the
+    reviewer saw the sides; ``criteria`` marks (criterion key → A, B or tie, as shown)."""
+    slot = ReviewSlot.objects.select_for_update().select_related("item__queue").get(pk=slot.pk)
+    if slot.reviewer_id != reviewer.pk or slot.status != ReviewSlot.Status.HELD:
+        raise ApplicationError("This item is no longer yours to review (its hold ran out).")
+    if confidence is not None and not 1 <= confidence <= 5:
+        raise ApplicationError("Confidence is between 1 and 5.")
+    if not 0 <= seconds < 24 * 3600:
+        seconds = 0.0
+    marks = {}
+    for key, value in (criteria or {}).items():
+        marks[str(key)] = to_winner(value, slot.swapped)
+    # A decision taken back with ``review_undo`` was revealed: the judge's verdict was seen.
+    saw_judge = AuditEvent.objects.filter(
+        action=UNDO_ACTION, target=str(slot.pk), actor=reviewer
+    ).exists()
+    review = PairwiseReview.objects.create(
+        slot=slot, item=slot.item, reviewer=reviewer, winner=to_winner(shown, slot.swapped),
+        shown_swapped=slot.swapped, criteria=marks, rationale=rationale.strip()[:10000],
+        confidence=confidence, seconds=round(seconds, 3), saw_judge_before_commit=saw_judge,
+    )  # fmt: skip
+    ReviewSlot.objects.filter(pk=slot.pk).update(status=ReviewSlot.Status.DONE)
+    _settle(slot.item, actor=reviewer)
+    return review
+
+
+@transaction.atomic
+def review_flag(  # type: ignore[no-untyped-def]
+    *, review: PairwiseReview, reviewer, judge_wrong: bool, rubric_problem: bool,
+    criterion: str | None = None,
+) -> PairwiseReview:  # fmt: skip
+    """After the reveal: the reviewer says the judge was wrong, or the rubric has a problem
+    (at a criterion, whose key is checked against the item's judge snapshot or rubric)."""
+    if review.reviewer_id != reviewer.pk:
+        raise ApplicationError("Only the reviewer may flag their review.")
+    review.judge_wrong, review.rubric_problem = judge_wrong, rubric_problem
+    review.problem_criterion = None
+    if rubric_problem and criterion:
+        known = _criterion_keys(review.item)
+        if criterion not in known:
+            raise ApplicationError("That criterion is not in this item's rubric.")
+        review.problem_criterion = criterion
+    review.save(update_fields=["judge_wrong", "rubric_problem", "problem_criterion"])
+    return review
+
+
+def _criterion_keys(item: ReviewItem) -> set[str]:
+    keys = set(item.judge.get("criteria", {}))
+    if item.rubric_version_id:
+        keys |= {str(k) for k in item.rubric_version.criteria.values_list("key", flat=True)}
+    return keys
+
+
+@transaction.atomic
+def review_undo(*, queue: ReviewQueue, reviewer) -> PairwiseReview | None:  # type: ignore[no-untyped-def]
+    """Take back the reviewer's last decision in the queue: the item is theirs again (held,
+    with a fresh lock) and a consensus it made is withdrawn. An adjudicated item stays."""
+    last = (
+        PairwiseReview.objects.select_for_update()
+        .filter(item__queue=queue, reviewer=reviewer)
+        .select_related("item", "slot")
+        .order_by("-committed_at", "-id")
+        .first()
+    )
+    if last is None:
+        return None
+    if last.item.final_source == ReviewItem.FinalSource.ADJUDICATED:
+        raise ApplicationError("That item was adjudicated already; its decision stands.")
+    slot, item = last.slot, last.item
+    last.delete()
+    audit(project=queue.project, actor=reviewer, action=UNDO_ACTION, target=str(slot.pk),
+          item=item.pk, winner=last.winner)  # fmt: skip
+    ReviewSlot.objects.filter(pk=slot.pk).update(
+        status=ReviewSlot.Status.HELD, locked_until=_lock_until(queue, timezone.now()),
+        claimed_at=timezone.now(),
+    )  # fmt: skip
+    if item.final_source == ReviewItem.FinalSource.CONSENSUS:
+        _set_final(item, "", source="", actor=None)
+    return last
+
+
+def _settle(item: ReviewItem, *, actor) -> None:  # type: ignore[no-untyped-def]
+    """Once every slot of the item is reviewed: agreement is the final label (consensus);
+    disagreement leaves it for an adjudicator."""
+    winners = list(PairwiseReview.objects.filter(item=item).values_list("winner", flat=True))
+    if len(winners) < item.queue.overlap or item.final_source == ReviewItem.FinalSource.ADJUDICATED:
+        return
+    if len(Counter(winners)) == 1:
+        _set_final(item, winners[0], source=ReviewItem.FinalSource.CONSENSUS, actor=None)
+
+
+def needs_adjudication(item: ReviewItem, winners: list[str]) -> bool:
+    return len(winners) >= item.queue.overlap and len(set(winners)) > 1 and not item.final
+
+
+@transaction.atomic
+def item_adjudicate(*, item: ReviewItem, actor, winner: str) -> ReviewItem:  # type: ignore[no-untyped-def]
+    """An adjudicator's final label (for items whose reviewers disagreed, or to overrule)."""
+    if winner not in WINNERS:
+        raise ApplicationError("The final label is a, b or tie.")
+    item = ReviewItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+    reviews = PairwiseReview.objects.filter(item=item).count()
+    if reviews < item.queue.overlap:
+        raise ApplicationError(
+            f"This pair has {reviews} of its {item.queue.overlap} reviews: adjudicate once all are in."
+        )
+    _set_final(item, winner, source=ReviewItem.FinalSource.ADJUDICATED, actor=actor)
+    audit(project=item.queue.project, actor=actor, action="review_item.adjudicate",
+          target=str(item.pk), winner=winner)  # fmt: skip
+    return item
+
+
+def _set_final(item: ReviewItem, winner: str, *, source: str, actor) -> None:  # type: ignore[no-untyped-def]
+    """Record the final label and keep the expert preference label in step with it (none
+    for a tie or no label)."""
+    old_label = item.label_id
+    item.final, item.final_source = winner, source
+    item.final_by = (
+        actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    )
+    item.final_at = timezone.now() if winner else None
+    item.label = None
+    if winner in ("a", "b"):
+        chosen, rejected = (
+            (item.response_a_id, item.response_b_id)
+            if winner == "a"
+            else (item.response_b_id, item.response_a_id)
+        )
+        item.label, _ = PreferenceLabel.objects.get_or_create(
+            prompt_id=item.prompt_id, chosen_id=chosen, rejected_id=rejected,
+            source=PreferenceLabel.Source.EXPERT, defaults={"created_by": item.final_by},
+        )  # fmt: skip
+    item.save(update_fields=["final", "final_source", "final_by", "final_at", "label"])
+    if old_label and old_label != item.label_id:
+        still_used = ReviewItem.objects.filter(label_id=old_label).exists()
+        if not still_used:
+            PreferenceLabel.objects.filter(
+                pk=old_label, source=PreferenceLabel.Source.EXPERT
+            ).delete()

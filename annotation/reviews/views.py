@@ -1,0 +1,454 @@
+"""Expert review of pairwise judgments: the queue list (and making a queue from the
+project's imported preference pairs), the reviewing page, adjudication and My work.
+
+Viewers may open the queue list and My work; reviewing needs the reviewer role, making a
+queue and adjudicating the editor role (a member below the role gets a 403 page that says
+so; an outsider a 404). A slot is only ever shown to the reviewer who holds or held it
+(``review_selectors.slot_get``), and the judge's verdict is put into the page only once
+that reviewer has committed (``review_selectors.item_view`` leaves it out before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from annotation.errors import ApplicationError, check_text
+from annotation.projects import selectors as project_selectors
+from annotation.projects.models import Project, Role
+from annotation.reviews import selectors as review_selectors
+from annotation.reviews import services as review_services
+from annotation.reviews.models import ReviewItem, ReviewQueue, ReviewSlot
+
+CHOICES = ("A", "B", "tie")
+QUEUE_PLANS = (
+    ReviewQueue.Plan.ALL,
+    ReviewQueue.Plan.RANDOM,
+    ReviewQueue.Plan.STRATIFIED,
+)  # the plans that make sense for preference pairs (no judge confidence to filter on)
+QUEUE_DEFAULTS = {
+    "name": "",
+    "plan": ReviewQueue.Plan.ALL,
+    "k": "",
+    "overlap": "2",
+    "lock_minutes": "15",
+    "show_sources": False,
+}
+
+
+class _BelowRole(Exception):
+    """A member below the role a review page needs (shown as a 403 page that says why)."""
+
+    def __init__(self, project: Project, role: Role) -> None:
+        super().__init__(role)
+        self.project, self.role = project, role
+
+
+def _project(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> Project:
+    """The project for a member (404 for an outsider), checked for ``min_role``."""
+    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    if not project_selectors.role_at_least(project.user_role, min_role):  # type: ignore[attr-defined]
+        raise _BelowRole(project, min_role)
+    return project
+
+
+def _explain_denial(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except _BelowRole as exc:
+            context = {
+                "project": exc.project,
+                "needed": Role(exc.role).label.lower(),
+                "can_review": project_selectors.role_at_least(
+                    exc.project.user_role,  # type: ignore[attr-defined]
+                    Role.REVIEWER,
+                ),
+            }
+            return render(request, "annotation/review_denied.html", context, status=403)
+
+    return wrapper
+
+
+def _whole_number(value: str, what: str, *, blank: int | None = None) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return blank
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApplicationError(f"{what} is a whole number, not “{value[:20]}”.") from None
+    if not 0 <= number <= 1_000_000:
+        raise ApplicationError(f"{what} is between 0 and 1,000,000.")
+    return number
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@_explain_denial
+def review_queues(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's review queues with their progress; editors make one here from the
+    project's imported preference pairs."""
+    project = _project(request, slug)
+    values: dict[str, Any] = dict(QUEUE_DEFAULTS)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        project = _project(request, slug, Role.EDITOR)
+        values = {key: request.POST.get(key, "").strip() for key in QUEUE_DEFAULTS}
+        values["show_sources"] = request.POST.get("show_sources") == "on"
+        try:
+            queue = _queue_from_form(request, project, values)
+        except ApplicationError as exc:
+            error, status = exc.message, 400
+        else:
+            messages.success(
+                request,
+                f"Queue “{queue.name}” made: {queue.items.count()} pairs, "
+                f"{queue.overlap} reviewer{'s' if queue.overlap != 1 else ''} each.",
+            )
+            return redirect("annotation:review_queues", slug=slug)
+    queues = review_selectors.review_queues_of(project=project)
+    for queue in queues:
+        queue.progress = review_selectors.queue_progress(queue=queue)  # type: ignore[attr-defined]
+    role = project.user_role  # type: ignore[attr-defined]
+    context = {
+        "project": project,
+        "queues": queues,
+        "pairs": review_selectors.preference_pairs(project=project).count(),
+        "values": values,
+        "error": error,
+        "plans": [(p.value, p.label) for p in QUEUE_PLANS],
+        "can_create": project_selectors.role_at_least(role, Role.EDITOR),
+        "can_review": project_selectors.role_at_least(role, Role.REVIEWER),
+    }
+    return render(request, "annotation/review_queues.html", context, status=status)
+
+
+def _queue_from_form(request: HttpRequest, project: Project, values: dict[str, Any]) -> ReviewQueue:
+    plan = values["plan"]
+    if plan not in QUEUE_PLANS:
+        raise ApplicationError(f"Unknown sampling plan “{plan[:40]}”.")
+    k = _whole_number(values["k"], "k (pairs to sample)")
+    overlap = _whole_number(values["overlap"], "Reviewers per item", blank=2)
+    lock_minutes = _whole_number(values["lock_minutes"], "Minutes an item is held", blank=15)
+    labels = list(review_selectors.preference_pairs(project=project))
+    if not labels:
+        raise ApplicationError(
+            "This project has no imported preference pairs yet: import some, then make a queue."
+        )
+    return review_services.queue_from_labels(
+        project=project,
+        actor=request.user,
+        labels=labels,
+        name=check_text(values["name"], "The name"),
+        plan=plan,
+        sample_size=k if plan != ReviewQueue.Plan.ALL else None,
+        overlap=overlap,
+        lock_minutes=lock_minutes,
+        show_sources=values["show_sources"],
+    )
+
+
+# --- reviewing ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@_explain_denial
+def review_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    """Claim the reviewer's next pair (the one they hold, else a new one) and open it; when
+    nothing is left for them, say so."""
+    project = _project(request, slug, Role.REVIEWER)
+    queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
+    slot = review_services.slot_next(queue=queue, reviewer=request.user)
+    if slot is not None:
+        return redirect("annotation:review_item", slug=slug, queue_id=queue.pk, slot_id=slot.pk)
+    history = review_selectors.review_history(queue=queue, reviewer=request.user)
+    context = {
+        "project": project,
+        "queue": queue,
+        "work": review_selectors.work_in_queue(queue=queue, reviewer=request.user),
+        "previous": _item_url(project, queue, history[-1]) if history else "",
+    }
+    return render(request, "annotation/review_done.html", context)
+
+
+def _item_url(project: Project, queue: ReviewQueue, slot_id: int) -> str:
+    return reverse("annotation:review_item", args=[project.slug, queue.pk, slot_id])
+
+
+def _item_context(
+    request: HttpRequest, project: Project, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+) -> dict[str, Any]:
+    view = review_selectors.item_view(slot=slot)
+    history = review_selectors.review_history(queue=queue, reviewer=request.user)
+    previous = following = ""
+    if slot.pk in history:  # committed: step through the reviewer's own decisions
+        at = history.index(slot.pk)
+        if at > 0:
+            previous = _item_url(project, queue, history[at - 1])
+        following = (
+            _item_url(project, queue, history[at + 1])
+            if at + 1 < len(history)
+            else reverse("annotation:review_next", args=[project.slug, queue.pk])
+        )
+    elif history:
+        previous = _item_url(project, queue, history[-1])
+    context = {
+        "project": project,
+        "queue": queue,
+        "view": view,
+        "sides": [("A", view.left), ("B", view.right)],
+        "rubric_id": view.item.rubric_version.rubric_id if view.item.rubric_version else None,
+        "previous": previous,
+        "next": following,
+        "decided": len(history),
+        "values": {"choice": "", "rationale": "", "confidence": "", "marks": {}},
+        "error": "",
+        "notice": "",
+        "choices": CHOICES,
+        "confidences": [(1, "1 · unsure"), (2, "2"), (3, "3"), (4, "4"), (5, "5 · certain")],
+    }
+    context.update(extra)
+    # Each criterion with the reviewer's mark being made (``value``, kept across an error)
+    # or, once committed, their mark and the judge's, both as this reviewer's A / B / tie.
+    judge = view.judge or {}
+    context["criteria"] = [
+        {
+            **c,
+            "value": context["values"]["marks"].get(c["key"], ""),
+            "mine": judge.get("marks_shown", {}).get(c["key"], ""),
+            "judge": judge.get("criteria_shown", {}).get(c["key"], ""),
+        }
+        for c in view.criteria
+    ]
+    return context
+
+
+def _slot(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> tuple:  # type: ignore[type-arg]
+    project = _project(request, slug, Role.REVIEWER)
+    queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
+    slot = review_selectors.slot_get(queue=queue, slot_id=slot_id, reviewer=request.user)
+    return project, queue, slot
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+@_explain_denial
+def review_item(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+    """One pair as this reviewer sees it: to decide, or (once decided) with the judge's
+    verdict revealed."""
+    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    template = "annotation/review_item.html"
+    if request.htmx:
+        template += "#review"
+    return render(request, template, _item_context(request, project, queue, slot))
+
+
+def _marks(request: HttpRequest, criteria: list[dict[str, Any]]) -> dict[str, str]:
+    known = {c["key"] for c in criteria}
+    marks = {}
+    for name, value in request.POST.items():
+        if not name.startswith("mark-") or not value:
+            continue
+        key = name.removeprefix("mark-")
+        if key not in known:
+            raise ApplicationError("A marked criterion is not in this pair's rubric.")
+        if value not in CHOICES:
+            raise ApplicationError(f"Mark a criterion A, B or tie, not “{value[:20]}”.")
+        marks[key] = value
+    return marks
+
+
+def _seconds(value: str) -> float:
+    """Time on the pair as the page measured it; anything unreadable counts as unknown (0)
+    and the service bounds the rest."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _respond(
+    request: HttpRequest, project: Project, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+) -> HttpResponse:
+    """The reviewing fragment for htmx; back to the page (with the message) otherwise."""
+    if request.htmx:
+        context = _item_context(request, project, queue, slot, **extra)
+        return render(request, "annotation/review_item.html#review", context)
+    if extra.get("error"):
+        messages.error(request, extra["error"])
+    elif extra.get("notice"):
+        messages.success(request, extra["notice"])
+    return redirect(_item_url(project, queue, slot.pk))
+
+
+@login_required
+@require_POST
+@_explain_denial
+def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+    """Commit the reviewer's decision (as they saw the sides); the answer reveals the
+    judge's verdict."""
+    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    view = review_selectors.item_view(slot=slot)
+    if view.review is not None:  # a second submit of the same decision
+        return _respond(request, project, queue, slot, notice="Your decision was already in.")
+    post = request.POST
+    values = {
+        "choice": post.get("choice", ""),
+        "rationale": post.get("rationale", ""),
+        "confidence": post.get("confidence", ""),
+        "marks": {k.removeprefix("mark-"): v for k, v in post.items() if k.startswith("mark-")},
+    }
+    try:
+        if values["choice"] not in CHOICES:
+            raise ApplicationError("Choose A, B or tie (keys 1, 2, 3) before committing.")
+        review_services.review_commit(
+            slot=slot,
+            reviewer=request.user,
+            shown=values["choice"],
+            criteria=_marks(request, view.criteria),
+            rationale=check_text(values["rationale"], "The rationale"),
+            confidence=_whole_number(values["confidence"], "Confidence"),
+            seconds=_seconds(post.get("seconds", "")),
+        )
+    except ApplicationError as exc:
+        return _respond(request, project, queue, slot, error=exc.message, values=values)
+    return _respond(request, project, queue, slot)
+
+
+@login_required
+@require_POST
+@_explain_denial
+def review_flag(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+    """After the reveal: the judge was wrong, or the rubric has a problem (at a criterion)."""
+    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    review = review_selectors.item_view(slot=slot).review
+    try:
+        if review is None:
+            raise ApplicationError("Commit your decision first; then you may flag the judge.")
+        rubric_problem = request.POST.get("rubric_problem") == "on"
+        review_services.review_flag(
+            review=review,
+            reviewer=request.user,
+            judge_wrong=request.POST.get("judge_wrong") == "on",
+            rubric_problem=rubric_problem,
+            criterion=(request.POST.get("criterion") or None) if rubric_problem else None,
+        )
+    except ApplicationError as exc:
+        return _respond(request, project, queue, slot, error=exc.message)
+    return _respond(request, project, queue, slot, notice="Flags saved.")
+
+
+@login_required
+@require_POST
+@_explain_denial
+def review_undo(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    """Take back the reviewer's last decision in the queue and reopen that pair."""
+    project = _project(request, slug, Role.REVIEWER)
+    queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
+    try:
+        undone = review_services.review_undo(queue=queue, reviewer=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotation:review_next", slug=slug, queue_id=queue.pk)
+    if undone is None:
+        messages.info(request, "You have no decision in this queue to undo.")
+        return redirect("annotation:review_next", slug=slug, queue_id=queue.pk)
+    messages.success(request, "Your last decision was taken back: decide this pair again.")
+    return redirect(_item_url(project, queue, undone.slot_id))
+
+
+# --- adjudication and my work -------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@_explain_denial
+def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+    """Pairs whose reviewers disagreed, each with every decision and the judge's verdict;
+    the adjudicator sets the final label."""
+    project = _project(request, slug, Role.EDITOR)
+    queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
+    if request.method == "POST":
+        raw = request.POST.get("item", "")
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 12):
+            return HttpResponseBadRequest(
+                "Name the pair to adjudicate (item).", content_type="text/plain; charset=utf-8"
+            )
+        item = get_object_or_404(ReviewItem, queue=queue, pk=int(raw))
+        winner = request.POST.get("winner", "")
+        try:
+            item = review_services.item_adjudicate(item=item, actor=request.user, winner=winner)
+        except ApplicationError as exc:
+            if request.htmx:
+                context = _adjudication_context(project, queue, error=exc.message, failed=item.pk)
+                card = next((i for i in context["items"] if i.pk == item.pk), None)
+                if card is not None:
+                    context["entry"] = card
+                    return render(request, "annotation/review_adjudicate.html#entry", context)
+            messages.error(request, exc.message)
+            return redirect("annotation:review_adjudicate", slug=slug, queue_id=queue.pk)
+        if request.htmx:
+            return render(
+                request,
+                "annotation/review_adjudicate.html#settled",
+                {"project": project, "queue": queue, "entry": item},
+            )
+        messages.success(request, f"Pair {item.position + 1}: final label set.")
+        return redirect("annotation:review_adjudicate", slug=slug, queue_id=queue.pk)
+    return render(
+        request, "annotation/review_adjudicate.html", _adjudication_context(project, queue)
+    )
+
+
+def _adjudication_context(project: Project, queue: ReviewQueue, **extra: Any) -> dict[str, Any]:
+    items = review_selectors.items_to_adjudicate(queue=queue)
+    reviews = review_selectors.reviews_of_items(items)
+    for item in items:  # in the item's own terms: a and b as stored, never swapped
+        item.decisions = reviews.get(item.pk, [])  # type: ignore[attr-defined]
+        item.sides = [("a", item.response_a), ("b", item.response_b)]  # type: ignore[attr-defined]
+        item.orders = [  # type: ignore[attr-defined]
+            review_selectors.judge_order_shown(o, False)
+            for o in (item.judge or {}).get("orders", [])
+            if isinstance(o, dict)
+        ]
+    context = {
+        "project": project,
+        "queue": queue,
+        "items": items,
+        "progress": review_selectors.queue_progress(queue=queue),
+        "error": "",
+        "failed": None,
+    }
+    context.update(extra)
+    return context
+
+
+@login_required
+@require_GET
+@_explain_denial
+def review_mine(request: HttpRequest, slug: str) -> HttpResponse:
+    """The signed-in reviewer's work per queue and their agreement with the final labels."""
+    project = _project(request, slug)
+    context = {
+        "project": project,
+        "work": review_selectors.my_work(project=project, reviewer=request.user),
+        "can_review": project_selectors.role_at_least(project.user_role, Role.REVIEWER),  # type: ignore[attr-defined]
+    }
+    return render(request, "annotation/review_mine.html", context)

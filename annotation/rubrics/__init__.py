@@ -1,0 +1,1 @@
+"""Rubrics: the editor, versions, criteria and the review workflow."""

@@ -1,0 +1,1 @@
+"""What the studio measures of rubrics: near-duplicate criteria, diverse responses."""

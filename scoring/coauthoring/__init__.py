@@ -1,0 +1,1 @@
+"""LLM co-authoring of rubrics: jobs, actions and proposals."""

@@ -1,0 +1,196 @@
+"""The Exports page of a project: the form that starts an export (editors and owners), the
+list of exports with their live progress and files (viewers and up), downloads (viewers
+and up, except exports that carry the judge's verdicts: editors and owners), and deletion
+(owners). Outsiders get 404 everywhere.
+
+An unfinished export's card polls its own URL every second (an htmx partial) until it is
+done or failed; the rest of the page stays as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from annotation.errors import ApplicationError
+from annotation.projects import selectors as project_selectors
+from annotation.projects.models import Project, Role
+from annotation.prompts import selectors as prompt_selectors
+from scoring.datasets import services as export_services
+from scoring.datasets.models import Export
+from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
+
+LIST_LIMIT = 50
+ORIGIN_LABELS = {
+    "dataset": "Dataset labels",
+    "expert": "Expert reviews",
+    "judge": "Rubric judge (score margin, pairwise runs)",
+}
+
+
+def _project(request: HttpRequest, slug: str, role: Role) -> Project:
+    return project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
+
+
+def _float(raw: str, what: str, default: float | None) -> float | None:
+    raw = raw.strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ApplicationError(f"{what} must be a number.") from None
+
+
+def options_from_form(post: QueryDict) -> ExportOptions:
+    """The form's fields as checked options; a malformed field is a clear error."""
+    ratios = tuple(
+        _float(post.get(name, ""), f"The {name} share", 0.0) or 0.0
+        for name in ("train", "validation", "test")
+    )
+    return ExportOptions(
+        kind=post.get("kind", ""),
+        format=post.get("format", "jsonl"),
+        versions=post.get("versions", "approved"),
+        ratios=ratios,  # type: ignore[arg-type]
+        tags=export_services.parse_list(post.get("tags", "")),
+        sources=tuple(s for s in post.getlist("sources") if s),
+        since=post.get("since", "").strip(),
+        until=post.get("until", "").strip(),
+        exclude=export_services.parse_lines(post.get("exclude", "")),
+        origins=tuple(post.getlist("origins")),
+        min_agreement=_float(post.get("min_agreement", ""), "Minimum agreement", None),
+        consistent_only=bool(post.get("consistent_only")),
+        min_margin=_float(post.get("min_margin", ""), "Minimum margin", 0.0) or 0.0,
+        conversational=post.get("conversational", "1") == "1",
+        margins=bool(post.get("margins")),
+        license=post.get("license", "").strip(),
+    ).checked()
+
+
+def summary(options: dict[str, Any]) -> list[str]:
+    """The options of an export as short phrases, for its card on the page."""
+    parts = [f"{options.get('versions', 'approved')} rubric versions"]
+    ratios = options.get("ratios") or [1, 0, 0]
+    if ratios[0] != 1:
+        parts.append("split " + " / ".join(f"{r:g}" for r in ratios))
+    for name in ("tags", "sources"):
+        if options.get(name):
+            parts.append(f"{name}: {', '.join(options[name])}")
+    if options.get("since") or options.get("until"):
+        parts.append(f"prompts {options.get('since') or '…'} to {options.get('until') or '…'}")
+    if options.get("exclude"):
+        n = len(options["exclude"])
+        parts.append(f"{n} exclusion{'s' if n != 1 else ''}")
+    if options.get("kind") == "preferences":
+        parts.append(
+            "origins: " + ", ".join(options.get("origins") or export_services.DEFAULT_ORIGINS)
+        )
+        if options.get("min_agreement") is not None:
+            parts.append(f"agreement ≥ {options['min_agreement']:g}")
+        if options.get("consistent_only"):
+            parts.append("position-consistent only")
+        if options.get("min_margin"):
+            parts.append(f"margin ≥ {options['min_margin']:g}")
+        parts.append("conversational" if options.get("conversational", True) else "plain text")
+        if options.get("margins"):
+            parts.append("with margins")
+    if options.get("license"):
+        parts.append(f"license: {options['license']}")
+    return parts
+
+
+def _card_context(project: Project, export: Export) -> dict[str, Any]:
+    export.summary = summary(export.options)  # type: ignore[attr-defined]
+    # Listed for every member; files with the judge's verdicts for editors and owners.
+    export.can_download = export_services.export_may_download(  # type: ignore[attr-defined]
+        export=export,
+        role=project.user_role,  # type: ignore[attr-defined]
+    )
+    export.kind_label = KINDS.get(export.kind, export.kind)  # type: ignore[attr-defined]
+    export.format_label = FORMATS.get(export.format, export.format)  # type: ignore[attr-defined]
+    return {
+        "project": project,
+        "export": export,
+        "is_owner": project_selectors.role_at_least(project.user_role, Role.OWNER),  # type: ignore[attr-defined]
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _project(request, slug, Role.VIEWER)
+    error = ""
+    if request.method == "POST":
+        project = _project(request, slug, Role.EDITOR)
+        try:
+            export = export_services.export_create(
+                project=project, actor=request.user, options=options_from_form(request.POST)
+            )
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Export #{export.pk} queued.")
+            return redirect(reverse("scoring:exports", args=[slug]) + f"#export-{export.pk}")
+    exports = list(export_services.exports_of(project=project)[:LIST_LIMIT])
+    for export in exports:
+        _card_context(project, export)
+    post = request.POST if request.method == "POST" else None
+    context = {
+        "project": project,
+        "can_create": project_selectors.role_at_least(project.user_role, Role.EDITOR),  # type: ignore[attr-defined]
+        "is_owner": project_selectors.role_at_least(project.user_role, Role.OWNER),  # type: ignore[attr-defined]
+        "exports": exports,
+        "kinds": KINDS.items(),
+        "formats": FORMATS.items(),
+        "origins": [(o, ORIGIN_LABELS[o]) for o in ORIGINS],
+        "sources": prompt_selectors.response_sources(project=project),
+        "error": error,
+        "post": post,
+        "checked_origins": post.getlist("origins") if post else export_services.DEFAULT_ORIGINS,
+        "chosen_sources": post.getlist("sources") if post else [],
+    }
+    return render(request, "scoring/exports.html", context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def export_card(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+    """One export's card (the htmx poll); a plain visit goes to it on the Exports page."""
+    project = _project(request, slug, Role.VIEWER)
+    export = export_services.export_get(project=project, export_id=export_id)
+    if not request.htmx:
+        return redirect(reverse("scoring:exports", args=[slug]) + f"#export-{export.pk}")
+    return render(request, "scoring/exports.html#export", _card_context(project, export))
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest, slug: str, export_id: int, name: str) -> FileResponse:
+    project = _project(request, slug, Role.VIEWER)
+    export = export_services.export_get(project=project, export_id=export_id)
+    export_services.export_check_download(export=export, role=project.user_role)  # type: ignore[attr-defined]
+    path = export_services.export_file(export, name)
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=export_services.download_name(export, name),
+    )
+
+
+@login_required
+@require_POST
+def export_delete(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+    project = _project(request, slug, Role.OWNER)
+    export = export_services.export_get(project=project, export_id=export_id)
+    export_services.export_delete(export=export, actor=request.user)
+    messages.success(request, f"Export #{export_id} and its files deleted.")
+    return redirect("scoring:exports", slug=slug)

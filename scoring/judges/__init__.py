@@ -1,0 +1,1 @@
+"""Judges: endpoints, providers, gateways, local models and embeddings."""

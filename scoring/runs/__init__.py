@@ -1,0 +1,1 @@
+"""Scoring runs: responses graded against rubrics, or compared in pairs, by a judge."""

@@ -1,0 +1,192 @@
+"""A run's results, computed from its units and judgments: each response's score with its
+verdicts, each source's clipped mean with a bootstrap standard error and distribution,
+the failures, and for pairwise runs the merged verdicts of both orders.
+
+Scores follow the published formulas in ``scoring.engine.aggregate``; a response with a
+failed judgment has no score (a failure is never read as "not met").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from annotation.prompts.models import Response
+from scoring.engine import aggregate, pairwise
+from scoring.runs.models import Judgment, Run, RunJudgment
+
+BINS = 10
+
+
+@dataclass
+class ResponseResult:
+    response: Response
+    sample: int
+    score: float | None
+    verdicts: list[tuple[dict[str, Any], Judgment | None]] = field(default_factory=list)
+    # A local judge's continuous score: the HealthBench score in expectation over P(met).
+    expected: float | None = None
+    failed: int = 0
+    reused: int = 0
+
+
+@dataclass
+class SourceResult:
+    source: str
+    scores: list[float]
+    undefined: int
+    mean: float | None
+    se: float | None
+    histogram: list[int]
+
+
+@dataclass
+class PairResult:
+    a: Response
+    b: Response
+    sample: int
+    winner: str  # "a", "b" or "tie"
+    consistent: bool
+    failed: bool
+    # A local judge's P(a is better), both orders averaged: (P_ab(A) + 1 − P_ba(A)) / 2.
+    probability: float | None = None
+
+
+@dataclass
+class RunResults:
+    responses: list[ResponseResult]
+    sources: list[SourceResult]
+    failures: list[tuple[Judgment, dict[str, Any]]]
+    pairs: list[PairResult]
+    position: pairwise.PositionBias | None
+
+
+def _units(run: Run) -> list[dict[str, Any]]:
+    """The run's units once each (retry chunks repeat units of earlier chunks)."""
+    return [u for c in run.chunks.filter(retry=False).order_by("index") for u in c.units]
+
+
+def run_results(run: Run, *, with_verdicts: bool = False) -> RunResults:
+    units = _units(run)
+    links = RunJudgment.objects.filter(run=run).select_related("judgment__response")
+    by_key = {link.judgment.key: (link.judgment, link.reused) for link in links}
+    responses = {
+        r.pk: r
+        for r in Response.objects.filter(
+            pk__in={u["r"] for u in units} | {u["o"] for u in units if "o" in u}
+        ).select_related("prompt")
+    }
+    failures: list[tuple[Judgment, dict[str, Any]]] = []
+    if run.mode == Run.Mode.PAIRWISE:
+        pairs, verdicts = _pairs(units, by_key, responses, failures)
+        return RunResults([], [], failures, pairs, pairwise.position_bias(verdicts))
+    results: dict[tuple[int, int], ResponseResult] = {}
+    for unit in units:
+        slot = (unit["r"], unit["s"])
+        result = results.setdefault(slot, ResponseResult(responses[unit["r"]], unit["s"], None))
+        keys = unit.get("keys", [unit.get("k")])
+        if run.mode == Run.Mode.HOLISTIC:
+            judgment, reused = by_key.get(keys[0], (None, False))
+            result.verdicts.append(({"text": "Holistic rating"}, judgment))
+            _count(result, judgment, reused, failures, {"text": "Holistic rating"})
+            continue
+        for key, criterion in zip(keys, unit["crit"], strict=False):
+            judgment, reused = by_key.get(key, (None, False))
+            result.verdicts.append((criterion, judgment))
+            _count(result, judgment, reused, failures, criterion)
+    for result in results.values():
+        result.score = _score(run, result)
+        result.expected = _expected(run, result)
+        if not with_verdicts:
+            result.verdicts = []
+    ordered = sorted(
+        results.values(),
+        key=lambda r: (r.response.prompt_id, r.response.source, r.response.pk, r.sample),
+    )
+    return RunResults(ordered, _by_source(ordered), failures, [], None)
+
+
+def _count(
+    result: ResponseResult,
+    judgment: Judgment | None,
+    reused: bool,
+    failures: list[tuple[Judgment, dict[str, Any]]],
+    criterion: dict[str, Any],
+) -> None:
+    if judgment is not None and judgment.error:
+        result.failed += 1
+        failures.append((judgment, criterion))
+    result.reused += int(reused)
+
+
+def _score(run: Run, result: ResponseResult) -> float | None:
+    judgments = [j for _, j in result.verdicts]
+    if any(j is None or j.error for j in judgments):
+        return None  # missing or failed: undefined, never "not met"
+    if run.mode == Run.Mode.HOLISTIC:
+        return aggregate.rar_implicit(judgments[0].rating)
+    points = [c["points"] for c, _ in result.verdicts]
+    return aggregate.healthbench_score(points, [j.met for j in judgments])
+
+
+def _expected(run: Run, result: ResponseResult) -> float | None:
+    if run.mode != Run.Mode.PER_CRITERION or result.score is None:
+        return None
+    probabilities = [j.probability if j is not None else None for _, j in result.verdicts]
+    points = [c["points"] for c, _ in result.verdicts]
+    return aggregate.healthbench_expected(points, probabilities)
+
+
+def _by_source(results: list[ResponseResult]) -> list[SourceResult]:
+    grouped: dict[str, list[float | None]] = defaultdict(list)
+    for r in results:
+        grouped[r.response.source].append(r.score)
+    out = []
+    for source, scores in sorted(grouped.items()):
+        defined = [s for s in scores if s is not None]
+        histogram = [0] * BINS
+        for s in defined:
+            histogram[min(BINS - 1, max(0, int(min(max(s, 0.0), 1.0) * BINS)))] += 1
+        out.append(
+            SourceResult(
+                source,
+                defined,
+                len(scores) - len(defined),
+                aggregate.mean_clipped(defined),
+                aggregate.bootstrap_se(defined),
+                histogram,
+            )
+        )
+    return out
+
+
+def _pairs(
+    units: list[dict[str, Any]],
+    by_key: dict[str, tuple[Judgment, bool]],
+    responses: dict[int, Response],
+    failures: list[tuple[Judgment, dict[str, Any]]],
+) -> tuple[list[PairResult], list[tuple[Any, Any]]]:
+    """Merged pairs, and the (first, second) verdicts of the complete ones."""
+    orders: dict[tuple[int, int, int], dict[str, Judgment | None]] = defaultdict(dict)
+    for unit in units:
+        a, b = unit["pair"]
+        judgment = by_key.get(unit["k"], (None, False))[0]
+        orders[(a, b, unit["s"])][unit["order"]] = judgment
+        if judgment is not None and judgment.error:
+            failures.append((judgment, {"text": f"pair {a}–{b}, order {unit['order']}"}))
+    out, verdicts = [], []
+    for (a, b, sample), both in sorted(orders.items()):
+        ab, ba = both.get("ab"), both.get("ba")
+        if ab is None or ba is None or ab.error or ba.error:
+            out.append(PairResult(responses[a], responses[b], sample, "tie", False, True))
+            continue
+        winner, consistent = pairwise.merge_orders(ab.winner, ba.winner)
+        probability = None
+        if ab.probability is not None and ba.probability is not None:
+            probability = (ab.probability + 1 - ba.probability) / 2
+        out.append(
+            PairResult(responses[a], responses[b], sample, winner, consistent, False, probability)
+        )
+        verdicts.append((ab.winner, ba.winner))
+    return out, verdicts
