@@ -41,7 +41,7 @@ def healthbench(project, owner, reviewer, healthbench_path):  # type: ignore[no-
 
 def _prepared(project, **options):  # type: ignore[no-untyped-def]
     """(rows, notes, schema) of an export, every row checked against the schema."""
-    from scoring.datasets.writers import _row_checker
+    from scoring.datasets.row_checks import _row_checker
 
     prepared = rows.prepare(project, ExportOptions(**options).checked())
     out = list(prepared.rows)
@@ -84,7 +84,7 @@ def test_verl_rows_carry_the_approved_rubric(project, healthbench):  # type: ign
 
 
 def test_verl_rows_repeat_prompt_and_rubric_in_extra_info_with_whole_points(project, healthbench):  # type: ignore[no-untyped-def]
-    from scoring.datasets.writers import _ENCODE
+    from scoring.datasets.sinks import _ENCODE
 
     out, notes, schema = _prepared(project, kind="rl_verl")
     assert notes.whole_points and notes.fractional is None
@@ -410,16 +410,17 @@ def test_reading_ahead_on_postgresql_gives_the_same_rows(project, judged, monkey
     import threading
 
     from scoring.datasets import readahead
+    from scoring.datasets.kinds import judged as judged_rows
 
     if not readahead.can_read_ahead():
         pytest.skip("the reader thread is used on PostgreSQL outside a transaction (CI)")
     spy = []
     real = readahead.read_ahead
-    monkeypatch.setattr(rows, "read_ahead", lambda batches: spy.append(1) or real(batches))
+    monkeypatch.setattr(judged_rows, "read_ahead", lambda batches: spy.append(1) or real(batches))
     for kind in ("judge_sft", "pairwise_sft"):
         ahead = _all(project, kind=kind, versions="latest")
         with monkeypatch.context() as m:
-            m.setattr(rows, "can_read_ahead", lambda: False)
+            m.setattr(judged_rows, "can_read_ahead", lambda: False)
             assert _all(project, kind=kind, versions="latest") == ahead
         assert ahead
     assert len(spy) == 2

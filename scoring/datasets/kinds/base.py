@@ -1,0 +1,135 @@
+"""What every export kind is made of: the ``ExportKind`` record that the registry holds
+(its pyarrow schema, its rows, the upper bound of its rows for progress, whether its rubric
+points follow the whole-number rule and whether its JSONL lines spread the prompt's
+metadata), the ``Notes`` its rows leave for the dataset card, the column types the kinds'
+schemas share, and small helpers for streaming rows batch by batch.
+
+pyarrow is imported inside the schema functions, never at module import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from annotation.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from annotation.projects.models import Project
+    from scoring.datasets.options import ExportOptions
+
+Row = tuple[str, dict[str, Any]]  # (split, row)
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """One export kind, as the registry holds it.
+
+    ``schema(conversational=, whole_points=, margins=)``: the pyarrow schema of its rows
+    (``whole_points``: rubric points are int64, else float64; ``conversational`` and
+    ``margins``: the preference pairs' options). ``rows(project, options, notes)``: its
+    ``(split, row)`` pairs, streamed once, in a deterministic order. ``count(project,
+    options)``: an upper bound of the rows, for progress."""
+
+    name: str
+    schema: Callable[..., Any]
+    rows: Callable[[Project, ExportOptions, Notes], Iterator[Row]]
+    count: Callable[[Project, ExportOptions], int]
+    # The kinds whose rubric points follow the whole-number rule (judge distillation rows keep
+    # the points each judge was shown, as float64).
+    pointed: bool = False
+    # Kinds in a source format's shape: in JSONL, the prompt's metadata comes back as the
+    # record's own top-level fields (``writers.write_export``'s ``spread``).
+    # (the field holding the metadata, the field listing the rubric items that the metadata's
+    # ``rubric_items`` go back into).
+    spread: tuple[str, str] | None = None
+
+
+# --- column types the schemas share ----------------------------------------------------------
+
+
+def messages_type() -> Any:
+    """A conversation: a list of ``{role, content}``."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.list_(message)
+
+
+def points_type(whole_points: bool) -> Any:
+    """Rubric points (RaR weights): int64 when every criterion the export draws from has
+    whole points (``Notes.whole_points``), else float64."""
+    import pyarrow as pa
+
+    return pa.int64() if whole_points else pa.float64()
+
+
+def rubric_item_type(whole_points: bool) -> Any:
+    """A HealthBench / verl rubric item."""
+    import pyarrow as pa
+
+    return pa.struct(
+        [
+            ("criterion", pa.string()),
+            ("points", points_type(whole_points)),
+            ("tags", pa.list_(pa.string())),
+        ]
+    )
+
+
+def versions_field() -> tuple[str, Any]:
+    import pyarrow as pa
+
+    return ("rubric_version_ids", pa.list_(pa.int64()))
+
+
+def metadata_field() -> tuple[str, Any]:
+    import pyarrow as pa
+
+    return ("metadata", pa.string())  # the prompt's metadata, a JSON object
+
+
+# --- points: whole numbers stay integers -----------------------------------------------------
+
+# Rubric text and points are shown to the policy in scaffolded rollouts ("worth 10 points"),
+# so a whole number is written as an integer (10, not 10.0). One type per export, so that
+# the Parquet schema is fixed before the first row: int64 when every criterion of the rubric
+# versions the export draws from has whole points, else float64 for every point value.
+MAX_EXACT = 2**53  # beyond this a float no longer holds every whole number
+
+
+def _is_whole(points: float) -> bool:
+    return float(points).is_integer() and abs(points) <= MAX_EXACT
+
+
+@dataclass
+class Notes:
+    """What the dataset card says about the rows beyond their counts. ``whole_points`` is
+    decided before the first row; the pair counts are complete once the last row is taken."""
+
+    whole_points: bool = True
+    fractional: float | None = None  # a point value that made points float64
+    pairs_folded: int = 0  # labels folded into an exported row with the same pair
+    pairs_without_margin: int = 0  # pairs left out because no judge gave them a margin
+
+    def number(self, points: float) -> int | float:
+        """A point value as this export writes it."""
+        if not self.whole_points:
+            return float(points)
+        if not _is_whole(points):  # a criterion saved after the export looked
+            raise ApplicationError(
+                f"A criterion with {points:g} points appeared while the export ran (its "
+                "points were checked to be whole numbers first): run the export again."
+            )
+        return int(points)
+
+
+def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,144 @@
+"""The judgments that judge distillation exports are made of: every good judgment of the
+project's runs of a mode, read run by run, a few chunks per query (a chunk holds what each
+judge was shown; the database expands its units and joins each to its judgment and
+response), on PostgreSQL by a reader thread a few batches ahead (``readahead``), and the
+distillation rows made of them, per criterion or pairwise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection
+
+from annotation.projects.models import Project
+from annotation.prompts.models import Response
+from scoring.datasets.kinds.base import Notes, Row, _batched
+from scoring.datasets.kinds.prompts import prompt_rubrics
+from scoring.datasets.options import ExportOptions
+from scoring.datasets.readahead import can_read_ahead, read_ahead
+from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+
+CHUNKS_PER_QUERY = 16
+FETCH_ROWS = 2000
+
+# The judgments of a few chunks at a time, with what their judge was shown: each unit of
+# each chunk (JSON, expanded by the database), its judgment by key (linked to that run, not
+# failed) and the response(s), in chunk and unit order (a sort of a few thousand rows).
+_UNITS = {
+    "postgresql": (
+        "CROSS JOIN LATERAL jsonb_array_elements(c.units) WITH ORDINALITY AS u(value, n)",
+        "u.value->>'{}'",
+        "u.value->'crit'->0->>'{}'",
+        "(u.value->'crit')::text",
+        "j.detail::text",
+        "u.n",
+    ),
+    "sqlite": (
+        "JOIN json_each(c.units) AS u",
+        "json_extract(u.value, '$.{}')",
+        "json_extract(u.value, '$.crit[0].{}')",
+        "json_extract(u.value, '$.crit')",
+        "j.detail",
+        "u.key",
+    ),
+}
+
+
+def _judged_sql(vendor: str, mode: str, chunks: int) -> str:
+    expand, field, criterion, criteria, detail, ordinal = _UNITS[vendor]
+    table = {m: m._meta.db_table for m in (RunChunk, RunJudgment, Judgment, Response)}
+    if mode == Run.Mode.PER_CRITERION:
+        columns = (f"{criterion.format('text')}, {criterion.format('points')}, j.met, "
+                   "j.probability")  # fmt: skip
+        other = ""
+        where = "AND j.met IS NOT NULL"
+    else:
+        columns = f"{criteria}, j.winner, {detail}, o.source, o.content"
+        other = f"JOIN {table[Response]} o ON o.id = j.other_id"
+        where = ""
+    return f"""
+        SELECT j.id, j.explanation, j.model, j.template_version,
+               r.prompt_id, r.source, r.content, {columns}
+        FROM {table[RunChunk]} c
+        {expand}
+        JOIN {table[Judgment]} j ON j.key = {field.format("k")}
+        JOIN {table[RunJudgment]} rj ON rj.judgment_id = j.id AND rj.run_id = c.run_id
+        JOIN {table[Response]} r ON r.id = j.response_id
+        {other}
+        WHERE c.id IN ({", ".join(["%s"] * chunks)}) AND j.error = '' {where}
+        ORDER BY c.run_id, c."index", {ordinal}
+    """  # noqa: S608 (table names from the models; values are parameters)
+
+
+def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
+    """Every good judgment of the project's runs of ``mode`` as a tuple of plain values
+    (the columns of ``_judged_sql``), in run, chunk and unit order, a judgment that several
+    runs share once (from the first); read ``CHUNKS_PER_QUERY`` chunks at a time through a
+    server-side cursor, on PostgreSQL by a reader thread a few batches ahead."""
+    vendor = connection.vendor if connection.vendor in _UNITS else "sqlite"
+    project_id = project.pk
+
+    def batches() -> Iterator[list[tuple[Any, ...]]]:
+        chunks = (
+            RunChunk.objects.filter(run__project_id=project_id, run__mode=mode, retry=False)
+            .exclude(run__status=Run.Status.QUEUED)
+            .order_by("run_id", "index")
+            .values_list("pk", flat=True)
+        )
+        for group in _batched(chunks.iterator(chunk_size=1000), CHUNKS_PER_QUERY):
+            with connection.chunked_cursor() as cursor:
+                cursor.execute(_judged_sql(vendor, mode, len(group)), group)
+                while rows := cursor.fetchmany(FETCH_ROWS):
+                    yield rows
+
+    seen = bytearray()  # a bit per judgment id: memory grows with the largest id / 8
+    for rows in read_ahead(batches) if can_read_ahead() else batches():
+        for row in rows:
+            pk = row[0]
+            byte, bit = pk >> 3, 1 << (pk & 7)
+            if byte >= len(seen):
+                seen.extend(bytes(byte + 1 - len(seen) + 4096))
+            if seen[byte] & bit:
+                continue
+            seen[byte] |= bit
+            yield row
+
+
+def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) -> Iterator[Row]:
+    kept = {
+        pr.prompt.pk: (pr.messages, pr.prompt.external_id, pr.split)
+        for pr in prompt_rubrics(project, options, need_rubric=False)
+    }
+    sources = set(options.sources)
+    pairwise = mode == Run.Mode.PAIRWISE
+    for row in _judged(project, mode):
+        pk, explanation, model, template, prompt_pk, source, content, *rest = row
+        prompt = kept.get(prompt_pk)
+        if prompt is None or (sources and source not in sources):
+            continue
+        messages, external_id, split = prompt
+        if not pairwise:
+            text, points, met, probability = rest
+            yield split, {"prompt": messages, "response": content, "criterion": text,
+                          "points": float(points), "met": bool(met), "probability": probability,
+                          "explanation": explanation, "judge_model": model,
+                          "template_version": template, "prompt_id": external_id,
+                          "split": split}  # fmt: skip
+            continue
+        shown, winner, detail, other_source, other = rest
+        if sources and other_source not in sources:
+            continue
+        verdicts = (json.loads(detail) if detail else {}).get("criteria") or {}
+        criteria = [{"criterion": c["text"], "winner": str(verdicts.get(str(i), ""))}
+                    for i, c in enumerate(json.loads(shown), start=1)]  # fmt: skip
+        yield split, {"prompt": messages, "response_a": content, "response_b": other,
+                      "winner": winner, "criteria": criteria, "explanation": explanation,
+                      "judge_model": model, "template_version": template,
+                      "prompt_id": external_id, "split": split}  # fmt: skip
+
+
+def judgment_count(project: Project, mode: str) -> int:
+    """An upper bound of the distillation rows of ``mode``, for progress."""
+    return RunJudgment.objects.filter(run__project=project, run__mode=mode).count()

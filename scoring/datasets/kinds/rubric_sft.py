@@ -1,0 +1,92 @@
+"""Rubric-generation SFT: chat ``messages`` in which the user gives a conversation and the
+assistant answers with its rubric as JSON (task ``draft``), and, for each of the prompt's
+dataset preference labels, the same with the chosen and rejected responses (task
+``contrastive``)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from annotation.projects.models import Project
+from annotation.prompts.models import PreferenceLabel, Prompt
+from scoring.datasets.kinds.base import (
+    ExportKind,
+    Notes,
+    Row,
+    _batched,
+    messages_type,
+    versions_field,
+)
+from scoring.datasets.kinds.prompts import (
+    PROMPT_BATCH,
+    _in_batch,
+    _messages,
+    _rubric_items,
+    prompt_count,
+    prompt_rubrics,
+)
+from scoring.datasets.options import ExportOptions
+
+RUBRIC_TASK = (
+    "Write a grading rubric for the conversation below: a JSON list of criteria, each with "
+    '"criterion" (one checkable statement about the next assistant turn), "points" '
+    '(negative for a mistake to avoid) and "tags".\n\n'
+)
+CONTRASTIVE_TASK = (
+    "Write a grading rubric for the conversation below that prefers the CHOSEN response to "
+    "the REJECTED one for the right reasons: a JSON list of criteria, each with "
+    '"criterion", "points" (negative for a mistake to avoid) and "tags".\n\n'
+)
+
+
+def _conversation(prompt: Prompt) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in _messages(prompt))
+
+
+def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
+    import pyarrow as pa
+
+    messages = messages_type()
+    versions = versions_field()
+    return pa.schema(
+        [
+            ("messages", messages),
+            ("task", pa.string()),
+            ("prompt_id", pa.string()),
+            versions,
+            ("split", pa.string()),
+        ]  # fmt: skip
+    )
+
+
+def _rubric_sft(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
+    for batch in _batched(prompt_rubrics(project, options), PROMPT_BATCH):
+        labels: dict[int, list[PreferenceLabel]] = defaultdict(list)
+        for label in (
+            PreferenceLabel.objects.filter(
+                _in_batch("prompt_id", batch), source=PreferenceLabel.Source.DATASET
+            )
+            .select_related("chosen", "rejected")
+            .order_by("pk")
+        ):
+            labels[label.prompt_id].append(label)
+        for pr in batch:
+            answer = json.dumps(_rubric_items(pr.criteria, notes), ensure_ascii=False)
+            common = {"prompt_id": pr.prompt.external_id, "rubric_version_ids": pr.version_ids,
+                      "split": pr.split}  # fmt: skip
+            user = RUBRIC_TASK + _conversation(pr.prompt)
+            yield pr.split, {"messages": [{"role": "user", "content": user},
+                                          {"role": "assistant", "content": answer}],
+                             "task": "draft", **common}  # fmt: skip
+            for label in labels.get(pr.prompt.pk, []):
+                user = (CONTRASTIVE_TASK + _conversation(pr.prompt)
+                        + f"\n\n[CHOSEN]\n{label.chosen.content}\n\n[REJECTED]\n{label.rejected.content}")  # fmt: skip
+                yield pr.split, {"messages": [{"role": "user", "content": user},
+                                              {"role": "assistant", "content": answer}],
+                                 "task": "contrastive", **common}  # fmt: skip
+
+
+KIND = ExportKind("rubric_sft", schema, _rubric_sft, prompt_count, pointed=True)
