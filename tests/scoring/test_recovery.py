@@ -206,7 +206,7 @@ def make_job(project, status, heartbeat_age):  # type: ignore[no-untyped-def]
 def test_coauthoring_jobs_whose_heartbeat_stopped_are_requeued(
     project, sent, django_capture_on_commit_callbacks
 ):
-    lease = recovery.coauthor.LEASE.total_seconds()
+    lease = recovery.coauthor_worker.LEASE.total_seconds()
     dead = make_job(project, CoauthorJob.Status.RUNNING, lease + 5)
     never = make_job(project, CoauthorJob.Status.RUNNING, None)
     alive = make_job(project, CoauthorJob.Status.RUNNING, lease - 30)
@@ -246,7 +246,7 @@ def test_a_coauthoring_job_the_broker_could_not_take_is_sent_again(
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr(coauthor_tasks.coauthor_job_run, "delay", down)
-    lease = recovery.coauthor.LEASE.total_seconds()
+    lease = recovery.coauthor_worker.LEASE.total_seconds()
     job = make_job(project, CoauthorJob.Status.QUEUED, lease + 5)
     assert sweep(django_capture_on_commit_callbacks, recovery.stale_work_sweep).jobs == 1
     assert calls == [(job.pk,)]  # the failure was logged, the sweep went on
@@ -266,7 +266,7 @@ def test_exports_still_running_at_the_time_limit_fail_with_the_reason(
             project=project, kind="preferences", format="jsonl", status=status,
             started_at=now - timedelta(seconds=age),
         )  # fmt: skip
-        directory = recovery.exports.export_directory(export.pk)
+        directory = recovery.export_services.export_directory(export.pk)
         directory.mkdir(parents=True)
         (directory / "train.jsonl").write_text("{}\n")
         return export, directory
