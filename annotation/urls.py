@@ -3,6 +3,7 @@ from django.urls import path
 from annotation.projects import views as project_views
 from annotation.prompts import import_views as prompt_import_views
 from annotation.prompts import views as prompt_views
+from annotation.reviews import adjudication_views as review_adjudication_views
 from annotation.reviews import views as review_views
 from annotation.rubrics import history_views as rubric_history_views
 from annotation.rubrics import views as rubric_views
@@ -83,7 +84,11 @@ urlpatterns = [
         name="rubric_restore",
     ),
     path("p/<slug:slug>/reviews/", review_views.review_queues, name="review_queues"),
-    path("p/<slug:slug>/reviews/mine/", review_views.review_mine, name="review_mine"),
+    path(
+        "p/<slug:slug>/reviews/mine/",
+        review_adjudication_views.review_mine,
+        name="review_mine",
+    ),
     path(
         "p/<slug:slug>/reviews/<int:queue_id>/review/", review_views.review_next, name="review_next"
     ),
@@ -107,7 +112,7 @@ urlpatterns = [
     ),
     path(
         "p/<slug:slug>/reviews/<int:queue_id>/adjudicate/",
-        review_views.review_adjudicate,
+        review_adjudication_views.review_adjudicate,
         name="review_adjudicate",
     ),
     path("p/<slug:slug>/members/", project_views.members_page, name="members"),

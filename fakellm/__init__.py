@@ -6,14 +6,9 @@ benchmarks and ``python -m fakellm`` can all use it without the web app.
 
 from __future__ import annotations
 
-from fakellm.server import (
-    FakeConfig,
-    FakeLLMServer,
-    Rule,
-    generate_from_schema,
-    is_loopback_host,
-    load_rules,
-)
+from fakellm.config import FakeConfig, Rule, is_loopback_host, load_rules
+from fakellm.schema import generate_from_schema
+from fakellm.server import FakeLLMServer
 
 __all__ = [
     "FakeConfig",

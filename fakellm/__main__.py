@@ -12,7 +12,8 @@ import contextlib
 import signal
 import sys
 
-from fakellm.server import FakeConfig, FakeLLMServer, is_loopback_host, load_rules
+from fakellm.config import FakeConfig, is_loopback_host, load_rules
+from fakellm.server import FakeLLMServer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ from django.utils import timezone
 from annotation.projects.services import audit
 from annotation.prompts.import_jobs import import_jobs_sweep
 from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring import worker as coauthor_worker
 from scoring.coauthoring.models import CoauthorJob
 from scoring.datasets import services as export_services
 from scoring.datasets.models import Export
@@ -70,7 +71,7 @@ def coauthor_jobs_sweep(*, now: datetime | None = None) -> int:
     again each queued one not taken up for as long (its message was lost); returns how
     many."""
     now = now or timezone.now()
-    stale = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - coauthor_services.LEASE)
+    stale = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - coauthor_worker.LEASE)
     requeued = 0
     running = CoauthorJob.objects.filter(stale, status=CoauthorJob.Status.RUNNING)
     for job in running.select_related("project").only("pk", "heartbeat_at", "project"):

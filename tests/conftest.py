@@ -120,7 +120,8 @@ def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def fake_llm_server():  # type: ignore[no-untyped-def]
     """One fake OpenAI-compatible server on loopback for the whole run."""
-    from fakellm.server import FakeConfig, FakeLLMServer
+    from fakellm.config import FakeConfig
+    from fakellm.server import FakeLLMServer
 
     server = FakeLLMServer(FakeConfig())
     server.start_in_thread()
@@ -133,7 +134,7 @@ def fake_llm(fake_llm_server, settings, monkeypatch):  # type: ignore[no-untyped
     """The fake server with no faults, no latency, no rules and zeroed statistics. LLM
     requests may reach its loopback address and port, and only that (LLM_PRIVATE_HOSTS, in
     this process and in the worker processes a test starts)."""
-    from fakellm.server import FakeConfig
+    from fakellm.config import FakeConfig
 
     address = fake_llm_server.url.removeprefix("http://")
     settings.LLM_PRIVATE_HOSTS = [*settings.LLM_PRIVATE_HOSTS, address]

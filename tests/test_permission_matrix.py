@@ -48,6 +48,7 @@ from django.urls.resolvers import RoutePattern
 from annotation.projects.models import Membership, Project, Role
 from annotation.projects.selectors import role_at_least
 from annotation.prompts.models import ImportJob, PreferenceLabel
+from annotation.reviews import queues as queue_services
 from annotation.reviews import services as review_services
 from annotation.rubrics import comments as rubric_comments
 from annotation.rubrics import services as rubric_services
@@ -282,9 +283,7 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
     run = run_services.run_create(
         project=project, actor=owner, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
     )
-    queue = review_services.queue_from_labels(
-        project=project, actor=owner, labels=[label], name="q"
-    )
+    queue = queue_services.queue_from_labels(project=project, actor=owner, labels=[label], name="q")
     slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     body = b'{"messages": []}\n'
     export = Export.objects.create(

@@ -19,7 +19,7 @@ from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from annotation.prompts import import_jobs as prompt_import_jobs
 from annotation.prompts import selectors as prompt_selectors
-from annotation.prompts import services as prompt_services
+from annotation.prompts.import_report import ImportReport
 from annotation.prompts.models import ImportJob
 from annotation.prompts.serializers import (
     ImportJobSerializer,
@@ -83,7 +83,7 @@ class ImportApi(ProjectScopedMixin, APIView):
             )
         if job.status == ImportJob.Status.FAILED:
             raise ApplicationError(job.error)
-        report = prompt_services.ImportReport.from_dict(job.report)
+        report = ImportReport.from_dict(job.report)
         if not report.committed:
             code = status.HTTP_400_BAD_REQUEST
         elif report.changed:

@@ -25,7 +25,7 @@ from annotation.errors import ApplicationError
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.prompts import import_jobs as prompt_import_jobs
-from annotation.prompts import services as prompt_services
+from annotation.prompts.import_report import ImportReport
 from annotation.prompts.importers.formats import FORMATS
 from annotation.prompts.importers.reading import describe_size
 from annotation.prompts.models import ImportJob
@@ -38,7 +38,7 @@ TEMPLATE = "annotation/import.html"
 def _context(project: Project, job: ImportJob | None = None, error: str = "") -> dict[str, Any]:
     report = None
     if job is not None and job.status == ImportJob.Status.DONE:
-        report = prompt_services.ImportReport.from_dict(job.report)
+        report = ImportReport.from_dict(job.report)
     elif job is not None and job.status == ImportJob.Status.FAILED:
         error = job.error
     return {

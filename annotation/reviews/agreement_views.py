@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.reviews import selectors as review_selectors
-from annotation.reviews.agreement import CSV_HEADER, agreement_report, review_rows
+from annotation.reviews.agreement import agreement_report
+from annotation.reviews.agreement_rows import CSV_HEADER, review_rows
 from annotation.reviews.models import ReviewQueue
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from annotation.rubrics.serializers import RubricVersionSerializer
+from scoring.coauthoring import proposals as coauthor_proposals
 from scoring.coauthoring import selectors as coauthor_selectors
 from scoring.coauthoring import services as coauthor_services
 from scoring.coauthoring.serializers import (
@@ -70,7 +71,7 @@ class ProposalDecideApi(ProjectScopedMixin, APIView):
         proposal = coauthor_selectors.proposal_get(project=self.get_project(), proposal_id=pk)
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        version = coauthor_services.proposal_decide(
+        version = coauthor_proposals.proposal_decide(
             proposal=proposal, actor=request.user, accept=serializer.validated_data["accept"]
         )
         proposal.refresh_from_db()

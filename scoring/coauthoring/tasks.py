@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from scoring.coauthoring.services import job_run
+from scoring.coauthoring.worker import job_run
 
 
 @shared_task(name="scoring.tasks.coauthor_job_run", acks_late=True, reject_on_worker_lost=True)

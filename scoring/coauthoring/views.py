@@ -17,6 +17,7 @@ from annotation.errors import ApplicationError
 from annotation.projects.models import Role
 from annotation.prompts import selectors as prompt_selectors
 from annotation.prompts.models import PreferenceLabel, Prompt
+from scoring.coauthoring import proposals as coauthor_proposals
 from scoring.coauthoring import selectors as coauthor_selectors
 from scoring.coauthoring import services as coauthor_services
 from scoring.coauthoring.models import CoauthorJob, Proposal
@@ -37,7 +38,7 @@ def _panel(request: HttpRequest, project: Any, prompt: Prompt, **extra: Any) -> 
     jobs = coauthor_selectors.jobs_for_prompt(prompt=prompt)
     proposals = list(coauthor_selectors.pending_proposals(prompt=prompt))
     for proposal in proposals:
-        proposal.changes = coauthor_services.proposal_changes(proposal)  # type: ignore[attr-defined]
+        proposal.changes = coauthor_proposals.proposal_changes(proposal)  # type: ignore[attr-defined]
     failed = [p for job in jobs[:1] for p in job.proposals.filter(status=Proposal.Status.FAILED)]
     options = coauthor_services.coauthor_settings(project)
     context = {
@@ -115,7 +116,7 @@ def proposal_decide(request: HttpRequest, slug: str, proposal_id: int) -> HttpRe
         proposal.prompt is not None and proposal.prompt.rubrics.exists()
     )
     try:
-        version = coauthor_services.proposal_decide(
+        version = coauthor_proposals.proposal_decide(
             proposal=proposal, actor=request.user, accept=accept
         )
     except ApplicationError as exc:

@@ -41,7 +41,7 @@ from scoring.datasets.models import Export
 from scoring.datasets.options import KINDS, ExportOptions
 
 if TYPE_CHECKING:
-    from scoring.datasets.rows import Notes
+    from scoring.datasets.kinds.base import Notes
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def _card(
     project: Project, options: ExportOptions, facts: dict[str, Any], notes: Notes
 ) -> Callable[[dict[str, int]], str]:
     """The dataset card, given the rows per split once they are known (and ``notes``, the
-    ``rows.Notes`` filled while they streamed). Only what the data and the options
+    ``Notes`` filled while they streamed). Only what the data and the options
     determine goes in (no export id, no time), so that the same export of unchanged data
     is byte-identical, card included."""
     from scoring.datasets.card import export_notes, render_card

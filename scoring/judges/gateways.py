@@ -14,7 +14,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from annotation.errors import ApplicationError
-from scoring.engine.gateway import EndpointConfig, Gateway, MemoryCache, ResultCache
+from scoring.engine.gateway import Gateway
+from scoring.engine.gateway_cache import MemoryCache, ResultCache
+from scoring.engine.gateway_types import EndpointConfig
 from scoring.engine.netguard import NetworkPolicy
 from scoring.engine.ratelimit import RateLimiter, RedisWindowLimiter, WindowLimiter
 from scoring.judges.models import JudgeEndpoint, LLMProvider

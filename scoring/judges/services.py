@@ -17,7 +17,8 @@ from annotation.errors import ApplicationError, check_text
 from annotation.projects.models import Project
 from annotation.projects.services import audit
 from scoring.coauthoring.models import CoauthorSettings
-from scoring.engine.gateway import Gateway, GatewayError
+from scoring.engine.gateway import Gateway
+from scoring.engine.gateway_types import GatewayError
 from scoring.engine.netguard import literal_address, url_problems
 from scoring.judges.gateways import (
     gateway_for,

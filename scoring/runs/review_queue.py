@@ -11,7 +11,7 @@ from typing import Any
 from annotation.errors import ApplicationError
 from annotation.prompts.models import Response
 from annotation.reviews.models import ReviewQueue
-from annotation.reviews.services import ItemInput, review_queue_create
+from annotation.reviews.queues import ItemInput, review_queue_create
 from annotation.rubrics.models import Rubric
 from scoring.engine import pairwise
 from scoring.runs.models import Judgment, Run, RunJudgment

@@ -9,6 +9,6 @@ from celery import shared_task
 def score_chunk(run_id: int, index: int) -> None:
     """Safe to repeat: the chunk is claimed with a status-guarded update and judgments are
     unique by key, so a redelivered chunk judges only what is still missing."""
-    from scoring.runs.services import chunk_run
+    from scoring.runs.chunks import chunk_run
 
     chunk_run(run_id, index)

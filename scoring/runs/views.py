@@ -20,6 +20,7 @@ from annotation.reviews.models import ReviewQueue
 from scoring.coauthoring import services as coauthor_services
 from scoring.judges import selectors as judge_selectors
 from scoring.judges.views import _project
+from scoring.runs import planning as run_planning
 from scoring.runs import review_queue
 from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
@@ -76,14 +77,14 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
                 )
                 return redirect("scoring:run", slug=slug, run_id=run.pk)
             options.pop("pairs_per_prompt", None)
-            plan = run_services.plan_units(
+            plan = run_planning.plan_units(
                 project=project,
                 endpoint=endpoint,
                 pairs_per_prompt=_int(request.POST.get("pairs_per_prompt"), 3),
                 prompt_ids=[],
                 **options,
             )
-            preview = run_services.preview(plan, endpoint=endpoint, mode=options["mode"])
+            preview = run_planning.preview(plan, endpoint=endpoint, mode=options["mode"])
         except ApplicationError as exc:
             error = exc.message
     context = {

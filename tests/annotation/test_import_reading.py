@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from annotation.prompts.importers import reading
+from annotation.prompts.importers import json_reading
 from annotation.prompts.importers.formats import detect_format, iter_records
-from annotation.prompts.importers.reading import Limits, holds_at_most, iter_array
+from annotation.prompts.importers.json_reading import iter_array
+from annotation.prompts.importers.reading import Limits, holds_at_most
 from annotation.prompts.importers.records import ImportFormatError, ImportLimitError, RecordError
 
 
@@ -42,7 +43,7 @@ def read_array(text: str, limits: Limits | None = None) -> list[Any]:
 
 @pytest.mark.parametrize("piece", [1, 2, 3, 7, 64, 65536])
 def test_a_streamed_array_equals_json_loads_whatever_the_piece_size(monkeypatch, piece):
-    monkeypatch.setattr(reading, "CHUNK", piece)
+    monkeypatch.setattr(json_reading, "CHUNK", piece)
     rng = random.Random(piece)
     values = [random_value(rng) for _ in range(150)]
     for text in (
@@ -71,7 +72,7 @@ def test_a_streamed_array_equals_json_loads_whatever_the_piece_size(monkeypatch,
     ],
 )
 def test_a_broken_array_is_a_whole_file_error(monkeypatch, text, message):
-    monkeypatch.setattr(reading, "CHUNK", 3)
+    monkeypatch.setattr(json_reading, "CHUNK", 3)
     with pytest.raises(ImportFormatError, match=message):
         read_array(text)
 
@@ -93,7 +94,10 @@ def test_array_elements_over_the_caps():
 
 def test_nul_characters_are_bad_records_without_false_alarms():
     out = read_array(json.dumps([{"a": "x\x00y"}, {"a\x00": 1}, {"a": "\\u0000 is text"}]))
-    assert out[:2] == [RecordError(1, reading.NUL_REASON), RecordError(2, reading.NUL_REASON)]
+    assert out[:2] == [
+        RecordError(1, json_reading.NUL_REASON),
+        RecordError(2, json_reading.NUL_REASON),
+    ]
     assert out[2] == {"a": "\\u0000 is text"}  # an escaped backslash, not a NUL
 
 

@@ -11,9 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.prompts.models import PreferenceLabel
+from annotation.reviews import queues as queue_services
 from annotation.reviews import services as review_services
 from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
-from annotation.reviews.services import ItemInput
+from annotation.reviews.queues import ItemInput
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
@@ -67,7 +68,7 @@ def _queue(project, owner, rubric, keys, *, n=6, overlap=2, name="Round 1"):  # 
         a = ResponseFactory(prompt=prompt, source="model-x", content=f"pair {i} response a")
         b = ResponseFactory(prompt=prompt, source="model-y", content=f"pair {i} response b")
         items.append(ItemInput(prompt.pk, a.pk, b.pk, _judge("a", keys), rubric.current_version_id))
-    return review_services.review_queue_create(
+    return queue_services.review_queue_create(
         project=project, actor=owner, name=name, origin="run", items=items, overlap=overlap,
         seed=11, judge_name="judge-1",
     )  # fmt: skip

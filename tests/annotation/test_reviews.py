@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.prompts.models import PreferenceLabel
+from annotation.reviews import queues as queue_services
 from annotation.reviews import services as review_services
 from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
-from annotation.reviews.services import ItemInput, sample, to_winner
+from annotation.reviews.queues import ItemInput, sample
+from annotation.reviews.services import to_winner
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
 
 
@@ -32,7 +34,7 @@ def _pairs(project, n, judge=None):  # type: ignore[no-untyped-def]
 
 
 def _queue(project, owner, n=6, overlap=2, **options):  # type: ignore[no-untyped-def]
-    return review_services.review_queue_create(
+    return queue_services.review_queue_create(
         project=project, actor=owner, name="q", origin="run", items=_pairs(project, n),
         overlap=overlap, seed=7, **options,
     )  # fmt: skip
@@ -79,11 +81,11 @@ def test_a_queue_has_overlap_slots_per_item_and_checks_its_pairs(project, owner,
         ([], "No pairs"),
     ):  # fmt: skip
         with pytest.raises(ApplicationError, match=message):
-            review_services.review_queue_create(
+            queue_services.review_queue_create(
                 project=project, actor=owner, name="x", origin="run", items=items
             )
     with pytest.raises(ApplicationError, match="overlap"):
-        review_services.review_queue_create(
+        queue_services.review_queue_create(
             project=project, actor=owner, name="x", origin="run", items=[good], overlap=9
         )
     assert ReviewQueue.objects.count() == 1
@@ -217,7 +219,7 @@ def test_labels_queue_draws_sides_per_pair(project, owner):  # type: ignore[no-u
         labels.append(
             PreferenceLabel.objects.create(prompt=prompt, chosen=chosen, rejected=rejected)
         )
-    queue = review_services.queue_from_labels(
+    queue = queue_services.queue_from_labels(
         project=project, actor=owner, labels=labels, seed=3, name="pairs"
     )
     items = list(queue.items.all())

@@ -12,7 +12,7 @@ from annotation.prompts.models import PreferenceLabel
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.models import Rubric, RubricVersion
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
+from fakellm.config import Rule
 from scoring.coauthoring.models import CoauthorSettings, Proposal
 from scoring.judges import services as judge_services
 from tests.browser.conftest import SHOTS, login

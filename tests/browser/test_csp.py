@@ -8,7 +8,7 @@ import pytest
 
 from annotation.projects import services as project_services
 from annotation.prompts.models import PreferenceLabel
-from annotation.reviews import services as review_services
+from annotation.reviews import queues as queue_services
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
 from scoring.datasets.models import Export
@@ -89,7 +89,7 @@ def _project():  # type: ignore[no-untyped-def]
     endpoint = JudgeEndpoint.objects.create(
         project=project, name="judge", base_url="http://127.0.0.1:9/v1", model="m"
     )
-    queue = review_services.queue_from_labels(
+    queue = queue_services.queue_from_labels(
         project=project, actor=owner, labels=[label], name="Pairs", overlap=1
     )
     Export.objects.create(

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from annotation.projects import services as project_services
-from annotation.reviews import services as review_services
+from annotation.reviews import queues as queue_services
 from annotation.reviews.models import PairwiseReview, ReviewItem
-from annotation.reviews.services import ItemInput
+from annotation.reviews.queues import ItemInput
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
 from tests.browser.conftest import SHOTS, login
@@ -77,7 +77,7 @@ def _make_queue():  # type: ignore[no-untyped-def]
             "criteria": {keys[0]: winner, keys[1]: "a", keys[2]: "tie"},
         }  # fmt: skip
         items.append(ItemInput(prompt.pk, a.pk, b.pk, judge, rubric.current_version_id))
-    queue = review_services.review_queue_create(
+    queue = queue_services.review_queue_create(
         project=project, actor=lead, name="Dosing pairs", origin="run", items=items, overlap=2,
         seed=5, judge_name="judge-1",
     )  # fmt: skip

@@ -19,9 +19,10 @@ import pytest
 from django.urls import reverse
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
+from annotation.reviews import queues as queue_services
 from annotation.reviews import services as review_services
 from annotation.reviews.models import ReviewItem
-from annotation.reviews.services import ItemInput
+from annotation.reviews.queues import ItemInput
 from annotation.rubrics.models import Criterion, RubricVersion
 from tests.factories import (
     MembershipFactory,
@@ -121,7 +122,7 @@ def _build(project, owner, reviewers, *, n_items=30, seed=3, name="Run 1", limit
         }  # fmt: skip
         inputs.append(ItemInput(prompt.pk, a.pk, b.pk, judge=judge, rubric_version_id=version.pk))
         plan.append((winner, template, version.number, verdicts))
-    queue = review_services.review_queue_create(
+    queue = queue_services.review_queue_create(
         project=project, actor=owner, name=name, origin="run", items=inputs, overlap=2, seed=1
     )
     items = list(ReviewItem.objects.filter(queue=queue).order_by("position"))
@@ -272,7 +273,7 @@ def test_undefined_figures_show_a_dash_with_the_reason(client, project, owner, v
         prompt = PromptFactory(project=project, external_id=f"same-{i}")
         a, b = ResponseFactory(prompt=prompt), ResponseFactory(prompt=prompt, source="model-b")
         inputs.append(ItemInput(prompt.pk, a.pk, b.pk, judge={"winner": "a"}))
-    queue = review_services.review_queue_create(
+    queue = queue_services.review_queue_create(
         project=project, actor=owner, name="One reviewer", origin="labels", items=inputs,
         overlap=1, seed=1,
     )  # fmt: skip
@@ -337,7 +338,7 @@ def test_csv_defuses_formulas_in_text_cells(client, project, owner, editor, revi
     prompt = PromptFactory(project=project, external_id='=HYPERLINK("http://x","y")')
     a = ResponseFactory(prompt=prompt, source="+cmd|' /C calc'!A0")
     b = ResponseFactory(prompt=prompt, source="-2+3")
-    queue = review_services.review_queue_create(
+    queue = queue_services.review_queue_create(
         project=project, actor=owner, name="@SUM(1,1)", origin="run", overlap=1, seed=1,
         items=[ItemInput(prompt.pk, a.pk, b.pk, judge={"winner": "b", "endpoint": "\tjudge"})],
     )  # fmt: skip

@@ -21,7 +21,8 @@ from annotation.prompts.models import PreferenceLabel
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.models import Criterion, Rubric, RubricVersion
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
+from fakellm.config import Rule
+from scoring.coauthoring import proposals as coauthor_proposals
 from scoring.coauthoring import services as coauthor_services
 from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
 from scoring.judges import services as judge_services
@@ -160,7 +161,7 @@ def test_each_action_makes_a_proposal_that_is_accepted_as_a_version(
     assert (job.status, job.calls) == ("done", fake_llm.stats()["requests"])
     if kind == "contrastive":
         assert proposal.notes["reproduced"] is True and proposal.notes["tries"] == 1
-    changes = coauthor_services.proposal_changes(proposal)
+    changes = coauthor_proposals.proposal_changes(proposal)
     assert changes, "the proposal changes nothing"
     url = reverse("scoring:proposal_decide", args=[project.slug, proposal.pk])
     response = client.post(url, {"decision": "accept_all"}, **HX)
@@ -186,7 +187,7 @@ def test_accepting_some_changes_and_editing_one_later_makes_it_hybrid(
     client.force_login(editor)
     eager(lambda: start(client, prompt, kind="draft"))
     proposal = Proposal.objects.get()
-    first, second = (c.key for c in coauthor_services.proposal_changes(proposal))
+    first, second = (c.key for c in coauthor_proposals.proposal_changes(proposal))
     url = reverse("scoring:proposal_decide", args=[project.slug, proposal.pk])
     client.post(url, {"decision": "accept_selected", "accept": [first]}, **HX)
     proposal.refresh_from_db()
@@ -220,7 +221,7 @@ def test_a_malformed_answer_is_a_visible_error_and_changes_nothing(
     )
     assert RubricVersion.objects.filter(rubric__prompt=prompt).count() == 1
     with pytest.raises(Exception, match="already failed"):
-        coauthor_services.proposal_decide(proposal=proposal, actor=editor, accept=None)
+        coauthor_proposals.proposal_decide(proposal=proposal, actor=editor, accept=None)
 
 
 def test_no_endpoint_shows_a_banner(client, project, prompt, editor):
@@ -486,7 +487,7 @@ def test_accepting_a_stale_proposal_keeps_what_a_person_changed_since(
             CriterionInput(text="Mentions aspirin", points=1),
         ],
     )
-    version = coauthor_services.proposal_decide(proposal=proposal, actor=editor, accept=None)
+    version = coauthor_proposals.proposal_decide(proposal=proposal, actor=editor, accept=None)
     rows = [(c.text, c.points) for c in version.criteria.order_by("position")]
     assert rows == [
         ("Advises calling emergency services", 10.0),
@@ -522,9 +523,9 @@ def test_refine_rounds_are_diffs_on_the_round_before(
     eager(lambda: start(client, prompt, kind="refine"))
     one, two = Proposal.objects.order_by("round")
     assert (one.status, two.status) == ("pending", "pending"), (one.error, two.error)
-    assert [c.status for c in coauthor_services.proposal_changes(one)] == ["changed", "added"]
+    assert [c.status for c in coauthor_proposals.proposal_changes(one)] == ["changed", "added"]
     # Round 2 shows only its own change, on round 1's criteria, with round 1's keys.
-    changes = coauthor_services.proposal_changes(two)
+    changes = coauthor_proposals.proposal_changes(two)
     assert [(c.status, c.old.text) for c in changes] == [("removed", "Is helpful")]
     added = next(c for c in one.criteria if c["text"] == "Says not to drive oneself to hospital")
     assert added["key"] in {c["key"] for c in two.criteria}
@@ -595,11 +596,10 @@ def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
     leaves it alone); a worker whose job was claimed again meanwhile (its heartbeat had
     stalled past the lease) stops before its next chunk and leaves the job to the new claim."""
     from scoring.coauthoring import services as coauthor_services
+    from scoring.coauthoring import worker as coauthor_worker
 
     monkeypatch.setattr(coauthor_services, "job_send", lambda job_id: None)  # run it here, below
-    monkeypatch.setattr(
-        coauthor_services, "LEASE", timedelta(milliseconds=50)
-    )  # a beat every 10 ms
+    monkeypatch.setattr(coauthor_worker, "LEASE", timedelta(milliseconds=50))  # a beat every 10 ms
     prompts = [
         PromptFactory(project=project, messages=[{"role": "user", "content": f"Question {i}?"}])
         for i in range(20)
@@ -608,7 +608,7 @@ def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
     job = coauthor_services.job_start(
         project=project, actor=editor, kind="draft", prompt_ids=[p.pk for p in prompts]
     )
-    write = coauthor_services._write
+    write = coauthor_worker._write
     beats: list[object] = []
 
     def look_then_write(job_, item, results):  # type: ignore[no-untyped-def]
@@ -626,9 +626,9 @@ def test_a_live_job_beats_its_heartbeat_and_stops_once_another_worker_claims_it(
             )
         return write(job_, item, results)
 
-    monkeypatch.setattr(coauthor_services, "_write", look_then_write)
+    monkeypatch.setattr(coauthor_worker, "_write", look_then_write)
     calls_before = fake_llm.stats()["requests"]
-    coauthor_services.job_run(job.pk)
+    coauthor_worker.job_run(job.pk)
     job.refresh_from_db()
     assert beats, "no heartbeat while the chunk ran"
     assert job.status == "running" and job.finished_at is None  # left to the new claim

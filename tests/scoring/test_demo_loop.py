@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from annotation.projects.models import Membership, Project, Role
 from annotation.prompts.models import PreferenceLabel, Prompt
-from fakellm.server import Rule
+from fakellm.config import Rule
 from scoring.coauthoring import services as coauthor_services
 from scoring.coauthoring.models import CoauthorJob
 from scoring.datasets import services as export_services

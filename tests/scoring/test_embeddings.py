@@ -11,8 +11,8 @@ from django.conf import settings
 
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
-from scoring.analytics import duplicates
+from fakellm.config import Rule
+from scoring.analytics import vector_store
 from scoring.coauthoring.models import CoauthorSettings, Proposal
 from scoring.judges import embeddings
 from scoring.judges import services as judge_services
@@ -191,9 +191,9 @@ def test_model_path_and_key():
 
 def test_stored_vectors_are_reused_and_filed_by_model(db, settings, monkeypatch):
     texts = [DISTINCT[0], DISTINCT[1], DISTINCT[0]]
-    assert duplicates.embed_missing(texts) == 2
+    assert vector_store.embed_missing(texts) == 2
     assert Embedding.objects.count() == 2
-    row = Embedding.objects.get(text_hash=duplicates.text_hash(DISTINCT[1]))
+    row = Embedding.objects.get(text_hash=vector_store.text_hash(DISTINCT[1]))
     assert row.model == "packaged:all-MiniLM-L6-v2" and row.dim == 384
     np.testing.assert_allclose(row.array(), embed([DISTINCT[1]])[0], atol=1e-6)
 
@@ -201,33 +201,33 @@ def test_stored_vectors_are_reused_and_filed_by_model(db, settings, monkeypatch)
         raise AssertionError("the model was called for a stored text")
 
     monkeypatch.setattr(embeddings, "embed", no_model)
-    assert duplicates.embed_missing(texts) == 0
-    vectors = duplicates.vectors_for(texts)
+    assert vector_store.embed_missing(texts) == 0
+    vectors = vector_store.vectors_for(texts)
     assert vectors.shape == (3, 384)
     np.testing.assert_array_equal(vectors[0], vectors[2])
     monkeypatch.undo()
 
     # Another model (here the same folder named by path) files its own vectors.
     settings.EMBEDDING_MODEL_PATH = str(embeddings.packaged_model_path())
-    assert duplicates.stored_vectors(texts) == {}
-    assert duplicates.embed_missing(texts) == 2
+    assert vector_store.stored_vectors(texts) == {}
+    assert vector_store.embed_missing(texts) == 2
     assert Embedding.objects.count() == 4
 
 
 def test_diverse_responses_fall_back_to_the_first_without_the_libraries(monkeypatch):
     rows = [(i, f"Answer {i}") for i in range(10)]
-    assert duplicates.diverse_responses(rows[:5]) == (rows[:5], "all")
+    assert vector_store.diverse_responses(rows[:5]) == (rows[:5], "all")
 
     def missing(texts):  # type: ignore[no-untyped-def]
         raise ImportError("No module named 'sentence_transformers'")
 
-    monkeypatch.setattr(duplicates, "vectors_for", missing)
-    assert duplicates.diverse_responses(rows) == (rows[:8], "first")
+    monkeypatch.setattr(vector_store, "vectors_for", missing)
+    assert vector_store.diverse_responses(rows) == (rows[:8], "first")
 
 
 def test_the_docs_say_where_diverse_responses_are_chosen():
     """The co-authoring job (on the default queue) chooses them, not a gpu worker."""
-    doc = " ".join(duplicates.__doc__.split())
+    doc = " ".join(vector_store.__doc__.split())
     assert "runs on the ``default`` queue's worker, not on the ``gpu`` queue" in doc
     assert "requirements-ml.txt is installed there" in doc
     assert '``"response_choice": "first"``' in doc

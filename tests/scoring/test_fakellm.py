@@ -23,14 +23,9 @@ import pydantic
 import pytest
 from openai import AsyncOpenAI
 
-from fakellm.server import (
-    FakeConfig,
-    FakeLLMServer,
-    Rule,
-    generate_from_schema,
-    is_loopback_host,
-    load_rules,
-)
+from fakellm.config import FakeConfig, Rule, is_loopback_host, load_rules
+from fakellm.schema import generate_from_schema
+from fakellm.server import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from annotation.errors import ApplicationError
 from annotation.reviews.models import ReviewQueue
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
+from fakellm.config import Rule
 from scoring.runs import review_queue
 from scoring.runs.models import Run
 from scoring.runs.results import run_results

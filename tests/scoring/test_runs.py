@@ -17,7 +17,7 @@ from annotation.rubrics import services as rubric_services
 from annotation.rubrics import workflow as rubric_workflow
 from annotation.rubrics.models import Rubric
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
+from fakellm.config import Rule
 from scoring.judges import services as judge_services
 from scoring.runs import services as run_services
 from scoring.runs.models import Judgment, Run, RunJudgment
@@ -247,7 +247,7 @@ def test_a_budget_pauses_the_run_and_a_raised_budget_resumes_it(
     project, editor, endpoint, fake_llm, eager, settings
 ):
     make_rubric_project(project, editor, n_prompts=10, n_responses=10, n_criteria=10)
-    import scoring.runs.services as runs_module
+    import scoring.runs.planning as runs_module
 
     runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 100
     try:

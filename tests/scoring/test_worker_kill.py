@@ -67,7 +67,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
         },  # fmt: skip
     )
     fake_llm.configure(latency=0.02)
-    import scoring.runs.services as runs_module
+    import scoring.runs.planning as runs_module
 
     runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 250
     try:

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from annotation.prompts import services as prompt_services
+from annotation.prompts.import_report import ImportReport
 from annotation.prompts.importers.formats import FORMATS
 
 
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 f"{report.file}: {report.error_count} bad record(s); nothing was imported."
             )
 
-    def _print(self, report: prompt_services.ImportReport) -> None:  # type: ignore[name-defined]
+    def _print(self, report: ImportReport) -> None:
         w = self.stdout.write
         w(f"{report.file} ({report.format}): {report.records} records")
         if report.committed:

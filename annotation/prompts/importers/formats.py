@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from annotation.prompts.importers.hh_rlhf import parse_hh_rlhf
+from annotation.prompts.importers.json_reading import decode_line, iter_array
 from annotation.prompts.importers.parsers import (
     Parser,
     parse_csv_row,
@@ -30,8 +31,6 @@ from annotation.prompts.importers.reading import (
     BoundedLines,
     Limits,
     LineTooLong,
-    decode_line,
-    iter_array,
     iter_lines,
     limited,
     line_too_long,

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from scoring.judges.models import JudgeEndpoint
+from scoring.runs import planning as run_planning
 from scoring.runs import services as run_services
 from scoring.runs.models import Run
 
@@ -48,10 +49,10 @@ class Command(BaseCommand):
         }  # fmt: skip
         try:
             if o["dry_run"]:
-                plan = run_services.plan_units(
+                plan = run_planning.plan_units(
                     project=project, endpoint=endpoint, mode=o["mode"], **options
                 )
-                preview = run_services.preview(plan, endpoint=endpoint, mode=o["mode"])
+                preview = run_planning.preview(plan, endpoint=endpoint, mode=o["mode"])
                 self._print(vars(preview), o["json"], "Preview (nothing was launched)")
                 return
             run = run_services.run_create(

@@ -23,17 +23,13 @@ from typing import Any
 import openai
 import pytest
 
-from fakellm.server import FakeConfig, FakeLLMServer, Rule, generate_from_schema
-from scoring.engine.gateway import (
-    CallResult,
-    EndpointConfig,
-    Gateway,
-    GatewayError,
-    MemoryCache,
-    Usage,
-    cache_key,
-    estimate_tokens,
-)
+from fakellm.config import FakeConfig, Rule
+from fakellm.schema import generate_from_schema
+from fakellm.server import FakeLLMServer
+from scoring.engine.gateway import Gateway
+from scoring.engine.gateway_cache import MemoryCache, cache_key
+from scoring.engine.gateway_retry import estimate_tokens
+from scoring.engine.gateway_types import CallResult, EndpointConfig, GatewayError, Usage
 from scoring.engine.netguard import NetworkPolicy
 from scoring.engine.structured import validate
 

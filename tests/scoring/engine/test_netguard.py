@@ -13,7 +13,8 @@ import socket
 import pytest
 
 from scoring.engine import netguard
-from scoring.engine.gateway import EndpointConfig, Gateway, GatewayError
+from scoring.engine.gateway import Gateway
+from scoring.engine.gateway_types import EndpointConfig, GatewayError
 from scoring.engine.netguard import BLOCKED_MESSAGE, NetworkPolicy, is_public, url_problems
 from tests.scoring.listener import Listener, Reply, closed_port
 

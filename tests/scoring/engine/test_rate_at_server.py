@@ -23,7 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scoring.engine.gateway import EndpointConfig, Gateway
+from scoring.engine.gateway import Gateway
+from scoring.engine.gateway_types import EndpointConfig
 from scoring.engine.netguard import NetworkPolicy
 from scoring.engine.ratelimit import WindowLimiter
 

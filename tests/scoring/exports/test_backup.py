@@ -25,6 +25,7 @@ from annotation.projects.models import AuditEvent, Project
 from annotation.projects.services import audit
 from annotation.prompts import services as prompt_services
 from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from annotation.reviews import queues as queue_services
 from annotation.reviews import services as review_services
 from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewSlot
 from annotation.rubrics import comments as rubric_comments
@@ -32,16 +33,11 @@ from annotation.rubrics import services as rubric_services
 from annotation.rubrics import workflow as rubric_workflow
 from annotation.rubrics.models import CriterionComment, Rubric, RubricDraft
 from annotation.rubrics.services import CriterionInput
-from fakellm.server import Rule
+from fakellm.config import Rule
 from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
-from scoring.datasets.backup import (
-    BY_LABEL,
-    EXCLUDED,
-    GONE,
-    BackupError,
-    backup_project,
-    restore_project,
-)
+from scoring.datasets.backup import backup_project, restore_project
+from scoring.datasets.backup.refs import EXCLUDED, GONE, BackupError
+from scoring.datasets.backup.specs import BY_LABEL
 from scoring.runs import review_queue
 from scoring.runs.models import Judgment, Run, RunChunk
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
@@ -135,7 +131,7 @@ def small(project, owner, editor, reviewer):  # type: ignore[no-untyped-def]
                    "kind": "principle", "tags": [], "provenance": "human",
                    "provenance_model": ""}],
     )  # fmt: skip
-    queue = review_services.queue_from_labels(
+    queue = queue_services.queue_from_labels(
         project=project, actor=owner, labels=list(PreferenceLabel.objects.all()), seed=3,
         overlap=2, name="pairs",
     )  # fmt: skip

@@ -219,7 +219,7 @@ def judged_pairs(project, editor, fake_llm, eager):  # type: ignore[no-untyped-d
     model-a meets every criterion, the others none (score margins of 1); a dataset label
     that no judge pair repeats (no margin) on each prompt."""
     pass
-    from fakellm.server import Rule
+    from fakellm.config import Rule
 
     endpoint = judge_services.endpoint_save(
         project=project, actor=editor,

@@ -370,7 +370,7 @@ def test_writers_do_not_import_pyarrow_at_module_import():
 
 
 def _full_check_passes(check, row) -> bool:  # type: ignore[no-untyped-def]
-    from scoring.datasets.writers import _Invalid
+    from scoring.datasets.row_checks import _Invalid
 
     try:
         check(row)
@@ -385,7 +385,7 @@ def test_generated_row_check_agrees_with_the_full_checker():
     import copy
     import random
 
-    from scoring.datasets.writers import _checker, _fast_checker
+    from scoring.datasets.row_checks import _checker, _fast_checker
 
     nullable = pa.schema([*VERL, ("score", pa.float64()), ("note", pa.string())])
     whole = pa.struct(list(nullable))
@@ -442,8 +442,8 @@ def test_generated_row_check_agrees_with_the_full_checker():
     ],
 )
 def test_every_export_schema_has_the_generated_check(kind):
+    from scoring.datasets.row_checks import _fast_checker
     from scoring.datasets.rows import schema
-    from scoring.datasets.writers import _fast_checker
 
     for conversational in (True, False):
         for whole_points in (True, False):

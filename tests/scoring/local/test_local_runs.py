@@ -20,6 +20,7 @@ from scoring.engine.judging import JudgeCriterion
 from scoring.judges import services as judge_services
 from scoring.judges.local.model import LocalSpec, load_judge
 from scoring.judges.local.prompting import criterion_pieces, pairwise_pieces
+from scoring.runs import chunks as run_chunks
 from scoring.runs import services as run_services
 from scoring.runs.models import Judgment, Run
 from scoring.runs.results import run_results
@@ -180,7 +181,7 @@ def test_an_endpoint_changed_mid_run_fails_the_run_instead_of_mixing_judges(
         project=project, actor=owner, endpoint=local_endpoint,
         data={"model_path": str(tiny_chat_model_dir)},
     )  # fmt: skip
-    run_services.chunk_run(run.pk, 0)
+    run_chunks.chunk_run(run.pk, 0)
     run.refresh_from_db()
     assert run.status == "failed" and "was changed since this run started" in run.note
     assert not Judgment.objects.exists()
