@@ -593,3 +593,30 @@ def test_the_rule_itself():
     assert expected(RULES["api-projects"], "POST", "owner") is FORBIDDEN  # staff only
     assert not TO_LOGIN.allows(302, "/p/a/")
     assert not SERVED.allows(302, "/login/?next=/p/a/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", ["viewer", "editor", "owner"])
+def test_every_project_page_shows_the_role_and_only_usable_tabs(world, persona):  # type: ignore[no-untyped-def]
+    """Every full page of a project (with the project's tabs) says the member's role, and
+    offers the Judges and Co-author batch tabs to editors and owners only."""
+    personas = Personas(world.users)
+    client = personas.clients[persona]
+    client.cookies[settings.SESSION_COOKIE_NAME] = personas.cookies[persona]
+    shown = 0
+    for url in site_urls():
+        rule = RULES.get(url.key)
+        if rule is None or rule.kind != "page" or "slug" not in url.kwargs:
+            continue
+        if "GET" not in rule.methods or rule.holder_only:
+            continue
+        response = client.get(path_of(world, url, world.a))
+        if response.status_code != 200 or "text/html" not in response.get("Content-Type", ""):
+            continue
+        html = response.content.decode()
+        if 'aria-label="Project"' not in html:
+            continue  # a fragment (an htmx panel), not a page
+        shown += 1
+        assert f"your role: {persona}" in html, url.key
+        assert ("/judges/" in html) == (persona != "viewer"), url.key
+    assert shown >= 10

@@ -39,15 +39,18 @@ class ProjectScopedMixin:
         self.get_project()
         return super().options(request, *args, **kwargs)  # type: ignore[misc]
 
-    def get_project(self) -> Project:
-        if not hasattr(self, "_project"):
+    def get_access(self) -> project_selectors.ProjectAccess:
+        if not hasattr(self, "_access"):
             safe = self.request.method in ("GET", "HEAD", "OPTIONS")
-            self._project = project_selectors.project_get_for_user(
+            self._access = project_selectors.project_get_for_user(
                 user=self.request.user,
                 slug=self.kwargs["slug"],
                 min_role=self.read_role if safe else self.write_role,
             )
-        return self._project
+        return self._access
+
+    def get_project(self) -> Project:
+        return self.get_access().project
 
 
 class ProjectListApi(generics.ListAPIView):
@@ -65,21 +68,17 @@ class ProjectListApi(generics.ListAPIView):
         serializer = ProjectCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         project = project_services.project_create(owner=request.user, **serializer.validated_data)
-        project.user_role = Role.OWNER  # type: ignore[attr-defined]
-        return DRFResponse(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+        body = ProjectSerializer(project, context={"role": Role.OWNER}).data
+        return DRFResponse(body, status=status.HTTP_201_CREATED)
 
 
 class ProjectDetailApi(ProjectScopedMixin, APIView):
     @extend_schema(responses=ProjectDetailSerializer)
     def get(self, request: Request, slug: str) -> DRFResponse:
-        project = self.get_project()
-        project.counts = project_selectors.project_counts(project=project)  # type: ignore[attr-defined]
-        return DRFResponse(ProjectDetailSerializer(project).data)
-
-
-def _show_email(project: Project) -> bool:
-    """Members' e-mail addresses are for the project's owners only."""
-    return project_selectors.role_at_least(project.user_role, Role.OWNER)  # type: ignore[attr-defined]
+        access = self.get_access()
+        counts = project_selectors.project_counts(project=access.project)
+        context = {"role": access.role, "counts": counts}
+        return DRFResponse(ProjectDetailSerializer(access.project, context=context).data)
 
 
 class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
@@ -90,7 +89,7 @@ class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
         return project_selectors.memberships_of(project=self.get_project())
 
     def get_serializer_context(self) -> dict:  # type: ignore[type-arg]
-        return {**super().get_serializer_context(), "show_email": _show_email(self.get_project())}
+        return {**super().get_serializer_context(), "show_email": self.get_access().is_owner}
 
     @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
     def post(self, request: Request, slug: str) -> DRFResponse:
@@ -115,7 +114,7 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
         )
 
     def _body(self, membership: Membership) -> dict:  # type: ignore[type-arg]
-        context = {"show_email": _show_email(self.get_project())}
+        context = {"show_email": self.get_access().is_owner}
         return MembershipSerializer(membership, context=context).data
 
     @extend_schema(responses=MembershipSerializer)

@@ -4,6 +4,8 @@ permission check (outsiders get 404)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
@@ -51,22 +53,54 @@ def role_at_least(role: Role | str | None, min_role: Role | str) -> bool:
     return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(min_role)]
 
 
+@dataclass(frozen=True)
+class ProjectAccess:
+    """A project as one user may use it: the project and that user's role in it."""
+
+    project: Project
+    role: Role
+
+    def at_least(self, role: Role) -> bool:
+        return role_at_least(self.role, role)
+
+    def require(self, role: Role) -> ProjectAccess:
+        """This access, if its role is ``role`` or higher; 403 otherwise."""
+        if not self.at_least(role):
+            raise PermissionDenied(_needs(role))
+        return self
+
+    @property
+    def can_review(self) -> bool:
+        return self.at_least(Role.REVIEWER)
+
+    @property
+    def can_edit(self) -> bool:
+        return self.at_least(Role.EDITOR)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Role.OWNER
+
+
 def project_get_for_user(  # type: ignore[no-untyped-def]
     *, user, slug: str, min_role: Role = Role.VIEWER
-) -> Project:
-    """Fetch a project and check access.
+) -> ProjectAccess:
+    """Fetch a project and the user's role in it.
 
     Outsiders get 404 (the project's existence is not revealed); members below
-    ``min_role`` get 403. The user's role is attached as ``project.user_role``.
+    ``min_role`` get 403.
     """
     project = Project.objects.filter(slug=slug).first()
     role = project_role_for_user(user=user, project=project) if project else None
     if project is None or role is None:
         raise Http404("No such project.")
     if not role_at_least(role, min_role):
-        raise PermissionDenied(f"This needs the {Role(min_role).label.lower()} role or higher.")
-    project.user_role = role  # type: ignore[attr-defined]
-    return project
+        raise PermissionDenied(_needs(min_role))
+    return ProjectAccess(project, Role(role))
+
+
+def _needs(role: Role) -> str:
+    return f"This needs the {Role(role).label.lower()} role or higher."
 
 
 def _count(qs: QuerySet, by: str) -> Coalesce:  # type: ignore[type-arg]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.projects.models import Membership, Project, Role
@@ -17,7 +18,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "description", "created_at", "role"]
 
     def get_role(self, obj: Project) -> str | None:
-        return getattr(obj, "user_role", None)
+        """The requesting user's role, where the view knows it (``context["role"]``)."""
+        role = self.context.get("role")
+        return str(role) if role else None
 
 
 class ProjectCountsSerializer(serializers.Serializer):
@@ -30,10 +33,14 @@ class ProjectCountsSerializer(serializers.Serializer):
 
 
 class ProjectDetailSerializer(ProjectSerializer):
-    counts = ProjectCountsSerializer(read_only=True)
+    counts = serializers.SerializerMethodField()
 
     class Meta(ProjectSerializer.Meta):
         fields = [*ProjectSerializer.Meta.fields, "guidelines", "counts"]
+
+    @extend_schema_field(ProjectCountsSerializer)
+    def get_counts(self, obj: Project) -> dict[str, int]:
+        return ProjectCountsSerializer(self.context["counts"]).data
 
 
 class ProjectCreateSerializer(serializers.Serializer):

@@ -17,8 +17,10 @@ from django.views.decorators.http import (
 from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
+from annotation.projects.forms import MemberAddForm, MemberUpdateForm, ProjectCreateForm
 from annotation.projects.models import Membership, Role
 from annotation.prompts import selectors as prompt_selectors
 from annotation.rubrics import selectors as rubric_selectors
@@ -34,13 +36,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
         if not project_selectors.can_create_projects(user=request.user):
             raise PermissionDenied("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
         try:
-            project = project_services.project_create(
-                name=request.POST.get("name", ""),
-                slug=request.POST.get("slug", ""),
-                description=request.POST.get("description", ""),
-                owner=request.user,
-            )
-        except ApplicationError as exc:
+            data = cleaned(ProjectCreateForm, request.POST)
+            project = project_services.project_create(owner=request.user, **data)
+        except ApplicationError as exc:  # shown above the form, which keeps what was typed
             messages.error(request, exc.message)
         else:
             messages.success(request, f"Project “{project.name}” created.")
@@ -57,7 +55,8 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 @vary_on_headers("HX-Request")
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    project = access.project
     filters = {
         "q": request.GET.get("q", "").strip(),
         "has_rubric": request.GET.get("has_rubric", ""),
@@ -77,6 +76,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     query.pop("page", None)
     context = {
         "project": project,
+        "access": access,
         "page": page,
         "filters": filters,
         "query": query.urlencode(),
@@ -84,7 +84,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "statuses": Rubric.Status.choices,
         "counts": project_selectors.project_counts(project=project),
         "project_rubrics": rubric_selectors.project_wide_rubrics(project=project),
-        "can_edit": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+        "can_edit": access.can_edit,
     }
     template = "annotation/project_detail.html"
     if request.htmx and request.htmx.target == "prompt-table":
@@ -95,29 +95,25 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    project = access.project
     if request.method == "POST":
-        project = project_selectors.project_get_for_user(
-            user=request.user, slug=slug, min_role=Role.OWNER
-        )
+        access.require(Role.OWNER)
         try:
-            project_services.membership_add(
-                project=project,
-                actor=request.user,
-                username=request.POST.get("username", ""),
-                role=request.POST.get("role", Role.VIEWER),
-            )
-        except ApplicationError as exc:
+            data = cleaned(MemberAddForm, request.POST)
+            project_services.membership_add(project=project, actor=request.user, **data)
+        except ApplicationError as exc:  # shown above the form, which keeps what was typed
             messages.error(request, exc.message)
         else:
             messages.success(request, "Member added.")
             return redirect("annotation:members", slug=slug)
     context = {
         "project": project,
+        "access": access,
         "memberships": project_selectors.memberships_of(project=project),
         "roles": Role.choices,
         # Owners manage members and see their e-mail addresses; the others see names only.
-        "is_owner": project.user_role == Role.OWNER,
+        "is_owner": access.is_owner,
     }
     return render(request, "annotation/members.html", context)
 
@@ -125,21 +121,19 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.OWNER
     )
-    membership = get_object_or_404(Membership, project=project, pk=membership_id)
-    try:
-        if request.POST.get("action") == "remove":
-            project_services.membership_remove(membership=membership, actor=request.user)
-            messages.success(request, f"{membership.user.username} removed.")
-        else:
-            project_services.membership_set_role(
-                membership=membership, actor=request.user, role=request.POST.get("role", "")
-            )
-            messages.success(request, f"{membership.user.username} is now {membership.role}.")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
+    membership = get_object_or_404(Membership, project=access.project, pk=membership_id)
+    data = cleaned(MemberUpdateForm, request.POST)
+    if data["action"] == "remove":
+        project_services.membership_remove(membership=membership, actor=request.user)
+        messages.success(request, f"{membership.user.username} removed.")
+    else:
+        project_services.membership_set_role(
+            membership=membership, actor=request.user, role=data["role"]
+        )
+        messages.success(request, f"{membership.user.username} is now {membership.role}.")
     return redirect("annotation:members", slug=slug)
 
 

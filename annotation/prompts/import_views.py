@@ -22,9 +22,12 @@ from django.views.decorators.http import require_http_methods, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned
 from annotation.projects import selectors as project_selectors
-from annotation.projects.models import Project, Role
+from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import import_jobs as prompt_import_jobs
+from annotation.prompts.forms import ImportForm
 from annotation.prompts.import_report import ImportReport
 from annotation.prompts.importers.formats import FORMATS
 from annotation.prompts.importers.reading import describe_size
@@ -35,7 +38,10 @@ RECENT_JOBS = 10
 TEMPLATE = "annotation/import.html"
 
 
-def _context(project: Project, job: ImportJob | None = None, error: str = "") -> dict[str, Any]:
+def _context(
+    access: ProjectAccess, job: ImportJob | None = None, error: str = ""
+) -> dict[str, Any]:
+    project = access.project
     report = None
     if job is not None and job.status == ImportJob.Status.DONE:
         report = ImportReport.from_dict(job.report)
@@ -43,6 +49,7 @@ def _context(project: Project, job: ImportJob | None = None, error: str = "") ->
         error = job.error
     return {
         "project": project,
+        "access": access,
         "job": job,
         "report": report,
         "error": error,
@@ -62,35 +69,37 @@ def _render(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def import_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
     if request.method != "POST":
-        return render(request, TEMPLATE, _context(project))
+        return render(request, TEMPLATE, _context(access))
     cap = cap_uploads(request)
     request.FILES  # noqa: B018 (reads the body, under the cap)
     if cap.refused:  # nothing was read or done: no CSRF needed to say so
-        return _render(request, _context(project, error=cap.message))
-    return csrf_protect(_import_post)(request, project)
+        return _render(request, _context(access, error=cap.message))
+    return csrf_protect(_import_post)(request, access)
 
 
-def _import_post(request: HttpRequest, project: Project) -> HttpResponse:
+def _import_post(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
     upload = request.FILES.get("file")
     if upload is None:
-        return _render(request, _context(project, error="Choose a file to import."))
+        return _render(request, _context(access, error="Choose a file to import."))
     try:
+        options = cleaned(ImportForm, request.POST)
         job = prompt_import_jobs.import_start(
             project=project,
             upload=upload,
-            fmt=request.POST.get("format") or None,
+            fmt=options["format"] or None,
             actor=request.user,
-            skip_invalid=request.POST.get("skip_invalid") in ("1", "on", "true"),
+            skip_invalid=options["skip_invalid"],
         )
     except ApplicationError as exc:
-        return _render(request, _context(project, error=exc.message))
+        return _render(request, _context(access, error=exc.message))
     if not job.finished and not request.htmx:
         return redirect("annotation:import_job", slug=project.slug, job_id=job.pk)
-    return _render(request, _context(project, job))
+    return _render(request, _context(access, job))
 
 
 @login_required
@@ -99,8 +108,8 @@ def _import_post(request: HttpRequest, project: Project) -> HttpResponse:
 def import_job(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     """One import's card: its progress, then its report (the htmx poll), or the Import page
     showing it."""
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
-    job = prompt_import_jobs.import_job_get(project=project, job_id=job_id)
-    return _render(request, _context(project, job))
+    job = prompt_import_jobs.import_job_get(project=access.project, job_id=job_id)
+    return _render(request, _context(access, job))

@@ -19,12 +19,13 @@ from annotation.rubrics.views import editor_context
 @require_GET
 def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
     """The prompt with its conversation and responses beside its rubric editor."""
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
     rubric = rubric_selectors.rubric_for_prompt(prompt=prompt)
     neighbours = prompt_selectors.prompt_list(project=project)
     context = editor_context(
-        request, project, rubric, prompt=prompt, editing=request.GET.get("editing", "")
+        request, access, rubric, prompt=prompt, editing=request.GET.get("editing", "")
     )
     context.update(
         {

@@ -15,12 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.errors import ApplicationError
-from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.reviews import selectors as review_selectors
 from annotation.reviews import services as review_services
+from annotation.reviews.forms import AdjudicationForm
 from annotation.reviews.models import ReviewItem, ReviewQueue
-from annotation.reviews.views import _explain_denial, _project
+from annotation.reviews.views import _access, _explain_denial
 
 
 @login_required
@@ -29,16 +29,17 @@ from annotation.reviews.views import _explain_denial, _project
 def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     """Pairs whose reviewers disagreed, each with every decision and the judge's verdict;
     the adjudicator sets the final label."""
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug, Role.EDITOR)
+    project = access.project
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
     if request.method == "POST":
-        raw = request.POST.get("item", "")
-        if not (raw.isascii() and raw.isdigit() and len(raw) < 12):
+        form = AdjudicationForm(request.POST)
+        if not form.is_valid():
             return HttpResponseBadRequest(
                 "Name the pair to adjudicate (item).", content_type="text/plain; charset=utf-8"
             )
-        item = get_object_or_404(ReviewItem, queue=queue, pk=int(raw))
-        winner = request.POST.get("winner", "")
+        item = get_object_or_404(ReviewItem, queue=queue, pk=form.cleaned_data["item"])
+        winner = form.cleaned_data["winner"]
         try:
             item = review_services.item_adjudicate(item=item, actor=request.user, winner=winner)
         except ApplicationError as exc:
@@ -58,9 +59,8 @@ def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpRes
             )
         messages.success(request, f"Pair {item.position + 1}: final label set.")
         return redirect("annotation:review_adjudicate", slug=slug, queue_id=queue.pk)
-    return render(
-        request, "annotation/review_adjudicate.html", _adjudication_context(project, queue)
-    )
+    context = _adjudication_context(project, queue, access=access)
+    return render(request, "annotation/review_adjudicate.html", context)
 
 
 def _adjudication_context(project: Project, queue: ReviewQueue, **extra: Any) -> dict[str, Any]:
@@ -91,10 +91,11 @@ def _adjudication_context(project: Project, queue: ReviewQueue, **extra: Any) ->
 @_explain_denial
 def review_mine(request: HttpRequest, slug: str) -> HttpResponse:
     """The signed-in reviewer's work per queue and their agreement with the final labels."""
-    project = _project(request, slug)
+    access = _access(request, slug)
     context = {
-        "project": project,
-        "work": review_selectors.my_work(project=project, reviewer=request.user),
-        "can_review": project_selectors.role_at_least(project.user_role, Role.REVIEWER),  # type: ignore[attr-defined]
+        "project": access.project,
+        "access": access,
+        "work": review_selectors.my_work(project=access.project, reviewer=request.user),
+        "can_review": access.can_review,
     }
     return render(request, "annotation/review_mine.html", context)

@@ -14,10 +14,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation.projects import selectors as project_selectors
-from annotation.projects.models import Project, Role
+from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.reviews import selectors as review_selectors
 from annotation.reviews.agreement import agreement_report
 from annotation.reviews.agreement_rows import CSV_HEADER, review_rows
+from annotation.reviews.forms import QueueChoiceForm
 from annotation.reviews.models import ReviewQueue
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
@@ -27,29 +29,30 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def _scope(
     request: HttpRequest, slug: str, min_role: Role = Role.VIEWER
-) -> tuple[Project, ReviewQueue | None]:
-    project = project_selectors.project_get_for_user(
-        user=request.user, slug=slug, min_role=min_role
-    )
-    raw = request.GET.get("queue", "").strip()
-    if not raw:
-        return project, None
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
+) -> tuple[ProjectAccess, ReviewQueue | None]:
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=min_role)
+    form = QueueChoiceForm(request.GET)
+    if not form.is_valid():
         raise Http404("No such review queue in this project.")
-    return project, review_selectors.review_queue_get(project=project, queue_id=int(raw))
+    queue_id = form.cleaned_data["queue"]
+    if queue_id is None:
+        return access, None
+    return access, review_selectors.review_queue_get(project=access.project, queue_id=queue_id)
 
 
 @login_required
 @require_GET
 def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project, queue = _scope(request, slug)
+    access, queue = _scope(request, slug)
+    project = access.project
     context: dict[str, Any] = {
         "project": project,
+        "access": access,
         "queue": queue,
         "queues": review_selectors.review_queues_of(project=project),
         "report": agreement_report(project=project, queue=queue),
         # Per-item judge verdicts would unblind reviewers: the CSV is for editors and owners.
-        "can_download": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+        "can_download": access.can_edit,
     }
     return render(request, "scoring/agreement.html", context)
 
@@ -83,7 +86,8 @@ def _csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
 @login_required
 @require_GET
 def agreement_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
-    project, queue = _scope(request, slug, Role.EDITOR)
+    access, queue = _scope(request, slug, Role.EDITOR)
+    project = access.project
     name = f"{project.slug}-reviews" + (f"-queue-{queue.pk}" if queue else "") + ".csv"
     response = StreamingHttpResponse(
         _csv_lines(review_rows(project=project, queue=queue)), content_type="text/csv"

@@ -22,20 +22,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from annotation.errors import ApplicationError, check_text
+from annotation.errors import ApplicationError
+from annotation.forms import cleaned, error_text
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.reviews import queues as queue_services
 from annotation.reviews import selectors as review_selectors
 from annotation.reviews import services as review_services
+from annotation.reviews.forms import CHOICES, QUEUE_PLANS, FlagForm, QueueForm, ReviewForm
 from annotation.reviews.models import ReviewQueue, ReviewSlot
 
-CHOICES = ("A", "B", "tie")
-QUEUE_PLANS = (
-    ReviewQueue.Plan.ALL,
-    ReviewQueue.Plan.RANDOM,
-    ReviewQueue.Plan.STRATIFIED,
-)  # the plans that make sense for preference pairs (no judge confidence to filter on)
 QUEUE_DEFAULTS = {
     "name": "",
     "plan": ReviewQueue.Plan.ALL,
@@ -49,17 +46,21 @@ QUEUE_DEFAULTS = {
 class _BelowRole(Exception):
     """A member below the role a review page needs (shown as a 403 page that says why)."""
 
-    def __init__(self, project: Project, role: Role) -> None:
+    def __init__(self, access: ProjectAccess, role: Role) -> None:
         super().__init__(role)
-        self.project, self.role = project, role
+        self.access, self.role = access, role
+
+
+def _access(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> ProjectAccess:
+    """The project for a member (404 for an outsider), checked for ``min_role``."""
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    if not access.at_least(min_role):
+        raise _BelowRole(access, min_role)
+    return access
 
 
 def _project(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> Project:
-    """The project for a member (404 for an outsider), checked for ``min_role``."""
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
-    if not project_selectors.role_at_least(project.user_role, min_role):  # type: ignore[attr-defined]
-        raise _BelowRole(project, min_role)
-    return project
+    return _access(request, slug, min_role).project
 
 
 def _explain_denial(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -69,29 +70,14 @@ def _explain_denial(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
             return view(request, *args, **kwargs)
         except _BelowRole as exc:
             context = {
-                "project": exc.project,
+                "project": exc.access.project,
+                "access": exc.access,
                 "needed": Role(exc.role).label.lower(),
-                "can_review": project_selectors.role_at_least(
-                    exc.project.user_role,  # type: ignore[attr-defined]
-                    Role.REVIEWER,
-                ),
+                "can_review": exc.access.can_review,
             }
             return render(request, "annotation/review_denied.html", context, status=403)
 
     return wrapper
-
-
-def _whole_number(value: str, what: str, *, blank: int | None = None) -> int | None:
-    value = (value or "").strip()
-    if not value:
-        return blank
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApplicationError(f"{what} is a whole number, not “{value[:20]}”.") from None
-    if not 0 <= number <= 1_000_000:
-        raise ApplicationError(f"{what} is between 0 and 1,000,000.")
-    return number
 
 
 # --- queues -------------------------------------------------------------------------------
@@ -103,16 +89,17 @@ def _whole_number(value: str, what: str, *, blank: int | None = None) -> int | N
 def review_queues(request: HttpRequest, slug: str) -> HttpResponse:
     """The project's review queues with their progress; editors make one here from the
     project's imported preference pairs."""
-    project = _project(request, slug)
+    access = _access(request, slug)
+    project = access.project
     values: dict[str, Any] = dict(QUEUE_DEFAULTS)
     error = ""
     status = 200
     if request.method == "POST":
-        project = _project(request, slug, Role.EDITOR)
+        access = _access(request, slug, Role.EDITOR)
         values = {key: request.POST.get(key, "").strip() for key in QUEUE_DEFAULTS}
-        values["show_sources"] = request.POST.get("show_sources") == "on"
+        values["show_sources"] = "show_sources" in request.POST
         try:
-            queue = _queue_from_form(request, project, values)
+            queue = _queue_from_form(request, project, cleaned(QueueForm, request.POST))
         except ApplicationError as exc:
             error, status = exc.message, 400
         else:
@@ -125,27 +112,22 @@ def review_queues(request: HttpRequest, slug: str) -> HttpResponse:
     queues = review_selectors.review_queues_of(project=project)
     for queue in queues:
         queue.progress = review_selectors.queue_progress(queue=queue)  # type: ignore[attr-defined]
-    role = project.user_role  # type: ignore[attr-defined]
     context = {
         "project": project,
+        "access": access,
         "queues": queues,
         "pairs": review_selectors.preference_pairs(project=project).count(),
         "values": values,
         "error": error,
         "plans": [(p.value, p.label) for p in QUEUE_PLANS],
-        "can_create": project_selectors.role_at_least(role, Role.EDITOR),
-        "can_review": project_selectors.role_at_least(role, Role.REVIEWER),
+        "can_create": access.can_edit,
+        "can_review": access.can_review,
     }
     return render(request, "annotation/review_queues.html", context, status=status)
 
 
-def _queue_from_form(request: HttpRequest, project: Project, values: dict[str, Any]) -> ReviewQueue:
-    plan = values["plan"]
-    if plan not in QUEUE_PLANS:
-        raise ApplicationError(f"Unknown sampling plan “{plan[:40]}”.")
-    k = _whole_number(values["k"], "k (pairs to sample)")
-    overlap = _whole_number(values["overlap"], "Reviewers per item", blank=2)
-    lock_minutes = _whole_number(values["lock_minutes"], "Minutes an item is held", blank=15)
+def _queue_from_form(request: HttpRequest, project: Project, data: dict[str, Any]) -> ReviewQueue:
+    plan = data["plan"]
     labels = list(review_selectors.preference_pairs(project=project))
     if not labels:
         raise ApplicationError(
@@ -155,12 +137,12 @@ def _queue_from_form(request: HttpRequest, project: Project, values: dict[str, A
         project=project,
         actor=request.user,
         labels=labels,
-        name=check_text(values["name"], "The name"),
+        name=data["name"],
         plan=plan,
-        sample_size=k if plan != ReviewQueue.Plan.ALL else None,
-        overlap=overlap,
-        lock_minutes=lock_minutes,
-        show_sources=values["show_sources"],
+        sample_size=data["k"] if plan != ReviewQueue.Plan.ALL else None,
+        overlap=data["overlap"],
+        lock_minutes=data["lock_minutes"],
+        show_sources=data["show_sources"],
     )
 
 
@@ -173,7 +155,8 @@ def _queue_from_form(request: HttpRequest, project: Project, values: dict[str, A
 def review_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     """Claim the reviewer's next pair (the one they hold, else a new one) and open it; when
     nothing is left for them, say so."""
-    project = _project(request, slug, Role.REVIEWER)
+    access = _access(request, slug, Role.REVIEWER)
+    project = access.project
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
     slot = review_services.slot_next(queue=queue, reviewer=request.user)
     if slot is not None:
@@ -181,6 +164,7 @@ def review_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     history = review_selectors.review_history(queue=queue, reviewer=request.user)
     context = {
         "project": project,
+        "access": access,
         "queue": queue,
         "work": review_selectors.work_in_queue(queue=queue, reviewer=request.user),
         "previous": _item_url(project, queue, history[-1]) if history else "",
@@ -193,8 +177,9 @@ def _item_url(project: Project, queue: ReviewQueue, slot_id: int) -> str:
 
 
 def _item_context(
-    request: HttpRequest, project: Project, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+    request: HttpRequest, access: ProjectAccess, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
 ) -> dict[str, Any]:
+    project = access.project
     view = review_selectors.item_view(slot=slot)
     history = review_selectors.review_history(queue=queue, reviewer=request.user)
     previous = following = ""
@@ -211,6 +196,7 @@ def _item_context(
         previous = _item_url(project, queue, history[-1])
     context = {
         "project": project,
+        "access": access,
         "queue": queue,
         "view": view,
         "sides": [("A", view.left), ("B", view.right)],
@@ -240,11 +226,13 @@ def _item_context(
     return context
 
 
-def _slot(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> tuple:  # type: ignore[type-arg]
-    project = _project(request, slug, Role.REVIEWER)
-    queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
+def _slot(
+    request: HttpRequest, slug: str, queue_id: int, slot_id: int
+) -> tuple[ProjectAccess, ReviewQueue, ReviewSlot]:
+    access = _access(request, slug, Role.REVIEWER)
+    queue = review_selectors.review_queue_get(project=access.project, queue_id=queue_id)
     slot = review_selectors.slot_get(queue=queue, slot_id=slot_id, reviewer=request.user)
-    return project, queue, slot
+    return access, queue, slot
 
 
 @login_required
@@ -254,49 +242,25 @@ def _slot(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> tuple
 def review_item(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """One pair as this reviewer sees it: to decide, or (once decided) with the judge's
     verdict revealed."""
-    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    access, queue, slot = _slot(request, slug, queue_id, slot_id)
     template = "annotation/review_item.html"
     if request.htmx:
         template += "#review"
-    return render(request, template, _item_context(request, project, queue, slot))
-
-
-def _marks(request: HttpRequest, criteria: list[dict[str, Any]]) -> dict[str, str]:
-    known = {c["key"] for c in criteria}
-    marks = {}
-    for name, value in request.POST.items():
-        if not name.startswith("mark-") or not value:
-            continue
-        key = name.removeprefix("mark-")
-        if key not in known:
-            raise ApplicationError("A marked criterion is not in this pair's rubric.")
-        if value not in CHOICES:
-            raise ApplicationError(f"Mark a criterion A, B or tie, not “{value[:20]}”.")
-        marks[key] = value
-    return marks
-
-
-def _seconds(value: str) -> float:
-    """Time on the pair as the page measured it; anything unreadable counts as unknown (0)
-    and the service bounds the rest."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
+    return render(request, template, _item_context(request, access, queue, slot))
 
 
 def _respond(
-    request: HttpRequest, project: Project, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+    request: HttpRequest, access: ProjectAccess, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
 ) -> HttpResponse:
     """The reviewing fragment for htmx; back to the page (with the message) otherwise."""
     if request.htmx:
-        context = _item_context(request, project, queue, slot, **extra)
+        context = _item_context(request, access, queue, slot, **extra)
         return render(request, "annotation/review_item.html#review", context)
     if extra.get("error"):
         messages.error(request, extra["error"])
     elif extra.get("notice"):
         messages.success(request, extra["notice"])
-    return redirect(_item_url(project, queue, slot.pk))
+    return redirect(_item_url(access.project, queue, slot.pk))
 
 
 @login_required
@@ -305,10 +269,10 @@ def _respond(
 def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """Commit the reviewer's decision (as they saw the sides); the answer reveals the
     judge's verdict."""
-    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    access, queue, slot = _slot(request, slug, queue_id, slot_id)
     view = review_selectors.item_view(slot=slot)
     if view.review is not None:  # a second submit of the same decision
-        return _respond(request, project, queue, slot, notice="Your decision was already in.")
+        return _respond(request, access, queue, slot, notice="Your decision was already in.")
     post = request.POST
     values = {
         "choice": post.get("choice", ""),
@@ -317,20 +281,21 @@ def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) 
         "marks": {k.removeprefix("mark-"): v for k, v in post.items() if k.startswith("mark-")},
     }
     try:
-        if values["choice"] not in CHOICES:
-            raise ApplicationError("Choose A, B or tie (keys 1, 2, 3) before committing.")
+        form = ReviewForm(post, criteria=[c["key"] for c in view.criteria])
+        if not form.is_valid():
+            raise ApplicationError(error_text(form))
         review_services.review_commit(
             slot=slot,
             reviewer=request.user,
-            shown=values["choice"],
-            criteria=_marks(request, view.criteria),
-            rationale=check_text(values["rationale"], "The rationale"),
-            confidence=_whole_number(values["confidence"], "Confidence"),
-            seconds=_seconds(post.get("seconds", "")),
+            shown=form.cleaned_data["choice"],
+            criteria=form.cleaned_data["marks"],
+            rationale=form.cleaned_data["rationale"],
+            confidence=form.cleaned_data["confidence"],
+            seconds=form.cleaned_data["seconds"],
         )
     except ApplicationError as exc:
-        return _respond(request, project, queue, slot, error=exc.message, values=values)
-    return _respond(request, project, queue, slot)
+        return _respond(request, access, queue, slot, error=exc.message, values=values)
+    return _respond(request, access, queue, slot)
 
 
 @login_required
@@ -338,22 +303,22 @@ def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) 
 @_explain_denial
 def review_flag(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """After the reveal: the judge was wrong, or the rubric has a problem (at a criterion)."""
-    project, queue, slot = _slot(request, slug, queue_id, slot_id)
+    access, queue, slot = _slot(request, slug, queue_id, slot_id)
     review = review_selectors.item_view(slot=slot).review
     try:
         if review is None:
             raise ApplicationError("Commit your decision first; then you may flag the judge.")
-        rubric_problem = request.POST.get("rubric_problem") == "on"
+        flags = cleaned(FlagForm, request.POST)
         review_services.review_flag(
             review=review,
             reviewer=request.user,
-            judge_wrong=request.POST.get("judge_wrong") == "on",
-            rubric_problem=rubric_problem,
-            criterion=(request.POST.get("criterion") or None) if rubric_problem else None,
+            judge_wrong=flags["judge_wrong"],
+            rubric_problem=flags["rubric_problem"],
+            criterion=(flags["criterion"] or None) if flags["rubric_problem"] else None,
         )
     except ApplicationError as exc:
-        return _respond(request, project, queue, slot, error=exc.message)
-    return _respond(request, project, queue, slot, notice="Flags saved.")
+        return _respond(request, access, queue, slot, error=exc.message)
+    return _respond(request, access, queue, slot, notice="Flags saved.")
 
 
 @login_required
@@ -363,11 +328,7 @@ def review_undo(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
     """Take back the reviewer's last decision in the queue and reopen that pair."""
     project = _project(request, slug, Role.REVIEWER)
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)
-    try:
-        undone = review_services.review_undo(queue=queue, reviewer=request.user)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("annotation:review_next", slug=slug, queue_id=queue.pk)
+    undone = review_services.review_undo(queue=queue, reviewer=request.user)
     if undone is None:
         messages.info(request, "You have no decision in this queue to undo.")
         return redirect("annotation:review_next", slug=slug, queue_id=queue.pk)

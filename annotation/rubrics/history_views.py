@@ -11,25 +11,26 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from annotation.errors import ApplicationError
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics import services as rubric_services
+from annotation.rubrics.forms import DiffForm
 from annotation.rubrics.logic import diff_criteria
 
 
 @login_required
 @require_safe
 def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
-    rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric_id)
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
     versions = list(rubric_selectors.versions_of(rubric=rubric))
     context = {
-        "project": project,
+        "project": access.project,
+        "access": access,
         "rubric": rubric,
         "versions": versions,
-        "can_edit": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+        "can_edit": access.can_edit,
     }
     return render(request, "annotation/rubric_history.html", context)
 
@@ -37,14 +38,13 @@ def rubric_history(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespo
 @login_required
 @require_safe
 def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug)
-    rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric_id)
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
     current = rubric.current_version.number if rubric.current_version else 1
-    try:
-        a_number = int(request.GET.get("a", max(current - 1, 1)))
-        b_number = int(request.GET.get("b", current))
-    except ValueError:
-        a_number, b_number = max(current - 1, 1), current
+    form = DiffForm(request.GET)
+    chosen = form.cleaned_data if form.is_valid() else {}
+    a_number = chosen.get("a") or max(current - 1, 1)
+    b_number = chosen.get("b") or current
     a = rubric_selectors.version_get(rubric=rubric, number=a_number)
     b = rubric_selectors.version_get(rubric=rubric, number=b_number)
     changes = diff_criteria(
@@ -55,7 +55,8 @@ def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
         s: sum(c.status == s for c in changes) for s in ("added", "removed", "changed", "moved")
     }
     context = {
-        "project": project,
+        "project": access.project,
+        "access": access,
         "rubric": rubric,
         "a": a,
         "b": b,
@@ -69,16 +70,12 @@ def rubric_diff(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
 @login_required
 @require_POST
 def rubric_restore(request: HttpRequest, slug: str, rubric_id: int, number: int) -> HttpResponse:
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
-    rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric_id)
-    try:
-        version = rubric_services.rubric_version_restore(
-            rubric=rubric, number=number, author=request.user
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Version {number} restored as version {version.number}.")
+    rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
+    version = rubric_services.rubric_version_restore(
+        rubric=rubric, number=number, author=request.user
+    )
+    messages.success(request, f"Version {number} restored as version {version.number}.")
     return redirect("annotation:rubric_history", slug=slug, rubric_id=rubric.pk)

@@ -19,8 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned, error_text
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from annotation.prompts.importers.single_rubric import SHAPES
 from annotation.prompts.models import Prompt
@@ -28,6 +30,7 @@ from annotation.rubrics import comments as rubric_comments
 from annotation.rubrics import drafts as rubric_drafts
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics import workflow
+from annotation.rubrics.forms import RubricStartForm, WorkflowForm
 from annotation.rubrics.models import Criterion, Rubric
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
@@ -44,23 +47,23 @@ UNKNOWN_EDIT = "Unknown edit: one of " + ", ".join(("discard", *rubric_drafts.OP
 
 def editor_context(
     request: HttpRequest,
-    project: Project,
+    access: ProjectAccess,
     rubric: Rubric | None,
     *,
     prompt: Prompt | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    role = project.user_role  # type: ignore[attr-defined]
     editable = rubric is None or rubric.status != Rubric.Status.ARCHIVED
     context = {
-        "project": project,
+        "project": access.project,
+        "access": access,
         "rubric": rubric,
         "prompt": prompt if prompt is not None else (rubric.prompt if rubric else None),
         "state": rubric_selectors.rubric_editor_state(rubric=rubric, user=request.user)
         if rubric
         else None,
-        "can_edit": editable and project_selectors.role_at_least(role, Role.EDITOR),
-        "can_review": project_selectors.role_at_least(role, Role.REVIEWER),
+        "can_edit": editable and access.can_edit,
+        "can_review": access.can_review,
         "editing": "",
         "values": {},
         "error": "",
@@ -81,7 +84,7 @@ def _page_url(project: Project, rubric: Rubric | None, prompt: Prompt | None = N
 
 def _respond(
     request: HttpRequest,
-    project: Project,
+    access: ProjectAccess,
     rubric: Rubric | None,
     *,
     prompt: Prompt | None = None,
@@ -89,18 +92,20 @@ def _respond(
 ) -> HttpResponse:
     """The editor fragment for htmx; a redirect to the page (with the message) otherwise."""
     if request.htmx:
-        context = editor_context(request, project, rubric, prompt=prompt, **extra)
+        context = editor_context(request, access, rubric, prompt=prompt, **extra)
         return render(request, "annotation/_editor.html", context)
     if extra.get("error"):
         messages.error(request, extra["error"])
     elif extra.get("notice"):
         messages.success(request, extra["notice"])
-    return redirect(_page_url(project, rubric, prompt))
+    return redirect(_page_url(access.project, rubric, prompt))
 
 
-def _rubric(request: HttpRequest, slug: str, rubric_id: int, role: Role) -> tuple:  # type: ignore[type-arg]
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
-    return project, rubric_selectors.rubric_get(project=project, rubric_id=rubric_id)
+def _rubric(
+    request: HttpRequest, slug: str, rubric_id: int, role: Role
+) -> tuple[ProjectAccess, Rubric]:
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
+    return access, rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
 
 
 @login_required
@@ -108,11 +113,11 @@ def _rubric(request: HttpRequest, slug: str, rubric_id: int, role: Role) -> tupl
 @vary_on_headers("HX-Request")
 def rubric_page(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     """A project-wide rubric's editor; a prompt's rubric lives on the prompt's page."""
-    project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
+    access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     if rubric.prompt_id:
         query = f"?{request.GET.urlencode()}" if request.GET else ""
-        return redirect(_page_url(project, rubric) + query)
-    context = editor_context(request, project, rubric, editing=request.GET.get("editing", ""))
+        return redirect(_page_url(access.project, rubric) + query)
+    context = editor_context(request, access, rubric, editing=request.GET.get("editing", ""))
     return render(request, "annotation/rubric_detail.html", context)
 
 
@@ -120,8 +125,8 @@ def rubric_page(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
 @require_GET
 def rubric_editor(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     """The editor fragment, with ``?editing=KEY`` to open one criterion's form."""
-    project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
-    context = editor_context(request, project, rubric, editing=request.GET.get("editing", ""))
+    access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
+    context = editor_context(request, access, rubric, editing=request.GET.get("editing", ""))
     if not context["can_edit"]:
         context["editing"] = ""
     return render(request, "annotation/_editor.html", context)
@@ -142,7 +147,11 @@ def _edit_data(request: HttpRequest) -> dict[str, Any]:
 
 
 def _apply_edit(
-    request: HttpRequest, project: Project, rubric: Rubric | None, op: str, prompt: Prompt | None
+    request: HttpRequest,
+    access: ProjectAccess,
+    rubric: Rubric | None,
+    op: str,
+    prompt: Prompt | None,
 ) -> HttpResponse:
     """One edit of the person's draft; for a prompt without a rubric (``rubric`` None), the
     edit that starts it."""
@@ -153,13 +162,13 @@ def _apply_edit(
             rubric_drafts.draft_edit(rubric=rubric, user=request.user, op=op, data=data)
         elif prompt is not None:
             rubric = rubric_drafts.draft_edit_new_rubric(
-                project=project, prompt=prompt, user=request.user, op=op, data=data
+                project=access.project, prompt=prompt, user=request.user, op=op, data=data
             )
-            rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric.pk)
+            rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric.pk)
     except ApplicationError as exc:
         return _respond(
             request,
-            project,
+            access,
             rubric,
             prompt=prompt,
             error=exc.message,
@@ -167,98 +176,93 @@ def _apply_edit(
             values=data,
             adding=op == "add",
         )
-    return _respond(request, project, rubric, prompt=prompt, adding=op == "add")
+    return _respond(request, access, rubric, prompt=prompt, adding=op == "add")
 
 
 @login_required
 @require_POST
 def rubric_draft(request: HttpRequest, slug: str, rubric_id: int, op: str) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
+    access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     if op == "discard":
         rubric_drafts.draft_discard(rubric=rubric, user=request.user)
-        return _respond(request, project, rubric, notice="Unsaved changes discarded.")
+        return _respond(request, access, rubric, notice="Unsaved changes discarded.")
     if op not in rubric_drafts.OPS:
         return _bad_request(UNKNOWN_EDIT)
-    return _apply_edit(request, project, rubric, op, None)
+    return _apply_edit(request, access, rubric, op, None)
 
 
 @login_required
 @require_POST
 def prompt_rubric_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
     """Start a prompt's rubric with its first edit (add, paste or import)."""
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
-    prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
+    prompt = prompt_selectors.prompt_get(project=access.project, prompt_id=prompt_id)
     op = request.POST.get("op", "add")
     if op not in rubric_drafts.OPS:
         return _bad_request("Unknown edit: one of " + ", ".join(rubric_drafts.OPS) + ".")
     return _apply_edit(
-        request, project, rubric_selectors.rubric_for_prompt(prompt=prompt), op, prompt
+        request, access, rubric_selectors.rubric_for_prompt(prompt=prompt), op, prompt
     )
 
 
 @login_required
 @require_POST
 def project_rubric_create(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_selectors.project_get_for_user(
+    access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
-    try:
-        rubric = rubric_drafts.rubric_start(
-            project=project, actor=request.user, title=request.POST.get("title", "")
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("annotation:project_detail", slug=slug)
+    title = cleaned(RubricStartForm, request.POST)["title"]
+    rubric = rubric_drafts.rubric_start(project=access.project, actor=request.user, title=title)
     return redirect("annotation:rubric_page", slug=slug, rubric_id=rubric.pk)
 
 
 @login_required
 @require_POST
 def rubric_save(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
+    access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     try:
         outcome = rubric_drafts.draft_save(
             rubric=rubric, user=request.user, note=request.POST.get("note", "")
         )
     except ApplicationError as exc:
-        return _respond(request, project, rubric, error=exc.message)
-    rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric.pk)
+        return _respond(request, access, rubric, error=exc.message)
+    rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric.pk)
     if outcome.error:
         error = (
             f"Version {outcome.merged_with} was saved while you edited. Your draft now holds "
             f"its changes and yours, but together they fail a check: {outcome.error}"
         )
-        return _respond(request, project, rubric, error=error)
+        return _respond(request, access, rubric, error=error)
     if outcome.version is None:
         notice = (
             f"Version {outcome.merged_with} was saved while you edited. Changes to different "
             f"criteria were merged; choose for the {outcome.conflicts} "
             f"{'criterion' if outcome.conflicts == 1 else 'criteria'} you both changed."
         )
-        return _respond(request, project, rubric, notice=notice)
+        return _respond(request, access, rubric, notice=notice)
     notice = f"Saved as version {outcome.version.number}."
     if outcome.merged_with:
         notice = (
             f"Version {outcome.merged_with} was saved while you edited; its changes and yours "
             f"touched different criteria and were merged. {notice}"
         )
-    return _respond(request, project, rubric, notice=notice)
+    return _respond(request, access, rubric, notice=notice)
 
 
 @login_required
 @require_POST
 def rubric_resolve(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
+    access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     choices = {
         k.removeprefix("choice-"): v for k, v in request.POST.items() if k.startswith("choice-")
     }
     try:
         rubric_drafts.draft_resolve(rubric=rubric, user=request.user, choices=choices)
     except ApplicationError as exc:
-        return _respond(request, project, rubric, error=exc.message)
-    return _respond(request, project, rubric, notice="Conflicts settled; review and save.")
+        return _respond(request, access, rubric, error=exc.message)
+    return _respond(request, access, rubric, notice="Conflicts settled; review and save.")
 
 
 WORKFLOW_NOTICES = {
@@ -272,10 +276,13 @@ WORKFLOW_NOTICES = {
 @login_required
 @require_POST
 def rubric_workflow(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
-    action = request.POST.get("action", "")
-    if action not in WORKFLOW_NOTICES:
+    access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
+    form = WorkflowForm(request.POST)
+    if "action" in form.errors:
         return _bad_request("Unknown action: one of " + ", ".join(WORKFLOW_NOTICES) + ".")
+    if form.errors:
+        return _respond(request, access, rubric, error=error_text(form))
+    action = form.cleaned_data["action"]
     try:
         if action == "submit":
             workflow.rubric_submit_for_review(rubric=rubric, actor=request.user)
@@ -286,26 +293,26 @@ def rubric_workflow(request: HttpRequest, slug: str, rubric_id: int) -> HttpResp
                 rubric=rubric,
                 actor=request.user,
                 decision=action,
-                comment=request.POST.get("comment", ""),
+                comment=form.cleaned_data["comment"],
             )
     except ApplicationError as exc:
-        return _respond(request, project, rubric, error=exc.message)
-    rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric.pk)
-    return _respond(request, project, rubric, notice=WORKFLOW_NOTICES[action])
+        return _respond(request, access, rubric, error=exc.message)
+    rubric = rubric_selectors.rubric_get(project=access.project, rubric_id=rubric.pk)
+    return _respond(request, access, rubric, notice=WORKFLOW_NOTICES[action])
 
 
 @login_required
 @require_POST
 def rubric_comment(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
+    access, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
     key = request.POST.get("key", "")
     try:
         rubric_comments.comment_add(
             rubric=rubric, author=request.user, text=request.POST.get("text", ""), criterion_key=key
         )
     except ApplicationError as exc:
-        return _respond(request, project, rubric, error=exc.message, open_comments=key)
-    return _respond(request, project, rubric, open_comments=key)
+        return _respond(request, access, rubric, error=exc.message, open_comments=key)
+    return _respond(request, access, rubric, open_comments=key)
 
 
 @login_required
@@ -313,18 +320,18 @@ def rubric_comment(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespo
 def rubric_comment_resolve(
     request: HttpRequest, slug: str, rubric_id: int, comment_id: int
 ) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
+    access, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
     comment = rubric_selectors.comment_get(rubric=rubric, comment_id=comment_id)
     rubric_comments.comment_resolve(
         comment=comment, actor=request.user, resolved=request.POST.get("reopen") != "1"
     )
-    return _respond(request, project, rubric, open_comments=str(comment.criterion_key or ""))
+    return _respond(request, access, rubric, open_comments=str(comment.criterion_key or ""))
 
 
 @login_required
 @require_GET
 def rubric_export(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
-    project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
+    access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     shape = request.GET.get("shape", "healthbench")
     version = request.GET.get("version", "")
     if shape not in SHAPES or (version and not (version.isascii() and version.isdigit())):

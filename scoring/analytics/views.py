@@ -22,9 +22,11 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.errors import ApplicationError
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics.models import Rubric
 from scoring.analytics.duplicates import duplicate_merge, duplicate_report, embeddings_request
+from scoring.analytics.forms import MergeForm, PollForm
 
 POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
@@ -34,19 +36,22 @@ SLOW_AFTER = 90  # polls (three minutes) before polling every SLOW_POLL_SECONDS
 ASK_EVERY = 15
 
 
-def _rubric(request: HttpRequest, slug: str, rubric_id: int, role: Role) -> tuple[Any, Rubric]:
-    project = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
-    return project, rubric_selectors.rubric_get(project=project, rubric_id=rubric_id)
-
-
-def _number(value: object) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 9 else None
+def _rubric(
+    request: HttpRequest, slug: str, rubric_id: int, role: Role
+) -> tuple[ProjectAccess, Rubric]:
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
+    return access, rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
 
 
 def _panel(
-    request: HttpRequest, project: Any, rubric: Rubric, *, attempt: int = 0, error: str = ""
+    request: HttpRequest,
+    access: ProjectAccess,
+    rubric: Rubric,
+    *,
+    attempt: int = 0,
+    error: str = "",
 ) -> HttpResponse:
+    project = access.project
     report = duplicate_report(project=project, rubric=rubric, user=request.user)
     if report.pending and attempt % ASK_EVERY == 0:
         embeddings_request(rubric=rubric, user=request.user)  # throttled per rubric
@@ -59,8 +64,7 @@ def _panel(
         "slow": slow,
         "next_attempt": attempt + 1,
         "poll_seconds": SLOW_POLL_SECONDS if slow else POLL_SECONDS,
-        "can_edit": rubric.status != Rubric.Status.ARCHIVED
-        and project_selectors.role_at_least(project.user_role, Role.EDITOR),
+        "can_edit": rubric.status != Rubric.Status.ARCHIVED and access.can_edit,
         "error": error,
     }
     return render(request, "scoring/_duplicates.html", context)
@@ -70,9 +74,10 @@ def _panel(
 @require_GET
 def duplicates_panel(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
     """``?attempt=N`` counts the panel's polls while vectors are missing."""
-    project, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
-    attempt = _number(request.GET.get("attempt")) or 0
-    return _panel(request, project, rubric, attempt=attempt)
+    access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
+    poll = PollForm(request.GET)
+    attempt = (poll.cleaned_data["attempt"] if poll.is_valid() else None) or 0
+    return _panel(request, access, rubric, attempt=attempt)
 
 
 def _page_url(project: Any, rubric: Rubric) -> str:
@@ -87,20 +92,24 @@ def duplicates_merge(request: HttpRequest, slug: str, rubric_id: int) -> HttpRes
     """Keep one criterion of a near-duplicate pair and remove the other from the person's
     draft. ``base`` is the version the page showed, as the editor's own forms send it (the
     panel's forms carry it too); a page gone stale changes nothing and says so."""
-    project, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
+    access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
+    project = access.project
+    form = MergeForm(request.POST)
+    form.is_valid()  # every field is optional: what is unreadable is left out
+    data = {name: form.cleaned_data.get(name) for name in form.fields}
     try:
         duplicate_merge(
             rubric=rubric,
             user=request.user,
-            keep=request.POST.get("keep", ""),
-            drop=request.POST.get("drop", ""),
-            base=_number(request.POST.get("base")),
+            keep=data["keep"] or "",
+            drop=data["drop"] or "",
+            base=data["base"],
         )
-    except ApplicationError as exc:
+    except ApplicationError as exc:  # shown in the panel, beside the pair
         if not request.htmx:
             messages.error(request, exc.message)
             return redirect(_page_url(project, rubric))
-        return _panel(request, project, rubric, error=exc.message)
+        return _panel(request, access, rubric, error=exc.message)
     notice = "Merged: one criterion removed from your draft. Save a version to keep it."
     if not request.htmx:
         messages.success(request, notice)

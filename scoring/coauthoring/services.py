@@ -209,3 +209,20 @@ def usage_of(obj: CoauthorJob | Proposal) -> Usage:
         cost=obj.cost,
         calls=obj.calls,
     )
+
+
+@transaction.atomic
+def coauthor_settings_save(  # type: ignore[no-untyped-def]
+    *, project: Project, actor, data: dict[str, Any]
+) -> CoauthorSettings:
+    """``data`` as ``scoring.judges.forms.CoauthorSettingsForm`` cleans it: an endpoint id,
+    a style, the tries and rounds within their bounds; what is empty stays as it was."""
+    settings_, _ = CoauthorSettings.objects.select_for_update().get_or_create(project=project)
+    if data.get("endpoint") is not None:
+        settings_.endpoint = endpoint_for(project, data["endpoint"])
+    for name in ("style", "contrastive_tries", "refine_rounds"):
+        if data.get(name) not in (None, ""):
+            setattr(settings_, name, data[name])
+    settings_.save()
+    audit(project=project, actor=actor, action="coauthor.settings", target=str(project.pk))
+    return settings_

@@ -14,21 +14,30 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned, error_text
+from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from annotation.prompts.models import PreferenceLabel, Prompt
 from scoring.coauthoring import proposals as coauthor_proposals
 from scoring.coauthoring import selectors as coauthor_selectors
 from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.forms import (
+    PROMPT_FILTERS,
+    BatchForm,
+    CoauthorStartForm,
+    ProposalDecisionForm,
+)
 from scoring.coauthoring.models import CoauthorJob, Proposal
 from scoring.judges import selectors as judge_selectors
-from scoring.judges.views import _project
 
-PROMPT_FILTERS = {
-    "no_rubric": "Prompts without a rubric",
-    "all": "All prompts",
-    "with_pairs": "Prompts with a preference pair",
-}
+
+def _access(request: HttpRequest, slug: str) -> ProjectAccess:
+    """Co-authoring is for editors and owners (others 403, outsiders 404)."""
+    return project_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.EDITOR
+    )
 
 
 MAX_REFERENCE_UPLOAD = 1024 * 1024
@@ -61,15 +70,16 @@ def _panel(request: HttpRequest, project: Any, prompt: Prompt, **extra: Any) -> 
 @login_required
 @require_GET
 def coauthor_panel(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
     return _panel(request, project, prompt)
 
 
-def _reference(request: HttpRequest) -> str:
+def _reference(request: HttpRequest, typed: str) -> str:
     upload = request.FILES.get("reference_file")
     if upload is None:
-        return request.POST.get("reference", "")
+        return typed
     if upload.size and upload.size > MAX_REFERENCE_UPLOAD:
         raise ApplicationError(f"{upload.name} is larger than 1 MB.")
     try:
@@ -81,18 +91,19 @@ def _reference(request: HttpRequest) -> str:
 @login_required
 @require_POST
 def coauthor_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
-    label = request.POST.get("label", "")
     try:
+        data = cleaned(CoauthorStartForm, request.POST)
         coauthor_services.job_start(
             project=project,
             actor=request.user,
-            kind=request.POST.get("kind", ""),
+            kind=data["kind"],
             prompt=prompt,
-            label_id=int(label) if label.isascii() and label.isdigit() else None,
-            reference=_reference(request),
-            endpoint_id=request.POST.get("endpoint") or None,
+            label_id=data["label"],
+            reference=_reference(request, data["reference"]),
+            endpoint_id=data["endpoint"],
         )
     except ApplicationError as exc:
         return _panel(request, project, prompt, error=exc.message)
@@ -102,13 +113,14 @@ def coauthor_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpRespo
 @login_required
 @require_POST
 def proposal_decide(request: HttpRequest, slug: str, proposal_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     proposal = coauthor_selectors.proposal_get(project=project, proposal_id=proposal_id)
-    decision = request.POST.get("decision", "")
-    if decision not in ("accept_all", "accept_selected", "reject"):
+    form = ProposalDecisionForm(request.POST)
+    if not form.is_valid():
         return HttpResponseBadRequest("decision is accept_all, accept_selected or reject.")
-    accept = {"accept_all": None, "reject": []}.get(decision, request.POST.getlist("accept"))
-    if decision == "accept_selected" and not accept and proposal.prompt is not None:
+    accept = form.accepted()
+    if form.cleaned_data["decision"] == "accept_selected" and not accept and proposal.prompt:
         return _panel(
             request, project, proposal.prompt, error="Tick the changes to accept, or Reject."
         )
@@ -153,23 +165,22 @@ def _batch_prompts(project: Any, which: str, limit: int) -> list[Prompt]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def batch_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     options = coauthor_services.coauthor_settings(project)
-    kind = request.POST.get("kind", CoauthorJob.Kind.DRAFT)
-    which = request.POST.get("which", "no_rubric")
-    try:
-        limit = max(1, min(int(request.POST.get("limit", "50")), coauthor_services.MAX_BATCH))
-    except ValueError:
-        limit = 50
+    form = BatchForm(request.POST if request.method == "POST" else None)
+    kind, which, limit = CoauthorJob.Kind.DRAFT, "no_rubric", 50
     preview = None
     error = ""
     if request.method == "POST":
-        prompts = _batch_prompts(project, which, limit)
         try:
-            if kind not in (CoauthorJob.Kind.DRAFT, CoauthorJob.Kind.CONTRASTIVE):
-                raise ApplicationError("A batch drafts rubrics or derives contrastive ones.")
-            endpoint = coauthor_services.endpoint_for(project, request.POST.get("endpoint"))
-            if request.POST.get("launch"):
+            if not form.is_valid():
+                raise ApplicationError(error_text(form))
+            kind, which = form.cleaned_data["kind"], form.cleaned_data["which"]
+            limit = min(form.cleaned_data["limit"] or 50, coauthor_services.MAX_BATCH)
+            prompts = _batch_prompts(project, which, limit)
+            endpoint = coauthor_services.endpoint_for(project, form.cleaned_data["endpoint"])
+            if form.cleaned_data["launch"]:
                 job = coauthor_services.job_start(
                     project=project,
                     actor=request.user,
@@ -184,6 +195,7 @@ def batch_page(request: HttpRequest, slug: str) -> HttpResponse:
             error = exc.message
     context = {
         "project": project,
+        "access": access,
         "options": options,
         "endpoints": judge_selectors.endpoints_of(project=project),
         "kind": kind,
@@ -209,10 +221,11 @@ def _first_pair_of_each(prompts: list[Prompt]) -> list[int]:
 @login_required
 @require_GET
 def job_page(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     job = coauthor_selectors.job_get(project=project, job_id=job_id)
     proposals = job.proposals.select_related("prompt").order_by("id")
-    context = {"project": project, "job": job, "proposals": proposals[:500]}
+    context = {"project": project, "access": access, "job": job, "proposals": proposals[:500]}
     template = "scoring/job.html"
     if request.htmx:
         template += "#progress"
@@ -222,7 +235,8 @@ def job_page(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    access = _access(request, slug)
+    project = access.project
     job = coauthor_selectors.job_get(project=project, job_id=job_id)
     coauthor_services.job_cancel(job=job, actor=request.user)
     return redirect("scoring:job", slug=slug, job_id=job.pk)

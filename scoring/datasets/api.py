@@ -82,7 +82,7 @@ class ExportFileApi(ProjectScopedMixin, APIView):
     def get(self, request: Request, slug: str, pk: int, name: str) -> FileResponse:
         project = self.get_project()
         export = export_services.export_get(project=project, export_id=pk)
-        export_services.export_check_download(export=export, role=project.user_role)  # type: ignore[attr-defined]
+        export_services.export_check_download(export=export, role=self.get_access().role)
         path = export_services.export_file(export, name)
         return FileResponse(
             path.open("rb"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scoring.datasets.models import Export
 from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
-from scoring.datasets.services import DEFAULT_ORIGINS
+from scoring.datasets.services import DEFAULT_ORIGINS, parse_lines, parse_list
 
 
 class ExportCreateSerializer(serializers.Serializer):
@@ -20,7 +21,9 @@ class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=list(FORMATS.items()), default="jsonl")
     versions = serializers.ChoiceField(choices=["approved", "latest"], default="approved")
     ratios = serializers.ListField(
-        child=serializers.FloatField(min_value=0),
+        child=serializers.FloatField(
+            min_value=0, error_messages={"invalid": "Each share must be a number."}
+        ),
         min_length=3,
         max_length=3,
         default=[1.0, 0.0, 0.0],
@@ -43,10 +46,17 @@ class ExportCreateSerializer(serializers.Serializer):
         help_text="Preference pairs: where the label came from.",
     )
     min_agreement = serializers.FloatField(
-        min_value=0, max_value=1, required=False, allow_null=True, default=None
+        min_value=0,
+        max_value=1,
+        required=False,
+        allow_null=True,
+        default=None,
+        error_messages={"invalid": "The minimum agreement must be a number."},
     )
     consistent_only = serializers.BooleanField(default=False)
-    min_margin = serializers.FloatField(min_value=0, default=0.0)
+    min_margin = serializers.FloatField(
+        min_value=0, default=0.0, error_messages={"invalid": "The minimum margin must be a number."}
+    )
     conversational = serializers.BooleanField(default=True)
     margins = serializers.BooleanField(
         default=False,
@@ -57,6 +67,32 @@ class ExportCreateSerializer(serializers.Serializer):
         ),
     )
     license = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+    @classmethod
+    def from_page(cls, post: QueryDict) -> ExportCreateSerializer:
+        """The Exports page's form in this shape (its shares as three boxes, tags as one
+        comma-separated line, the exclusion list one entry a line), to be validated by the
+        same rules as the API's requests."""
+        return cls(
+            data={
+                "kind": post.get("kind", ""),
+                "format": post.get("format", "jsonl"),
+                "versions": post.get("versions", "approved"),
+                "ratios": [post.get(n, "").strip() or 0 for n in ("train", "validation", "test")],
+                "tags": parse_list(post.get("tags", "")),
+                "sources": [s for s in post.getlist("sources") if s],
+                "since": post.get("since", "").strip() or None,
+                "until": post.get("until", "").strip() or None,
+                "exclude": parse_lines(post.get("exclude", "")),
+                "origins": post.getlist("origins"),
+                "min_agreement": post.get("min_agreement", "").strip() or None,
+                "consistent_only": bool(post.get("consistent_only")),
+                "min_margin": post.get("min_margin", "").strip() or 0,
+                "conversational": post.get("conversational", "1") == "1",
+                "margins": bool(post.get("margins")),
+                "license": post.get("license", "").strip(),
+            }
+        )
 
     def to_options(self) -> ExportOptions:
         data = dict(self.validated_data)

@@ -20,12 +20,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
+from annotation.forms import validated
 from annotation.projects import selectors as project_selectors
-from annotation.projects.models import Project, Role
+from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from scoring.datasets import services as export_services
 from scoring.datasets.models import Export
 from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.datasets.serializers import ExportCreateSerializer
 
 LIST_LIMIT = 50
 ORIGIN_LABELS = {
@@ -35,44 +38,16 @@ ORIGIN_LABELS = {
 }
 
 
-def _project(request: HttpRequest, slug: str, role: Role) -> Project:
+def _access(request: HttpRequest, slug: str, role: Role) -> ProjectAccess:
     return project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
 
 
-def _float(raw: str, what: str, default: float | None) -> float | None:
-    raw = raw.strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApplicationError(f"{what} must be a number.") from None
-
-
 def options_from_form(post: QueryDict) -> ExportOptions:
-    """The form's fields as checked options; a malformed field is a clear error."""
-    ratios = tuple(
-        _float(post.get(name, ""), f"The {name} share", 0.0) or 0.0
-        for name in ("train", "validation", "test")
-    )
-    return ExportOptions(
-        kind=post.get("kind", ""),
-        format=post.get("format", "jsonl"),
-        versions=post.get("versions", "approved"),
-        ratios=ratios,  # type: ignore[arg-type]
-        tags=export_services.parse_list(post.get("tags", "")),
-        sources=tuple(s for s in post.getlist("sources") if s),
-        since=post.get("since", "").strip(),
-        until=post.get("until", "").strip(),
-        exclude=export_services.parse_lines(post.get("exclude", "")),
-        origins=tuple(post.getlist("origins")),
-        min_agreement=_float(post.get("min_agreement", ""), "Minimum agreement", None),
-        consistent_only=bool(post.get("consistent_only")),
-        min_margin=_float(post.get("min_margin", ""), "Minimum margin", 0.0) or 0.0,
-        conversational=post.get("conversational", "1") == "1",
-        margins=bool(post.get("margins")),
-        license=post.get("license", "").strip(),
-    ).checked()
+    """The page's form as checked options, by the API's rules; what is wrong is one clear
+    error."""
+    serializer = ExportCreateSerializer.from_page(post)
+    validated(serializer)
+    return serializer.to_options()
 
 
 def summary(options: dict[str, Any]) -> list[str]:
@@ -107,46 +82,48 @@ def summary(options: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _card_context(project: Project, export: Export) -> dict[str, Any]:
+def _card_context(access: ProjectAccess, export: Export) -> dict[str, Any]:
     export.summary = summary(export.options)  # type: ignore[attr-defined]
     # Listed for every member; files with the judge's verdicts for editors and owners.
     export.can_download = export_services.export_may_download(  # type: ignore[attr-defined]
-        export=export,
-        role=project.user_role,  # type: ignore[attr-defined]
+        export=export, role=access.role
     )
     export.kind_label = KINDS.get(export.kind, export.kind)  # type: ignore[attr-defined]
     export.format_label = FORMATS.get(export.format, export.format)  # type: ignore[attr-defined]
     return {
-        "project": project,
+        "project": access.project,
+        "access": access,
         "export": export,
-        "is_owner": project_selectors.role_at_least(project.user_role, Role.OWNER),  # type: ignore[attr-defined]
+        "is_owner": access.is_owner,
     }
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project(request, slug, Role.VIEWER)
+    access = _access(request, slug, Role.VIEWER)
+    project = access.project
     error = ""
     if request.method == "POST":
-        project = _project(request, slug, Role.EDITOR)
+        access.require(Role.EDITOR)
         try:
             export = export_services.export_create(
                 project=project, actor=request.user, options=options_from_form(request.POST)
             )
-        except ApplicationError as exc:
+        except ApplicationError as exc:  # shown in the form, which keeps what was typed
             error = exc.message
         else:
             messages.success(request, f"Export #{export.pk} queued.")
             return redirect(reverse("scoring:exports", args=[slug]) + f"#export-{export.pk}")
     exports = list(export_services.exports_of(project=project)[:LIST_LIMIT])
     for export in exports:
-        _card_context(project, export)
+        _card_context(access, export)
     post = request.POST if request.method == "POST" else None
     context = {
         "project": project,
-        "can_create": project_selectors.role_at_least(project.user_role, Role.EDITOR),  # type: ignore[attr-defined]
-        "is_owner": project_selectors.role_at_least(project.user_role, Role.OWNER),  # type: ignore[attr-defined]
+        "access": access,
+        "can_create": access.can_edit,
+        "is_owner": access.is_owner,
         "exports": exports,
         "kinds": KINDS.items(),
         "formats": FORMATS.items(),
@@ -165,19 +142,19 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def export_card(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
     """One export's card (the htmx poll); a plain visit goes to it on the Exports page."""
-    project = _project(request, slug, Role.VIEWER)
-    export = export_services.export_get(project=project, export_id=export_id)
+    access = _access(request, slug, Role.VIEWER)
+    export = export_services.export_get(project=access.project, export_id=export_id)
     if not request.htmx:
         return redirect(reverse("scoring:exports", args=[slug]) + f"#export-{export.pk}")
-    return render(request, "scoring/exports.html#export", _card_context(project, export))
+    return render(request, "scoring/exports.html#export", _card_context(access, export))
 
 
 @login_required
 @require_GET
 def export_download(request: HttpRequest, slug: str, export_id: int, name: str) -> FileResponse:
-    project = _project(request, slug, Role.VIEWER)
-    export = export_services.export_get(project=project, export_id=export_id)
-    export_services.export_check_download(export=export, role=project.user_role)  # type: ignore[attr-defined]
+    access = _access(request, slug, Role.VIEWER)
+    export = export_services.export_get(project=access.project, export_id=export_id)
+    export_services.export_check_download(export=export, role=access.role)
     path = export_services.export_file(export, name)
     return FileResponse(
         path.open("rb"),
@@ -189,7 +166,7 @@ def export_download(request: HttpRequest, slug: str, export_id: int, name: str) 
 @login_required
 @require_POST
 def export_delete(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.OWNER)
+    project = _access(request, slug, Role.OWNER).project
     export = export_services.export_get(project=project, export_id=export_id)
     export_services.export_delete(export=export, actor=request.user)
     messages.success(request, f"Export #{export_id} and its files deleted.")

@@ -9,6 +9,19 @@ from rest_framework import serializers
 from scoring.judges.models import JudgeEndpoint, LLMProvider
 from scoring.judges.services import KEY_FIELDS, NO_KEY_FIELDS
 
+NUMBERS = (
+    "temperature",
+    "max_tokens",
+    "timeout",
+    "max_concurrency",
+    "rpm",
+    "tpm",
+    "price_input_per_m",
+    "price_output_per_m",
+    "batch_tokens",
+    "threshold",
+)
+
 
 class EndpointSerializer(serializers.ModelSerializer):
     provider = serializers.PrimaryKeyRelatedField(
@@ -53,7 +66,13 @@ class EndpointSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
-        extra_kwargs = {"model": {"required": False, "allow_blank": True}}
+        extra_kwargs = {
+            "model": {"required": False, "allow_blank": True},
+            **{
+                name: {"error_messages": {"invalid": f"{name.replace('_', ' ')} must be a number."}}
+                for name in NUMBERS
+            },
+        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Not silently dropped: someone sending a key variable must learn it is not used.

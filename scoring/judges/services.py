@@ -319,32 +319,3 @@ def provider_save(*, provider: LLMProvider) -> LLMProvider:
         base_url=provider.base_url
     )
     return provider
-
-
-@transaction.atomic
-def coauthor_settings_save(  # type: ignore[no-untyped-def]
-    *, project: Project, actor, data: dict[str, Any]
-) -> CoauthorSettings:
-    settings_, _ = CoauthorSettings.objects.select_for_update().get_or_create(project=project)
-    if data.get("endpoint") not in (None, ""):
-        from scoring.coauthoring.services import endpoint_for
-
-        settings_.endpoint = endpoint_for(project, data["endpoint"])
-    if data.get("style") is not None:
-        if data["style"] not in CoauthorSettings.Style.values:
-            raise ApplicationError(f"Unknown rubric style “{data['style']}”.")
-        settings_.style = data["style"]
-    for name, low, high in (("contrastive_tries", 1, 10), ("refine_rounds", 1, 5)):
-        if data.get(name) not in (None, ""):
-            try:
-                value = int(data[name])
-            except (TypeError, ValueError):
-                raise ApplicationError(
-                    f"{name.replace('_', ' ')} must be a whole number."
-                ) from None
-            if not low <= value <= high:
-                raise ApplicationError(f"{name.replace('_', ' ')} is between {low} and {high}.")
-            setattr(settings_, name, value)
-    settings_.save()
-    audit(project=project, actor=actor, action="coauthor.settings", target=str(project.pk))
-    return settings_

@@ -3,8 +3,6 @@ co-author settings."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -12,14 +10,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.forms import CoauthorSettingsForm
 from scoring.coauthoring.models import CoauthorSettings
 from scoring.judges import selectors as judge_selectors
 from scoring.judges import services as judge_services
+from scoring.judges.forms import EndpointActionForm, endpoint_data
 from scoring.judges.models import JudgeEndpoint
-from scoring.judges.services import FIELDS, KEY_FIELDS
 
 ENDPOINT_CHOICES = {
     "backends": JudgeEndpoint.Backend.choices,
@@ -27,72 +28,45 @@ ENDPOINT_CHOICES = {
 }
 
 
-def _project(request: HttpRequest, slug: str, role: Role) -> Any:
+def judge_access(request: HttpRequest, slug: str, role: Role) -> ProjectAccess:
     return project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
-
-
-def _endpoint_data(request: HttpRequest) -> dict[str, Any]:
-    """Form fields to typed values; a malformed number is a clear error, not a 500."""
-    data: dict[str, Any] = {}
-    numbers = {
-        "temperature": float,
-        "timeout": float,
-        "price_input_per_m": float,
-        "price_output_per_m": float,
-        "max_tokens": int,
-        "max_concurrency": int,
-        "rpm": int,
-        "tpm": int,
-        "batch_tokens": int,
-        "threshold": float,
-    }
-    for name in (*FIELDS, *KEY_FIELDS):  # a key field is refused by the service, clearly
-        if name not in request.POST:
-            continue
-        raw = request.POST[name].strip()
-        if name in numbers:
-            if raw == "" and name in ("rpm", "tpm"):
-                data[name] = None
-                continue
-            try:
-                data[name] = numbers[name](raw)
-            except ValueError:
-                raise ApplicationError(f"{name.replace('_', ' ')} must be a number.") from None
-        else:
-            data[name] = raw
-    return data
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def judges_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
-    is_owner = project_selectors.role_at_least(project.user_role, Role.OWNER)
+    access = judge_access(request, slug, Role.EDITOR)
+    project = access.project
     if request.method == "POST":
-        project = _project(request, slug, Role.OWNER)
+        access.require(Role.OWNER)
         try:
             if request.POST.get("form") == "settings":
-                judge_services.coauthor_settings_save(
-                    project=project, actor=request.user, data=request.POST.dict()
+                coauthor_services.coauthor_settings_save(
+                    project=project,
+                    actor=request.user,
+                    data=cleaned(CoauthorSettingsForm, request.POST),
                 )
                 messages.success(request, "Co-authoring settings saved.")
             else:
                 endpoint = judge_services.endpoint_save(
-                    project=project, actor=request.user, data=_endpoint_data(request)
+                    project=project,
+                    actor=request.user,
+                    data=endpoint_data(request.POST, partial=False),
                 )
                 messages.success(request, f"Endpoint “{endpoint.name}” added.")
             return redirect("scoring:judges", slug=slug)
-        except ApplicationError as exc:
+        except ApplicationError as exc:  # shown above the form, which keeps what was typed
             messages.error(request, exc.message)
     providers = list(judge_selectors.providers_for(project=project))
     context = {
         "project": project,
+        "access": access,
         "endpoints": judge_selectors.endpoints_of(project=project),
         "options": coauthor_services.coauthor_settings(project),
         "styles": CoauthorSettings.Style.choices,
         **ENDPOINT_CHOICES,
         "providers": providers,
-        "is_owner": is_owner,
+        "is_owner": access.is_owner,
         "values": request.POST
         if request.method == "POST"
         else {"provider": str(providers[0].pk) if providers else ""},
@@ -103,23 +77,24 @@ def judges_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def endpoint_edit(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.OWNER)
+    access = judge_access(request, slug, Role.OWNER)
+    project = access.project
     endpoint = judge_selectors.endpoint_get(project=project, endpoint_id=endpoint_id)
     if request.method == "POST":
         try:
-            if request.POST.get("action") == "delete":
+            if cleaned(EndpointActionForm, request.POST)["action"] == "delete":
                 judge_services.endpoint_delete(endpoint=endpoint, actor=request.user)
                 messages.success(request, f"Endpoint “{endpoint.name}” deleted.")
             else:
                 judge_services.endpoint_save(
                     project=project,
                     actor=request.user,
-                    data=_endpoint_data(request),
+                    data=endpoint_data(request.POST, partial=True),
                     endpoint=endpoint,
                 )
                 messages.success(request, f"Endpoint “{endpoint.name}” saved.")
             return redirect("scoring:judges", slug=slug)
-        except ApplicationError as exc:
+        except ApplicationError as exc:  # shown above the form
             messages.error(request, exc.message)
             endpoint.refresh_from_db()
     providers = list(judge_selectors.providers_for(project=project))
@@ -131,6 +106,7 @@ def endpoint_edit(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResp
         "scoring/endpoint_edit.html",
         {
             "project": project,
+            "access": access,
             "endpoint": endpoint,
             "providers": providers,
             "values": values,
@@ -142,7 +118,7 @@ def endpoint_edit(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResp
 @login_required
 @require_POST
 def endpoint_test(request: HttpRequest, slug: str, endpoint_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    project = judge_access(request, slug, Role.EDITOR).project
     endpoint = judge_selectors.endpoint_get(project=project, endpoint_id=endpoint_id)
     try:
         result, ok = judge_services.endpoint_test(endpoint=endpoint), True

@@ -13,83 +13,63 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.errors import ApplicationError
+from annotation.forms import cleaned, error_text
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
+from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from annotation.reviews.models import ReviewQueue
 from scoring.coauthoring import services as coauthor_services
 from scoring.judges import selectors as judge_selectors
-from scoring.judges.views import _project
 from scoring.runs import planning as run_planning
 from scoring.runs import review_queue
 from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
+from scoring.runs.forms import RunControlForm, RunForm, RunQueueForm
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
 
 
-def _run_options(request: HttpRequest) -> dict[str, Any]:
-    """The run form's fields, typed; malformed numbers are clear errors."""
-    post = request.POST
-
-    def number(name: str, kind: type, default: Any = None) -> Any:
-        raw = post.get(name, "").strip()
-        if raw == "":
-            return default
-        try:
-            return kind(raw)
-        except ValueError:
-            raise ApplicationError(f"{name.replace('_', ' ')} must be a number.") from None
-
-    return {
-        "mode": post.get("mode", Run.Mode.PER_CRITERION),
-        "sources": [s for s in post.getlist("sources") if s],
-        "versions": post.get("versions", Run.Versions.LATEST),
-        "samples": number("samples", int, 1),
-        "temperature": number("temperature", float),
-        "pair_plan": post.get("pair_plan", "") if post.get("mode") == Run.Mode.PAIRWISE else "",
-        "baseline_source": post.get("baseline_source", ""),
-        "pairs_per_prompt": number("pairs_per_prompt", int, 3),
-    }
+def _access(request: HttpRequest, slug: str, role: Role) -> ProjectAccess:
+    return project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project(request, slug, Role.VIEWER)
-    can_run = project_selectors.role_at_least(project.user_role, Role.EDITOR)
-    preview, error, options = None, "", {}
+    access = _access(request, slug, Role.VIEWER)
+    project = access.project
+    preview, error = None, ""
     if request.method == "POST":
-        project = _project(request, slug, Role.EDITOR)
+        access.require(Role.EDITOR)
         try:
-            options = _run_options(request)
+            form = RunForm(request.POST)
+            if not form.is_valid():
+                raise ApplicationError(error_text(form))
+            options = form.run_options()
             endpoint = coauthor_services.endpoint_for(
-                project, request.POST.get("endpoint"), generating=False
+                project, form.cleaned_data["endpoint"], generating=False
             )
-            if request.POST.get("launch"):
+            if form.cleaned_data["launch"]:
                 run = run_services.run_create(
                     project=project,
                     actor=request.user,
                     endpoint=endpoint,
-                    budget=_budget(request),
-                    name=request.POST.get("name", ""),
+                    budget=form.cleaned_data["budget"],
+                    name=form.cleaned_data["name"],
                     **options,
                 )
                 return redirect("scoring:run", slug=slug, run_id=run.pk)
-            options.pop("pairs_per_prompt", None)
             plan = run_planning.plan_units(
-                project=project,
-                endpoint=endpoint,
-                pairs_per_prompt=_int(request.POST.get("pairs_per_prompt"), 3),
-                prompt_ids=[],
-                **options,
+                project=project, endpoint=endpoint, prompt_ids=[], **options
             )
             preview = run_planning.preview(plan, endpoint=endpoint, mode=options["mode"])
-        except ApplicationError as exc:
+        except ApplicationError as exc:  # shown in the form, which keeps what was typed
             error = exc.message
     context = {
         "project": project,
-        "can_run": can_run,
+        "access": access,
+        "can_run": access.can_edit,
         "runs": Run.objects.filter(project=project).select_related("endpoint")[:50],
         "endpoints": judge_selectors.endpoints_of(project=project),
         "sources": prompt_selectors.response_sources(project=project),
@@ -104,29 +84,16 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "scoring/runs.html", context)
 
 
-def _int(value: str | None, default: int) -> int:
-    return int(value) if value and value.isascii() and value.isdigit() else default
-
-
-def _budget(request: HttpRequest) -> float | None:
-    raw = request.POST.get("budget", "").strip()
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApplicationError("The budget must be a number.") from None
-
-
 @login_required
 @require_GET
 def run_page(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.VIEWER)
-    run = run_selectors.run_get(project=project, run_id=run_id)
+    access = _access(request, slug, Role.VIEWER)
+    run = run_selectors.run_get(project=access.project, run_id=run_id)
     context: dict[str, Any] = {
-        "project": project,
+        "project": access.project,
+        "access": access,
         "run": run,
-        "can_run": project_selectors.role_at_least(project.user_role, Role.EDITOR),
+        "can_run": access.can_edit,
         "rate": run_selectors.run_rate(run),
     }
     if request.htmx and request.GET.get("part") == "progress":
@@ -146,7 +113,7 @@ def run_page(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 @require_GET
 def run_response(request: HttpRequest, slug: str, run_id: int, response_id: int) -> HttpResponse:
     """One response's verdicts and explanations in a run (the expandable row)."""
-    project = _project(request, slug, Role.VIEWER)
+    project = _access(request, slug, Role.VIEWER).project
     run = run_selectors.run_get(project=project, run_id=run_id)
     results = run_results(run, with_verdicts=True)
     rows = [r for r in results.responses if r.response.pk == response_id]
@@ -155,42 +122,15 @@ def run_response(request: HttpRequest, slug: str, run_id: int, response_id: int)
     return render(request, "scoring/_run_response.html", {"rows": rows, "run": run})
 
 
-def _int_or_none(raw: str | None, what: str) -> int | None:
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise ApplicationError(f"{what} must be a whole number.")
-    if len(raw) > 7:
-        raise ApplicationError(f"{what} is at most 1,000,000.")
-    return int(raw)
-
-
-def _default(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
 @login_required
 @require_POST
 def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """Make a review queue of a pairwise run's pairs (editors and owners)."""
-    project = _project(request, slug, Role.EDITOR)
+    project = _access(request, slug, Role.EDITOR).project
     run = run_selectors.run_get(project=project, run_id=run_id)
-    post = request.POST
-    try:
-        queue = review_queue.queue_from_run(
-            run=run,
-            actor=request.user,
-            name=post.get("name", ""),
-            plan=post.get("plan", "all"),
-            sample_size=_int_or_none(post.get("sample_size"), "k"),
-            overlap=_default(_int_or_none(post.get("overlap"), "Reviewers per item"), 2),
-            lock_minutes=_default(_int_or_none(post.get("lock_minutes"), "Hold minutes"), 15),
-            show_sources=post.get("show_sources") == "on",
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("scoring:run", slug=slug, run_id=run.pk)
+    queue = review_queue.queue_from_run(
+        run=run, actor=request.user, **cleaned(RunQueueForm, request.POST)
+    )
     messages.success(request, f"Review queue “{queue.name}” made with {queue.items.count()} pairs.")
     return redirect("annotation:review_queues", slug=slug)
 
@@ -198,21 +138,22 @@ def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
 @login_required
 @require_POST
 def run_control(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    project = _project(request, slug, Role.EDITOR)
+    project = _access(request, slug, Role.EDITOR).project
     run = run_selectors.run_get(project=project, run_id=run_id)
-    action = request.POST.get("action", "")
-    try:
-        if action == "pause":
-            run_services.run_pause(run=run, actor=request.user)
-        elif action == "cancel":
-            run_services.run_cancel(run=run, actor=request.user)
-        elif action == "resume":
-            run_services.run_resume(run=run, actor=request.user, budget=_budget(request))
-        elif action == "retry_failed":
-            count = run_services.run_retry_failed(run=run, actor=request.user)
-            messages.success(request, f"Judging {count} failed units again.")
-        else:
-            return HttpResponseBadRequest("action is pause, resume, cancel or retry_failed.")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
+    form = RunControlForm(request.POST)
+    if "action" in form.errors:
+        return HttpResponseBadRequest("action is pause, resume, cancel or retry_failed.")
+    if form.errors:
+        raise ApplicationError(error_text(form))
+    action = form.cleaned_data["action"]
+    if action == "pause":
+        run_services.run_pause(run=run, actor=request.user)
+    elif action == "cancel":
+        run_services.run_cancel(run=run, actor=request.user)
+    elif action == "resume":
+        budget = form.cleaned_data["budget"]
+        run_services.run_resume(run=run, actor=request.user, budget=budget)
+    else:
+        count = run_services.run_retry_failed(run=run, actor=request.user)
+        messages.success(request, f"Judging {count} failed units again.")
     return redirect("scoring:run", slug=slug, run_id=run.pk)

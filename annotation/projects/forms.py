@@ -1,0 +1,30 @@
+"""Page input for projects and members."""
+
+from __future__ import annotations
+
+from django import forms
+
+from annotation.forms import DefaultChoiceField, TextField
+from annotation.projects.models import Project, Role
+
+
+class ProjectCreateForm(forms.Form):
+    name = TextField(max_length=Project._meta.get_field("name").max_length, label="The name")
+    slug = TextField(required=False, label="The slug")  # slugified and cut by the service
+    description = TextField(required=False, label="The description")
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username")
+    role = DefaultChoiceField(choices=Role.choices, default=Role.VIEWER, label="Role")
+
+
+class MemberUpdateForm(forms.Form):
+    action = forms.ChoiceField(choices=[("role", "Set role"), ("remove", "Remove")], required=False)
+    role = forms.ChoiceField(choices=Role.choices, required=False, label="Role")
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        data = super().clean() or {}
+        if data.get("action") != "remove" and not data.get("role"):
+            self.add_error("role", "Choose a role.")
+        return data
