@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from scoring.datasets.options import SPLITS
+from scoring.datasets.kinds.base import SPLITS
+from scoring.datasets.kinds.registry import REGISTRY, export_kind
 
 # The file extension of each format's split files.
 EXTENSIONS = {"jsonl": "jsonl", "parquet": "parquet", "hf": "parquet"}
@@ -35,46 +36,6 @@ _SIZE_CATEGORIES = (
 # A license identifier as the Hub spells them ("cc-by-4.0", "apache-2.0", "mit", "other").
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 
-_KIND_DESCRIPTIONS = {
-    "rl_verl": (
-        "Prompts for reinforcement learning with rubric rewards, as "
-        "[verl](https://github.com/volcengine/verl) reads them: `data_source`, `prompt` "
-        "(chat messages), `ability`, `reward_model` (`style` = `rubric`, the `rubrics` as "
-        "`criterion` / `points` / `tags`, and `ground_truth`) and `extra_info` (ids, split, "
-        "the rubric versions the row was built from, the prompt's source metadata, and "
-        "copies of `prompt` and `reward_model` for the reward function)."
-    ),
-    "rl_healthbench": (
-        "Prompts with their rubrics in the HealthBench shape: the conversation and a list of "
-        "rubric items, each a criterion with its points and tags."
-    ),
-    "rl_rar": (
-        "Prompts with their rubrics in the Rubrics-as-Rewards (RaR) shape: the question and "
-        "its weighted rubric items."
-    ),
-    "preferences": (
-        "Preference pairs for reward models and DPO, in the columns TRL expects: `prompt`, "
-        "`chosen`, `rejected`, one row per pair, with where its label came from (`origin`: "
-        "the dataset, expert review or the rubric judge; `also_from`: the other origins that "
-        "gave the same pair), the reviewers' `agreement` and the judge's position "
-        "consistency (`consistent`)."
-    ),
-    "rubric_sft": (
-        "Supervised fine-tuning data for rubric generation: chat `messages` in which the user "
-        "gives a prompt (and, for contrastive generation, a pair of responses) and the "
-        "assistant answers with the approved rubric as JSON."
-    ),
-    "judge_sft": (
-        "Judge distillation: a prompt, a response and one criterion, with the verdict and its "
-        "explanation."
-    ),
-    "pairwise_sft": (
-        "Judge distillation: a prompt and two responses, with the pairwise verdict and its "
-        "explanation."
-    ),
-}
-_POINTED = ("rl_verl", "rl_healthbench", "rl_rar", "rubric_sft")
-
 
 def export_notes(
     kind: str,
@@ -90,8 +51,9 @@ def export_notes(
     paragraphs for the card's Notes: the type of the points, where verl rewards read the
     rubric, where the source records' other fields went, how pairs were made one per
     pair and how TRL uses ``margin``. Only the arguments decide the text."""
+    spec = export_kind(kind)
     notes = []
-    if kind in _POINTED:
+    if spec.pointed:
         if whole_points:
             notes.append(
                 "Rubric points are whole numbers and are written as integers (`10`, not "
@@ -106,70 +68,14 @@ def export_notes(
                 " An export whose points are all whole numbers writes them as integers."
             )
         notes.append("Criterion text is written exactly as stored (no trimming or normalisation).")
-    if kind == "rl_verl":
-        notes.append(
-            "`extra_info.prompt` and `extra_info.reward_model` hold the same values as the "
-            "top-level `prompt` and `reward_model`: verl's `RLHFDataset` pops the top-level "
-            "`prompt`, so rubric rewards (RuscaRL's HealthBench reward, for one) read the "
-            'conversation from `extra_info["prompt"]` and the rubric from '
-            '`extra_info["reward_model"]["rubrics"]`.'
+    notes.extend(
+        spec.notes(
+            format=format,
+            margins=margins,
+            pairs_folded=pairs_folded,
+            pairs_without_margin=pairs_without_margin,
         )
-        notes.append(
-            "`extra_info.metadata` is a JSON object, as a string, of the source record's "
-            "fields that have no column of their own (HealthBench `example_tags`, ResearchQA "
-            "`citation_metadata`, …); `{}` when there are none."
-        )
-    if kind in ("rl_healthbench", "rl_rar"):
-        if format == "jsonl":
-            notes.append(
-                "The source record's fields that have no column of their own (the prompt's "
-                "metadata) are top-level fields of each line, as in the source file. One "
-                "named like a column of this export, with a different value, stays under "
-                "`metadata`."
-            )
-        else:
-            notes.append(
-                "`metadata` is a JSON object, as a string, of the source record's fields that "
-                "have no column of their own; `{}` when there are none. (JSONL exports write "
-                "them as top-level fields, as in the source file.)"
-            )
-    if kind == "preferences":
-        notes.append(
-            "One row per (prompt, chosen text, rejected text). When several labels gave the "
-            "same pair, the row is the expert's label, else the dataset's, else the rubric "
-            "judge's, and `also_from` names the other origins that gave it; "
-            f"{pairs_folded:,} repeated pair{'s' if pairs_folded != 1 else ''} "
-            f"{'were' if pairs_folded != 1 else 'was'} folded into another row this way. "
-            "Opposite labels of the same two responses are different pairs and both stay."
-        )
-        loss = (
-            "TRL's `RewardTrainer` uses a `margin` column when the dataset has one: its loss "
-            "becomes −log σ(r_chosen − r_rejected − margin), so the reward model is pushed to "
-            "separate each pair by at least its margin, in reward units (a different "
-            "objective from the plain Bradley-Terry loss); a null margin crashes its "
-            "collator. `DPOTrainer` does not read it."
-        )
-        if margins:
-            notes.append(
-                "`margin` is the rubric judge's margin for the pair (per-criterion runs: the "
-                "difference of the two responses' rubric scores; pairwise runs: |2p − 1| of "
-                "the judge's probability), also on rows whose label came from an expert or "
-                "the dataset when the judge gave the same pair. It is never null: "
-                f"{pairs_without_margin:,} pair{'s' if pairs_without_margin != 1 else ''} "
-                "without a judge margin "
-                f"{'were' if pairs_without_margin != 1 else 'was'} left out. " + loss
-            )
-        else:
-            notes.append(
-                "There is no `margin` column (export with margins to get the rubric judge's "
-                "margins). " + loss
-            )
-        notes.append(
-            "`agreement`: for expert labels made by review, the share of reviewers who "
-            "chose as the final label did. `consistent`: whether the pairwise judge "
-            "decided the same in both presentation orders (null where no pairwise judge "
-            "gave the pair)."
-        )
+    )
     return notes
 
 
@@ -230,8 +136,8 @@ def render_card(
     out = [front_matter(fmt=fmt, counts=counts, title=title, kind=kind, license=license)]
     out.append(f"\n# {_line(title) or 'RubricStudio export'}\n")
     out.append(f"\n**{_line(kind_label)}** (`{kind}`), exported by RubricStudio.\n")
-    if kind in _KIND_DESCRIPTIONS:
-        out.append(f"\n{_KIND_DESCRIPTIONS[kind]}\n")
+    if kind in REGISTRY:
+        out.append(f"\n{REGISTRY[kind].description}\n")
     if notes:
         out.append("\n## Notes\n\n")
         out.extend(f"- {_line(note)}\n" for note in notes)

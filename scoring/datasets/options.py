@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from annotation.errors import ApplicationError
+from scoring.datasets.kinds.registry import KINDS
 
-KINDS = {
-    "rl_verl": "RL prompts with rubric rewards (verl)",
-    "rl_healthbench": "RL prompts with rubrics, HealthBench shape",
-    "rl_rar": "RL prompts with rubrics, RaR shape",
-    "preferences": "Preference pairs (TRL: prompt, chosen, rejected)",
-    "rubric_sft": "Rubric-generation SFT (chat messages)",
-    "judge_sft": "Judge distillation: criterion verdicts",
-    "pairwise_sft": "Judge distillation: pairwise verdicts",
-}
 FORMATS = {"jsonl": "JSONL", "parquet": "Parquet", "hf": "Hugging Face datasets folder"}
-SPLITS = ("train", "validation", "test")
 ORIGINS = ("dataset", "expert", "judge")
 
 
@@ -81,18 +71,3 @@ class ExportOptions:
                 "origins, or export without margins."
             )
         return self
-
-
-def split_of(external_id: str, ratios: tuple[float, float, float]) -> str:
-    """The split of a prompt: its external id hashed to a number in [0, 1), against the
-    cumulative ratios. The same prompt always lands in the same split."""
-    digest = hashlib.sha256(external_id.encode("utf-8")).digest()
-    x = int.from_bytes(digest[:8], "big") / 2**64
-    cumulative = 0.0
-    for name, ratio in zip(SPLITS, ratios, strict=True):
-        cumulative += ratio
-        if x < cumulative:
-            return name
-    return next(
-        name for name, ratio in reversed(list(zip(SPLITS, ratios, strict=True))) if ratio > 0
-    )

@@ -37,8 +37,10 @@ from annotation.errors import ApplicationError, check_text
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import role_at_least
 from annotation.projects.services import audit
+from scoring.datasets.card import export_notes, render_card
+from scoring.datasets.kinds.registry import KINDS, export_kind
 from scoring.datasets.models import Export
-from scoring.datasets.options import KINDS, ExportOptions
+from scoring.datasets.options import ExportOptions
 
 if TYPE_CHECKING:
     from scoring.datasets.kinds.base import Notes
@@ -53,21 +55,6 @@ PROGRESS_ROWS = 5_000
 MAX_ERROR = 2_000
 # Preference pairs' label origins when none are named (the options' own default).
 DEFAULT_ORIGINS: tuple[str, ...] = ExportOptions.__dataclass_fields__["origins"].default  # type: ignore[assignment]
-
-_RUBRIC_HINT = (
-    "no prompt with a rubric matched these options (by default only approved rubric "
-    "versions go in: choose the latest versions to export drafts)."
-)
-EMPTY_HINTS = {
-    "rl_verl": _RUBRIC_HINT,
-    "rl_healthbench": _RUBRIC_HINT,
-    "rl_rar": _RUBRIC_HINT,
-    "rubric_sft": _RUBRIC_HINT,
-    "preferences": "no preference pair matched these options (label origins, sources, "
-    "agreement and margin filters).",
-    "judge_sft": "no successful per-criterion judgment of a scoring run matched these options.",
-    "pairwise_sft": "no successful pairwise judgment of a scoring run matched these options.",
-}
 
 
 def export_directory(export_id: int) -> Path:
@@ -326,7 +313,7 @@ def _write(export: Export, directory: Path) -> tuple[list[dict[str, Any]], int]:
     files = [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes, "rows": f.rows} for f in infos]
     total = sum(f["rows"] for f in files)
     if total == 0:
-        raise ApplicationError(f"Nothing to export: {EMPTY_HINTS.get(options.kind, '')}".strip())
+        raise ApplicationError(f"Nothing to export: {export_kind(options.kind).empty_hint}")
     return files, total
 
 
@@ -349,8 +336,6 @@ def _card(
     ``Notes`` filled while they streamed). Only what the data and the options
     determine goes in (no export id, no time), so that the same export of unchanged data
     is byte-identical, card included."""
-    from scoring.datasets.card import export_notes, render_card
-
     provenance = {
         **facts.get("provenance", {}),
         "studio_version": STUDIO_VERSION,

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scoring.datasets.card import EXTENSIONS, front_matter
-from scoring.datasets.options import FORMATS, SPLITS
+from scoring.datasets.kinds.base import SPLITS
+from scoring.datasets.options import FORMATS
 from scoring.datasets.row_checks import _Invalid, _row_checker
 from scoring.datasets.sinks import _CHUNK, _JsonlSink, _ParquetSink, _Sink
 

@@ -218,7 +218,6 @@ def test_search_matches_message_text_not_json_syntax(client, project, viewer):
 def test_project_list_counts_in_one_query_for_many_projects(
     client, db, django_assert_max_num_queries
 ):
-    pass
     from annotation.rubrics.services import CriterionInput
 
     user = UserFactory(username="busy")

@@ -8,6 +8,7 @@ pyarrow is imported inside the schema functions, never at module import."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,25 +17,47 @@ from annotation.errors import ApplicationError
 
 if TYPE_CHECKING:
     from annotation.projects.models import Project
-    from scoring.datasets.options import ExportOptions
 
 Row = tuple[str, dict[str, Any]]  # (split, row)
+SPLITS = ("train", "validation", "test")
+
+# What an empty export of a kind built from rubrics says (by default only approved versions).
+RUBRIC_HINT = (
+    "no prompt with a rubric matched these options (by default only approved rubric "
+    "versions go in: choose the latest versions to export drafts)."
+)
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
+
+
+def no_notes(**facts: Any) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
 class ExportKind:
-    """One export kind, as the registry holds it.
+    """One export kind, as the registry holds it: everything the studio says and does
+    about the kind is here.
 
-    ``schema(conversational=, whole_points=, margins=)``: the pyarrow schema of its rows
-    (``whole_points``: rubric points are int64, else float64; ``conversational`` and
-    ``margins``: the preference pairs' options). ``rows(project, options, notes)``: its
-    ``(split, row)`` pairs, streamed once, in a deterministic order. ``count(project,
-    options)``: an upper bound of the rows, for progress."""
+    ``label``: its name in the export form, the API's choices and the card's title.
+    ``description``: the card's paragraph on what the rows are. ``empty_hint``: what an
+    export with no rows says. ``schema(conversational=, whole_points=, margins=)``: the
+    pyarrow schema of its rows (``whole_points``: rubric points are int64, else float64;
+    ``conversational`` and ``margins``: the preference pairs' options). ``rows(project,
+    options, notes)``: its ``(split, row)`` pairs, streamed once, in a deterministic order.
+    ``count(project, options)``: an upper bound of the rows, for progress. ``notes(format=,
+    margins=, pairs_folded=, pairs_without_margin=)``: the card's notes on the kind's own
+    conventions (the points' type is noted for every ``pointed`` kind)."""
 
     name: str
+    label: str
+    description: str
+    empty_hint: str
     schema: Callable[..., Any]
     rows: Callable[[Project, ExportOptions, Notes], Iterator[Row]]
     count: Callable[[Project, ExportOptions], int]
+    notes: Callable[..., list[str]] = no_notes
     # The kinds whose rubric points follow the whole-number rule (judge distillation rows keep
     # the points each judge was shown, as float64).
     pointed: bool = False
@@ -43,6 +66,37 @@ class ExportKind:
     # (the field holding the metadata, the field listing the rubric items that the metadata's
     # ``rubric_items`` go back into).
     spread: tuple[str, str] | None = None
+
+
+def split_of(external_id: str, ratios: tuple[float, float, float]) -> str:
+    """The split of a prompt: its external id hashed to a number in [0, 1), against the
+    cumulative ratios. The same prompt always lands in the same split."""
+    digest = hashlib.sha256(external_id.encode("utf-8")).digest()
+    x = int.from_bytes(digest[:8], "big") / 2**64
+    cumulative = 0.0
+    for name, ratio in zip(SPLITS, ratios, strict=True):
+        cumulative += ratio
+        if x < cumulative:
+            return name
+    return next(
+        name for name, ratio in reversed(list(zip(SPLITS, ratios, strict=True))) if ratio > 0
+    )
+
+
+def spread_notes(*, format: str, **facts: Any) -> list[str]:
+    """The card's note for kinds in a source format's shape (``spread``)."""
+    if format == "jsonl":
+        return [
+            "The source record's fields that have no column of their own (the prompt's "
+            "metadata) are top-level fields of each line, as in the source file. One "
+            "named like a column of this export, with a different value, stays under "
+            "`metadata`."
+        ]
+    return [
+        "`metadata` is a JSON object, as a string, of the source record's fields that "
+        "have no column of their own; `{}` when there are none. (JSONL exports write "
+        "them as top-level fields, as in the source file.)"
+    ]
 
 
 # --- column types the schemas share ----------------------------------------------------------

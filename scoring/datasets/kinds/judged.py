@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
@@ -16,9 +16,11 @@ from annotation.projects.models import Project
 from annotation.prompts.models import Response
 from scoring.datasets.kinds.base import Notes, Row, _batched
 from scoring.datasets.kinds.prompts import prompt_rubrics
-from scoring.datasets.options import ExportOptions
 from scoring.datasets.readahead import can_read_ahead, read_ahead
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 CHUNKS_PER_QUERY = 16
 FETCH_ROWS = 2000

@@ -5,13 +5,15 @@ the criteria), the explanation, and the judge's model and template version."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from scoring.datasets.kinds.base import ExportKind, Notes, Row, messages_type
 from scoring.datasets.kinds.judged import _distill, judgment_count
-from scoring.datasets.options import ExportOptions
 from scoring.runs.models import Run
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -43,4 +45,16 @@ def _count(project: Project, options: ExportOptions) -> int:
     return judgment_count(project, Run.Mode.PAIRWISE)
 
 
-KIND = ExportKind("pairwise_sft", schema, _rows, _count)
+DESCRIPTION = (
+    "Judge distillation: a prompt and two responses, with the pairwise verdict and its explanation."
+)
+
+KIND = ExportKind(
+    "pairwise_sft",
+    label="Judge distillation: pairwise verdicts",
+    description=DESCRIPTION,
+    empty_hint="no successful pairwise judgment of a scoring run matched these options.",
+    schema=schema,
+    rows=_rows,
+    count=_count,
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from annotation.prompts.models import PreferenceLabel, Response
@@ -23,8 +23,10 @@ from scoring.datasets.kinds.base import (
     versions_field,
 )
 from scoring.datasets.kinds.prompts import PROMPT_BATCH, PromptRubric, _in_batch, prompt_rubrics
-from scoring.datasets.options import ExportOptions
 from scoring.runs.models import Run
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -261,4 +263,68 @@ def _count(project: Project, options: ExportOptions) -> int:
     return PreferenceLabel.objects.filter(prompt__project=project).count()
 
 
-KIND = ExportKind("preferences", schema, _preferences, _count)
+def _notes(
+    *, margins: bool, pairs_folded: int, pairs_without_margin: int, **facts: Any
+) -> list[str]:
+    """How pairs were made one per pair, and how TRL uses ``margin``."""
+    notes = []
+    notes.append(
+        "One row per (prompt, chosen text, rejected text). When several labels gave the "
+        "same pair, the row is the expert's label, else the dataset's, else the rubric "
+        "judge's, and `also_from` names the other origins that gave it; "
+        f"{pairs_folded:,} repeated pair{'s' if pairs_folded != 1 else ''} "
+        f"{'were' if pairs_folded != 1 else 'was'} folded into another row this way. "
+        "Opposite labels of the same two responses are different pairs and both stay."
+    )
+    loss = (
+        "TRL's `RewardTrainer` uses a `margin` column when the dataset has one: its loss "
+        "becomes −log σ(r_chosen − r_rejected − margin), so the reward model is pushed to "
+        "separate each pair by at least its margin, in reward units (a different "
+        "objective from the plain Bradley-Terry loss); a null margin crashes its "
+        "collator. `DPOTrainer` does not read it."
+    )
+    if margins:
+        notes.append(
+            "`margin` is the rubric judge's margin for the pair (per-criterion runs: the "
+            "difference of the two responses' rubric scores; pairwise runs: |2p − 1| of "
+            "the judge's probability), also on rows whose label came from an expert or "
+            "the dataset when the judge gave the same pair. It is never null: "
+            f"{pairs_without_margin:,} pair{'s' if pairs_without_margin != 1 else ''} "
+            "without a judge margin "
+            f"{'were' if pairs_without_margin != 1 else 'was'} left out. " + loss
+        )
+    else:
+        notes.append(
+            "There is no `margin` column (export with margins to get the rubric judge's "
+            "margins). " + loss
+        )
+    notes.append(
+        "`agreement`: for expert labels made by review, the share of reviewers who "
+        "chose as the final label did. `consistent`: whether the pairwise judge "
+        "decided the same in both presentation orders (null where no pairwise judge "
+        "gave the pair)."
+    )
+    return notes
+
+
+DESCRIPTION = (
+    "Preference pairs for reward models and DPO, in the columns TRL expects: `prompt`, "
+    "`chosen`, `rejected`, one row per pair, with where its label came from (`origin`: "
+    "the dataset, expert review or the rubric judge; `also_from`: the other origins that "
+    "gave the same pair), the reviewers' `agreement` and the judge's position "
+    "consistency (`consistent`)."
+)
+
+KIND = ExportKind(
+    "preferences",
+    label="Preference pairs (TRL: prompt, chosen, rejected)",
+    description=DESCRIPTION,
+    empty_hint=(
+        "no preference pair matched these options (label origins, sources, "
+        "agreement and margin filters)."
+    ),
+    schema=schema,
+    rows=_preferences,
+    count=_count,
+    notes=_notes,
+)

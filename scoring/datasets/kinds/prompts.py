@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -28,8 +28,10 @@ from annotation.projects.models import Project
 from annotation.prompts.importers.parsers import RUBRIC_ITEMS_KEY
 from annotation.prompts.models import Prompt
 from annotation.rubrics.models import Criterion, Rubric
-from scoring.datasets.kinds.base import Notes, _is_whole
-from scoring.datasets.options import ExportOptions, split_of
+from scoring.datasets.kinds.base import Notes, _is_whole, split_of
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 PROMPT_BATCH = 1000
 

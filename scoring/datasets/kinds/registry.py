@@ -10,6 +10,7 @@ from scoring.datasets.kinds import (
     preferences,
     rl_healthbench,
     rl_rar,
+    rl_trl_grpo,
     rl_verl,
     rubric_sft,
 )
@@ -21,12 +22,17 @@ REGISTRY: dict[str, ExportKind] = {
         rl_verl.KIND,
         rl_healthbench.KIND,
         rl_rar.KIND,
-        rubric_sft.KIND,
+        rl_trl_grpo.KIND,
         preferences.KIND,
+        rubric_sft.KIND,
         judge_sft.KIND,
         pairwise_sft.KIND,
     )
 }
+
+
+# The kinds' labels by name, in the registry's order: the choices of the export form and API.
+KINDS = {name: kind.label for name, kind in REGISTRY.items()}
 
 
 def export_kind(kind: str) -> ExportKind:

@@ -5,16 +5,18 @@ top-level fields as in the source file), the rubric versions and the split."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from scoring.datasets.kinds.base import (
+    RUBRIC_HINT,
     ExportKind,
     Notes,
     Row,
     messages_type,
     metadata_field,
     rubric_item_type,
+    spread_notes,
     versions_field,
 )
 from scoring.datasets.kinds.prompts import (
@@ -23,7 +25,9 @@ from scoring.datasets.kinds.prompts import (
     prompt_count,
     prompt_rubrics,
 )
-from scoring.datasets.options import ExportOptions
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -64,11 +68,20 @@ def _rl_healthbench(project: Project, options: ExportOptions, notes: Notes) -> I
         )
 
 
+DESCRIPTION = (
+    "Prompts with their rubrics in the HealthBench shape: the conversation and a list of "
+    "rubric items, each a criterion with its points and tags."
+)
+
 KIND = ExportKind(
     "rl_healthbench",
-    schema,
-    _rl_healthbench,
-    prompt_count,
+    label="RL prompts with rubrics, HealthBench shape",
+    description=DESCRIPTION,
+    empty_hint=RUBRIC_HINT,
+    schema=schema,
+    rows=_rl_healthbench,
+    count=prompt_count,
     pointed=True,
     spread=("metadata", "rubrics"),
+    notes=spread_notes,
 )

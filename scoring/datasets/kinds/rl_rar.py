@@ -6,21 +6,25 @@ prompt's metadata (in JSONL, spread back into top-level fields), rubric versions
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from annotation.rubrics.models import Criterion
 from scoring.datasets.kinds.base import (
+    RUBRIC_HINT,
     ExportKind,
     Notes,
     Row,
     messages_type,
     metadata_field,
     points_type,
+    spread_notes,
     versions_field,
 )
 from scoring.datasets.kinds.prompts import _metadata_json, prompt_count, prompt_rubrics
-from scoring.datasets.options import ExportOptions
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -72,6 +76,20 @@ def _rl_rar(project: Project, options: ExportOptions, notes: Notes) -> Iterator[
         )
 
 
+DESCRIPTION = (
+    "Prompts with their rubrics in the Rubrics-as-Rewards (RaR) shape: the question and "
+    "its weighted rubric items."
+)
+
 KIND = ExportKind(
-    "rl_rar", schema, _rl_rar, prompt_count, pointed=True, spread=("metadata", "rubric")
+    "rl_rar",
+    label="RL prompts with rubrics, RaR shape",
+    description=DESCRIPTION,
+    empty_hint=RUBRIC_HINT,
+    schema=schema,
+    rows=_rl_rar,
+    count=prompt_count,
+    pointed=True,
+    spread=("metadata", "rubric"),
+    notes=spread_notes,
 )

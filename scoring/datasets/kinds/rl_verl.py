@@ -6,10 +6,11 @@ beside the prompt's id, split, index, rubric versions, full rubric and metadata.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from scoring.datasets.kinds.base import (
+    RUBRIC_HINT,
     ExportKind,
     Notes,
     Row,
@@ -25,7 +26,9 @@ from scoring.datasets.kinds.prompts import (
     prompt_count,
     prompt_rubrics,
 )
-from scoring.datasets.options import ExportOptions
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -97,4 +100,41 @@ def _rl_verl(project: Project, options: ExportOptions, notes: Notes) -> Iterator
         )
 
 
-KIND = ExportKind("rl_verl", schema, _rl_verl, prompt_count, pointed=True)
+def _notes(**facts: Any) -> list[str]:
+    """Where verl's rubric rewards read the rubric and the metadata."""
+    notes = []
+    notes.append(
+        "`extra_info.prompt` and `extra_info.reward_model` hold the same values as the "
+        "top-level `prompt` and `reward_model`: verl's `RLHFDataset` pops the top-level "
+        "`prompt`, so rubric rewards (RuscaRL's HealthBench reward, for one) read the "
+        'conversation from `extra_info["prompt"]` and the rubric from '
+        '`extra_info["reward_model"]["rubrics"]`.'
+    )
+    notes.append(
+        "`extra_info.metadata` is a JSON object, as a string, of the source record's "
+        "fields that have no column of their own (HealthBench `example_tags`, ResearchQA "
+        "`citation_metadata`, …); `{}` when there are none."
+    )
+    return notes
+
+
+DESCRIPTION = (
+    "Prompts for reinforcement learning with rubric rewards, as "
+    "[verl](https://github.com/volcengine/verl) reads them: `data_source`, `prompt` "
+    "(chat messages), `ability`, `reward_model` (`style` = `rubric`, the `rubrics` as "
+    "`criterion` / `points` / `tags`, and `ground_truth`) and `extra_info` (ids, split, "
+    "the rubric versions the row was built from, the prompt's source metadata, and "
+    "copies of `prompt` and `reward_model` for the reward function)."
+)
+
+KIND = ExportKind(
+    "rl_verl",
+    label="RL prompts with rubric rewards (verl)",
+    description=DESCRIPTION,
+    empty_hint=RUBRIC_HINT,
+    schema=schema,
+    rows=_rl_verl,
+    count=prompt_count,
+    pointed=True,
+    notes=_notes,
+)

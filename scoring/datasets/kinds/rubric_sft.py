@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
 from annotation.prompts.models import PreferenceLabel, Prompt
 from scoring.datasets.kinds.base import (
+    RUBRIC_HINT,
     ExportKind,
     Notes,
     Row,
@@ -28,7 +29,6 @@ from scoring.datasets.kinds.prompts import (
     prompt_count,
     prompt_rubrics,
 )
-from scoring.datasets.options import ExportOptions
 
 RUBRIC_TASK = (
     "Write a grading rubric for the conversation below: a JSON list of criteria, each with "
@@ -40,6 +40,9 @@ CONTRASTIVE_TASK = (
     "the REJECTED one for the right reasons: a JSON list of criteria, each with "
     '"criterion", "points" (negative for a mistake to avoid) and "tags".\n\n'
 )
+
+if TYPE_CHECKING:
+    from scoring.datasets.options import ExportOptions
 
 
 def _conversation(prompt: Prompt) -> str:
@@ -89,4 +92,19 @@ def _rubric_sft(project: Project, options: ExportOptions, notes: Notes) -> Itera
                                  "task": "contrastive", **common}  # fmt: skip
 
 
-KIND = ExportKind("rubric_sft", schema, _rubric_sft, prompt_count, pointed=True)
+DESCRIPTION = (
+    "Supervised fine-tuning data for rubric generation: chat `messages` in which the "
+    "user gives a prompt (and, for contrastive generation, a pair of responses) and the "
+    "assistant answers with the approved rubric as JSON."
+)
+
+KIND = ExportKind(
+    "rubric_sft",
+    label="Rubric-generation SFT (chat messages)",
+    description=DESCRIPTION,
+    empty_hint=RUBRIC_HINT,
+    schema=schema,
+    rows=_rubric_sft,
+    count=prompt_count,
+    pointed=True,
+)

@@ -38,20 +38,6 @@ def media(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-@pytest.fixture
-def hf_datasets(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """`datasets` offline, its caches under the test's folder."""
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    datasets = pytest.importorskip("datasets")
-    datasets.disable_progress_bars()
-    return datasets
-
-
 def export_files(eager, project, actor, **options) -> Path:  # type: ignore[no-untyped-def]
     export = eager(
         lambda: export_services.export_create(
@@ -218,7 +204,6 @@ def judged_pairs(project, editor, fake_llm, eager):  # type: ignore[no-untyped-d
     """Two prompts under a project-wide rubric, three responses each, judged per criterion:
     model-a meets every criterion, the others none (score margins of 1); a dataset label
     that no judge pair repeats (no margin) on each prompt."""
-    pass
     from fakellm.config import Rule
 
     endpoint = judge_services.endpoint_save(
@@ -314,7 +299,6 @@ def rubric_reward(
 def test_a_verl_rubric_reward_reading_extra_info_reproduces_the_studio_scores(  # type: ignore[no-untyped-def]
     project, owner, reviewer, editor, fake_llm, eager, healthbench_path, hf_datasets, tmp_path
 ):
-    pass
     from scoring.runs.results import run_results
     from tests.scoring.test_runs import MET_IF_A_TO_M
 

@@ -17,7 +17,8 @@ from annotation.rubrics import workflow as rubric_workflow
 from annotation.rubrics.models import Rubric
 from annotation.rubrics.services import CriterionInput
 from scoring.datasets import rows
-from scoring.datasets.options import ExportOptions, split_of
+from scoring.datasets.kinds.base import split_of
+from scoring.datasets.options import ExportOptions
 from scoring.judges import services as judge_services
 from scoring.runs import services as run_services
 from tests.factories import PromptFactory, ResponseFactory
@@ -307,7 +308,6 @@ def test_preference_pairs_conversational_and_plain(project, editor):  # type: ig
 @pytest.fixture
 def judged(project, editor, fake_llm, eager):  # type: ignore[no-untyped-def]
     """A per-criterion run (criteria starting A–M met) and a pairwise run on one prompt."""
-    pass
     from tests.scoring.test_runs import MET_IF_A_TO_M
 
     endpoint = judge_services.endpoint_save(
@@ -365,7 +365,6 @@ def test_judge_preference_pairs_need_a_score_margin(project, judged):  # type: i
 def test_judge_distillation_takes_each_good_judgment_once_with_what_the_judge_saw(
     project, judged, editor, eager
 ):  # type: ignore[no-untyped-def]
-    pass
     from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
     per_criterion, pairwise_run = judged

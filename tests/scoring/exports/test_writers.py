@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoring.datasets.card import render_card
+from scoring.datasets.kinds.registry import REGISTRY
 from scoring.datasets.writers import FileInfo, write_export
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -360,7 +361,11 @@ def test_parquet_memory_is_bounded(tmp_path):
 
 def test_writers_do_not_import_pyarrow_at_module_import():
     code = (
-        "import sys, scoring.datasets.writers, scoring.datasets.card, scoring.datasets.options;"
+        "import os, sys, django;"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'rubricstudio.settings');"
+        "django.setup();"
+        "import scoring.datasets.writers, scoring.datasets.card, scoring.datasets.options;"
+        "import scoring.datasets.kinds.registry;"
         "print('pyarrow' in sys.modules)"
     )
     out = subprocess.run(
@@ -429,18 +434,7 @@ def test_generated_row_check_agrees_with_the_full_checker():
     assert engaged > 200
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "rl_verl",
-        "rl_healthbench",
-        "rl_rar",
-        "preferences",
-        "rubric_sft",
-        "judge_sft",
-        "pairwise_sft",
-    ],
-)
+@pytest.mark.parametrize("kind", list(REGISTRY))
 def test_every_export_schema_has_the_generated_check(kind):
     from scoring.datasets.row_checks import _fast_checker
     from scoring.datasets.rows import schema
