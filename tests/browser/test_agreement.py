@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from annotation.projects import services as project_services
+from tests.annotation.reviews.test_agreement_page import _build
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, UserFactory
-from tests.scoring.test_agreement_page import _build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

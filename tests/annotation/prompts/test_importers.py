@@ -15,10 +15,10 @@ from annotation.prompts.importers.reading import open_text
 from annotation.prompts.importers.records import ImportFormatError, ParsedRecord, RecordError
 
 HEALTHBENCH = (
-    Path(__file__).resolve().parents[2].parent
+    Path(__file__).resolve().parents[3].parent
     / "shared/data/healthbench/healthbench_sample_250.jsonl"
 )
-HH_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "hh_rlhf_sample.jsonl"
+HH_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "hh_rlhf_sample.jsonl"
 
 HB_RECORD = {
     "prompt_id": "hb-1",

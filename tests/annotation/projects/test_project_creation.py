@@ -17,7 +17,7 @@ from annotation.projects import services as project_services
 from annotation.projects.models import Membership, Project, Role
 from tests.factories import UserFactory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _setting_in_a_fresh_process(**env: str) -> subprocess.CompletedProcess[str]:

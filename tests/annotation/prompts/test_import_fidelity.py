@@ -12,7 +12,7 @@ from annotation.rubrics import drafts as rubric_drafts
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.models import Criterion, Rubric
 
-HH_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "hh_rlhf_sample.jsonl"
+HH_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "hh_rlhf_sample.jsonl"
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
