@@ -101,3 +101,20 @@ def test_history_and_diff_pages(page, live_server):
     page.wait_for_selector("ol.diff")
     assert page.locator("ol.diff ins").first.inner_text().strip() == "at once"
     page.screenshot(path=str(SHOTS / "rubric_diff.png"))
+
+
+def test_a_refused_change_is_explained_on_the_page_it_came_from(page, live_server):
+    """The last owner cannot demote themselves: the Members page comes back with the
+    reason in its message area, and the role is unchanged."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    owner = UserFactory(username="dr-ada")
+    project_services.project_create(name="Cardiology", slug="cardio", owner=owner)
+    login(page, live_server, "dr-ada")
+    page.goto(f"{live_server.url}/p/cardio/members/")
+    page.select_option("select[aria-label='Role of dr-ada']", "viewer")
+    page.click("button[name=action][value=role]")
+    page.wait_for_selector("#flash .msg.error")
+    assert "/p/cardio/members/" in page.url
+    assert "owner" in page.inner_text("#flash").lower()
+    assert "your role: owner" in page.inner_text("nav.tabs")
+    page.screenshot(path=str(SHOTS / "members_refused.png"))
