@@ -15,9 +15,10 @@ run: ## Run the studio (SQLite, a Celery worker, the demo project)
 test: venv ## Run the test suite (PostgreSQL/Redis when DATABASE_URL/CELERY_BROKER_URL are set)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-secret} $(PY) -m pytest $(ARGS)
 
-lint: venv ## ruff check and format check, the layering (import-linter), and missing migrations
+lint: venv ## ruff check and format check, types (mypy), the layering (import-linter), and missing migrations
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	SECRET_KEY=$${SECRET_KEY:-lint-only-not-secret} $(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 

@@ -116,7 +116,7 @@ def _comparison(request: _Request) -> dict[str, Any]:
 # --- co-authoring -------------------------------------------------------------------------
 
 
-def _item(text: str, points: float, category: str, *, kind: str | None, tag: str) -> dict:
+def _item(text: str, points: float, category: str, *, kind: str | None, tag: str) -> dict[str, Any]:
     item: dict[str, Any] = {"text": text, "points": points, "category": category, "tags": [tag]}
     if kind is not None:
         item["kind"] = kind

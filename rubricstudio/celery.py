@@ -70,7 +70,8 @@ class Sweeper(threading.Thread):
 _sweeper: dict[str, Sweeper] = {}
 
 
-@worker_ready.connect
+# celery has no type information: its signal decorators are untyped.
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_sweeper(**_: Any) -> None:
     from django.conf import settings
 
@@ -79,7 +80,7 @@ def _start_sweeper(**_: Any) -> None:
         _sweeper["thread"].start()
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _stop_sweeper(**_: Any) -> None:
     thread = _sweeper.pop("thread", None)
     if thread is not None:

@@ -50,13 +50,15 @@ class _RatesFromSettings:
         return settings.API_THROTTLE_RATES.get(self.scope)
 
 
-class AnonThrottle(_RatesFromSettings, AnonRateThrottle):
+# The stubs declare SimpleRateThrottle.cache a writable attribute; DRF only reads it, and
+# here it is a property (looked up per request), hence the override ignores.
+class AnonThrottle(_RatesFromSettings, AnonRateThrottle):  # type: ignore[override]
     """Requests without credentials, per client address (the schema and the docs)."""
 
     scope = "anon"
 
 
-class UserThrottle(_RatesFromSettings, UserRateThrottle):
+class UserThrottle(_RatesFromSettings, UserRateThrottle):  # type: ignore[override]
     """Requests of a signed-in user or a token, per user."""
 
     scope = "user"

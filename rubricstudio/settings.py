@@ -249,6 +249,12 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Tasks that need torch (a local judge, the embedding model) go to the ``gpu`` queue's
+# workers, every other task to the default queue: routed by task name, not by the sender.
+CELERY_TASK_ROUTES = {
+    "scoring.tasks.score_chunk_local": {"queue": "gpu"},
+    "scoring.tasks.embed_rubric_texts": {"queue": "gpu"},
+}
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -3,7 +3,7 @@ decides where one of the site's API keys is sent)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -14,14 +14,24 @@ from annotation.errors import ApplicationError
 from scoring.judges.models import LLMProvider
 from scoring.judges.services import provider_problems, provider_save
 
+# Generic to the type checker only: Django's form and admin classes cannot be subscripted at
+# run time (django-stubs-ext, which would patch them, is not a dependency).
+if TYPE_CHECKING:
+    _ProviderForm = forms.ModelForm[LLMProvider]
+    _ProviderAdmin = admin.ModelAdmin[LLMProvider]
+else:
+    _ProviderForm = forms.ModelForm
+    _ProviderAdmin = admin.ModelAdmin
 
-class LLMProviderForm(forms.ModelForm):
+
+class LLMProviderForm(_ProviderForm):
     class Meta:
         model = LLMProvider
         fields = ["name", "base_url", "api_key_env", "enabled", "projects", "note"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns
         draft = LLMProvider(
             name=data.get("name") or "",
             base_url=data.get("base_url") or "",
@@ -34,7 +44,7 @@ class LLMProviderForm(forms.ModelForm):
 
 
 @admin.register(LLMProvider)
-class LLMProviderAdmin(admin.ModelAdmin):
+class LLMProviderAdmin(_ProviderAdmin):
     form = LLMProviderForm
     list_display = ["name", "base_url", "api_key_env", "enabled", "updated_at"]
     list_filter = ["enabled"]

@@ -28,6 +28,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -81,7 +82,7 @@ def coauthor_jobs_sweep(*, now: datetime | None = None) -> int:
             requeued += 1
             logger.warning("co-authoring job %s requeued: its heartbeat stopped", job.pk)
             audit(project=job.project, actor=None, action="coauthor.recover", target=str(job.pk))
-            transaction.on_commit(lambda job_id=job.pk: coauthor_services.job_send(job_id))
+            transaction.on_commit(partial(coauthor_services.job_send, job.pk))
     queued = CoauthorJob.objects.filter(stale, status=CoauthorJob.Status.QUEUED)
     for job in queued.only("pk", "heartbeat_at"):
         if CoauthorJob.objects.filter(
@@ -89,7 +90,7 @@ def coauthor_jobs_sweep(*, now: datetime | None = None) -> int:
         ).update(heartbeat_at=now):
             requeued += 1
             logger.warning("co-authoring job %s sent to the workers again", job.pk)
-            transaction.on_commit(lambda job_id=job.pk: coauthor_services.job_send(job_id))
+            transaction.on_commit(partial(coauthor_services.job_send, job.pk))
     return requeued
 
 
@@ -121,5 +122,5 @@ def exports_sweep(*, now: datetime | None = None) -> int:
             audit(project=export.project, actor=None, action="export.recover",
                   target=str(export.pk))  # fmt: skip
             directory = export_services.export_directory(export.pk)
-            transaction.on_commit(lambda d=directory: shutil.rmtree(d, ignore_errors=True))
+            transaction.on_commit(partial(shutil.rmtree, directory, ignore_errors=True))
     return failed

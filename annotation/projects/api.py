@@ -3,6 +3,9 @@ serialize the result. ``ProjectScopedMixin`` is what every project-scoped API vi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -11,6 +14,7 @@ from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
 from annotation.errors import NotAllowed
+from annotation.http import api_user
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
 from annotation.projects.models import Membership, Project, Role
@@ -23,8 +27,16 @@ from annotation.projects.serializers import (
     ProjectSerializer,
 )
 
+# To the type checker the mixin is an APIView (what it is always mixed into), so that it
+# knows ``request``, ``kwargs`` and the ``options`` it extends; at run time it is a plain
+# mixin, before the view class in the bases.
+if TYPE_CHECKING:
+    _ViewBase = APIView
+else:
+    _ViewBase = object
 
-class ProjectScopedMixin:
+
+class ProjectScopedMixin(_ViewBase):
     """Resolves ``slug`` to a project the user may see; writes need ``write_role``.
 
     OPTIONS answers like a read: outsiders get 404 there too, so no method of a project's
@@ -32,12 +44,14 @@ class ProjectScopedMixin:
 
     read_role = Role.VIEWER
     write_role = Role.EDITOR
-    request: Request
-    kwargs: dict
 
-    def options(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
+    # A DRF Request where Django's View.options has an HttpRequest: APIView.options (in the
+    # DRF stubs too) overrides it so.
+    def options(  # type: ignore[override]
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> DRFResponse:
         self.get_project()
-        return super().options(request, *args, **kwargs)  # type: ignore[misc]
+        return super().options(request, *args, **kwargs)
 
     def get_access(self) -> project_selectors.ProjectAccess:
         if not hasattr(self, "_access"):
@@ -53,10 +67,10 @@ class ProjectScopedMixin:
         return self.get_access().project
 
 
-class ProjectListApi(generics.ListAPIView):
+class ProjectListApi(generics.ListAPIView[Project]):
     serializer_class = ProjectSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Project]:
         return project_selectors.projects_for_user(user=self.request.user).order_by("slug")
 
     @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
@@ -67,7 +81,9 @@ class ProjectListApi(generics.ListAPIView):
             raise NotAllowed("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
         serializer = ProjectCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = project_services.project_create(owner=request.user, **serializer.validated_data)
+        project = project_services.project_create(
+            owner=api_user(request), **serializer.validated_data
+        )
         body = ProjectSerializer(project, context={"role": Role.OWNER}).data
         return DRFResponse(body, status=status.HTTP_201_CREATED)
 
@@ -81,14 +97,14 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
         return DRFResponse(ProjectDetailSerializer(access.project, context=context).data)
 
 
-class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
+class MemberListApi(ProjectScopedMixin, generics.ListAPIView[Membership]):
     serializer_class = MembershipSerializer
     write_role = Role.OWNER
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Membership]:
         return project_selectors.memberships_of(project=self.get_project())
 
-    def get_serializer_context(self) -> dict:  # type: ignore[type-arg]
+    def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "show_email": self.get_access().is_owner}
 
     @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
@@ -97,7 +113,7 @@ class MemberListApi(ProjectScopedMixin, generics.ListAPIView):
         serializer = MembershipCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = project_services.membership_add(
-            project=project, actor=request.user, **serializer.validated_data
+            project=project, actor=api_user(request), **serializer.validated_data
         )
         body = MembershipSerializer(membership, context={"show_email": True}).data
         return DRFResponse(body, status=status.HTTP_201_CREATED)
@@ -113,7 +129,7 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
             pk=self.kwargs["pk"],
         )
 
-    def _body(self, membership: Membership) -> dict:  # type: ignore[type-arg]
+    def _body(self, membership: Membership) -> dict[str, Any]:
         context = {"show_email": self.get_access().is_owner}
         return MembershipSerializer(membership, context=context).data
 
@@ -127,11 +143,11 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = project_services.membership_set_role(
-            membership=membership, actor=request.user, **serializer.validated_data
+            membership=membership, actor=api_user(request), **serializer.validated_data
         )
         return DRFResponse(self._body(membership))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, pk: int) -> DRFResponse:
-        project_services.membership_remove(membership=self._membership(), actor=request.user)
+        project_services.membership_remove(membership=self._membership(), actor=api_user(request))
         return DRFResponse(status=status.HTTP_204_NO_CONTENT)

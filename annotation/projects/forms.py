@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from annotation.forms import DefaultChoiceField, TextField
@@ -23,7 +25,7 @@ class MemberUpdateForm(forms.Form):
     action = forms.ChoiceField(choices=[("role", "Set role"), ("remove", "Remove")], required=False)
     role = forms.ChoiceField(choices=Role.choices, required=False, label="Role")
 
-    def clean(self) -> dict:  # type: ignore[type-arg]
+    def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("action") != "remove" and not data.get("role"):
             self.add_error("role", "Choose a role.")

@@ -5,8 +5,10 @@ permission check (outsiders get 404)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -20,7 +22,7 @@ from annotation.rubrics.models import (
 )
 
 
-def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
+def projects_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
     if user.is_superuser:
@@ -28,7 +30,7 @@ def projects_for_user(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-
     return Project.objects.filter(memberships__user=user)
 
 
-def can_create_projects(*, user) -> bool:  # type: ignore[no-untyped-def]
+def can_create_projects(*, user: User | AnonymousUser) -> bool:
     """ALLOW_PROJECT_CREATION: ``staff`` (the default: staff users and superusers) or
     ``all`` (every active user). A project's creator becomes its owner, and owners choose
     what the project's judge endpoints call and spend, so this is the site admin's choice."""
@@ -37,7 +39,7 @@ def can_create_projects(*, user) -> bool:  # type: ignore[no-untyped-def]
     return settings.ALLOW_PROJECT_CREATION == "all" or user.is_staff or user.is_superuser
 
 
-def project_role_for_user(*, user, project: Project) -> Role | None:  # type: ignore[no-untyped-def]
+def project_role_for_user(*, user: User | AnonymousUser, project: Project) -> Role | None:
     """The user's effective role; superusers act as owners everywhere."""
     if not user.is_authenticated:
         return None
@@ -82,8 +84,8 @@ class ProjectAccess:
         return self.role == Role.OWNER
 
 
-def project_get_for_user(  # type: ignore[no-untyped-def]
-    *, user, slug: str, min_role: Role = Role.VIEWER
+def project_get_for_user(
+    *, user: User | AnonymousUser, slug: str, min_role: Role = Role.VIEWER
 ) -> ProjectAccess:
     """Fetch a project and the user's role in it.
 
@@ -103,7 +105,7 @@ def _needs(role: Role) -> str:
     return f"This needs the {Role(role).label.lower()} role or higher."
 
 
-def _count(qs: QuerySet, by: str) -> Coalesce:  # type: ignore[type-arg]
+def _count(qs: QuerySet[Any], by: str) -> Coalesce:
     """A correlated COUNT subquery: ``qs`` filtered on OuterRef, grouped by ``by``."""
     grouped = qs.order_by().values(by).annotate(n=Count("pk")).values("n")[:1]
     return Coalesce(Subquery(grouped, output_field=IntegerField()), 0)
@@ -133,7 +135,7 @@ def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
 COUNTED = ("prompts", "responses", "rubrics", "criteria", "preference_labels", "members")
 
 
-def projects_with_counts(*, user) -> QuerySet[Project]:  # type: ignore[no-untyped-def]
+def projects_with_counts(*, user: User | AnonymousUser) -> QuerySet[Project]:
     return _with_counts(projects_for_user(user=user))
 
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from annotation.projects.models import Membership, Project, Role
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(serializers.ModelSerializer[Project]):
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -23,7 +23,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         return str(role) if role else None
 
 
-class ProjectCountsSerializer(serializers.Serializer):
+class ProjectCountsSerializer(serializers.Serializer[dict[str, int]]):
     prompts = serializers.IntegerField()
     responses = serializers.IntegerField()
     rubrics = serializers.IntegerField()
@@ -43,13 +43,13 @@ class ProjectDetailSerializer(ProjectSerializer):
         return ProjectCountsSerializer(self.context["counts"]).data
 
 
-class ProjectCreateSerializer(serializers.Serializer):
+class ProjectCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(serializers.ModelSerializer[Membership]):
     """A member; ``email`` only where the context says ``show_email`` (to owners)."""
 
     username = serializers.CharField(source="user.username", read_only=True)
@@ -71,12 +71,12 @@ class MembershipSerializer(serializers.ModelSerializer):
         return data
 
 
-class MembershipCreateSerializer(serializers.Serializer):
+class MembershipCreateSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(
         max_length=150, help_text="The exact username of an existing user (not an e-mail)."
     )
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MembershipUpdateSerializer(serializers.Serializer):
+class MembershipUpdateSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=Role.choices)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
@@ -16,7 +17,7 @@ from annotation.projects.selectors import can_create_projects
 
 
 @transaction.atomic
-def project_create(*, name: str, owner, slug: str = "", description: str = "") -> Project:  # type: ignore[no-untyped-def]
+def project_create(*, name: str, owner: User, slug: str = "", description: str = "") -> Project:
     """Create a project with ``owner`` as its first owner, if ALLOW_PROJECT_CREATION lets
     ``owner`` create projects (management commands run by the operator pass a superuser)."""
     if not can_create_projects(user=owner):
@@ -39,7 +40,7 @@ def project_create(*, name: str, owner, slug: str = "", description: str = "") -
 
 
 @transaction.atomic
-def membership_add(*, project: Project, actor, username: str, role: str) -> Membership:  # type: ignore[no-untyped-def]
+def membership_add(*, project: Project, actor: User, username: str, role: str) -> Membership:
     """Add an existing user, named by their exact username, to the project.
 
     Only the exact username finds someone: no e-mail lookup and no case folding, so the
@@ -71,7 +72,7 @@ def _ensure_an_owner_remains(*, membership: Membership) -> None:
 
 
 @transaction.atomic
-def membership_set_role(*, membership: Membership, actor, role: str) -> Membership:  # type: ignore[no-untyped-def]
+def membership_set_role(*, membership: Membership, actor: User, role: str) -> Membership:
     if role not in Role.values:
         raise ApplicationError(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -92,7 +93,7 @@ def membership_set_role(*, membership: Membership, actor, role: str) -> Membersh
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor) -> None:  # type: ignore[no-untyped-def]
+def membership_remove(*, membership: Membership, actor: User) -> None:
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     _ensure_an_owner_remains(membership=membership)
     audit(
@@ -104,13 +105,13 @@ def membership_remove(*, membership: Membership, actor) -> None:  # type: ignore
     membership.delete()
 
 
-def api_token_get_or_create(*, user) -> Token:  # type: ignore[no-untyped-def]
+def api_token_get_or_create(*, user: User) -> Token:
     token, _ = Token.objects.get_or_create(user=user)
     return token
 
 
 @transaction.atomic
-def api_token_rotate(*, user) -> Token:  # type: ignore[no-untyped-def]
+def api_token_rotate(*, user: User) -> Token:
     """Replace the user's API token; the old one stops working at once."""
     Token.objects.filter(user=user).delete()
     token = Token.objects.create(user=user)
@@ -118,7 +119,14 @@ def api_token_rotate(*, user) -> Token:  # type: ignore[no-untyped-def]
     return token
 
 
-def audit(*, project: Project | None, actor, action: str, target: str = "", **data: Any) -> None:  # type: ignore[no-untyped-def]
+def audit(
+    *,
+    project: Project | None,
+    actor: User | AnonymousUser | None,
+    action: str,
+    target: str = "",
+    **data: Any,
+) -> None:
     AuditEvent.objects.create(
         project=project,
         actor=actor if actor is not None and actor.is_authenticated else None,

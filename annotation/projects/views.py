@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import (
@@ -18,6 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
 from annotation.projects.forms import MemberAddForm, MemberUpdateForm, ProjectCreateForm
@@ -31,7 +32,7 @@ PAGE_SIZE = 50
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST":
         if not project_selectors.can_create_projects(user=request.user):
             raise PermissionDenied("Only staff users may create projects (ALLOW_PROJECT_CREATION).")
@@ -54,7 +55,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
-def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
     access = project_selectors.project_get_for_user(user=request.user, slug=slug)
     project = access.project
     filters = {
@@ -71,7 +72,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         )
     )
     for prompt in page.object_list:
-        prompt.rubric_status = rubric_status.get(prompt.pk, "")
+        prompt.rubric_status = rubric_status.get(prompt.pk, "")  # type: ignore[attr-defined]
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -94,7 +95,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def members_page(request: HttpRequest, slug: str) -> HttpResponse:
+def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = project_selectors.project_get_for_user(user=request.user, slug=slug)
     project = access.project
     if request.method == "POST":
@@ -120,7 +121,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+def member_update(request: SignedInRequest, slug: str, membership_id: int) -> HttpResponse:
     access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.OWNER
     )
@@ -140,7 +141,7 @@ def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
 @login_required
 @require_http_methods(["GET", "POST"])
 @never_cache  # the page shows the API token: no browser or proxy may keep a copy
-def account_settings(request: HttpRequest) -> HttpResponse:
+def account_settings(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST":
         project_services.api_token_rotate(user=request.user)
         messages.success(request, "A new API token was created; the old one no longer works.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -20,7 +21,7 @@ from annotation.projects.models import Role
 from annotation.prompts import import_jobs as prompt_import_jobs
 from annotation.prompts import selectors as prompt_selectors
 from annotation.prompts.import_report import ImportReport
-from annotation.prompts.models import ImportJob
+from annotation.prompts.models import ImportJob, Prompt, Response
 from annotation.prompts.serializers import (
     ImportJobSerializer,
     ImportReportSerializer,
@@ -84,6 +85,7 @@ class ImportApi(ProjectScopedMixin, APIView):
         if job.status == ImportJob.Status.FAILED:
             raise ApplicationError(job.error)
         report = ImportReport.from_dict(job.report)
+        code: int
         if not report.committed:
             code = status.HTTP_400_BAD_REQUEST
         elif report.changed:
@@ -102,7 +104,7 @@ class ImportJobApi(ProjectScopedMixin, APIView):
         return DRFResponse(ImportJobSerializer(job).data)
 
 
-class PromptListApi(ProjectScopedMixin, generics.ListAPIView):
+class PromptListApi(ProjectScopedMixin, generics.ListAPIView[Prompt]):
     serializer_class = PromptSerializer
 
     @extend_schema(
@@ -116,7 +118,7 @@ class PromptListApi(ProjectScopedMixin, generics.ListAPIView):
     def get(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Prompt]:
         params = self.request.query_params
         return prompt_selectors.prompt_list(
             project=self.get_project(),
@@ -127,14 +129,14 @@ class PromptListApi(ProjectScopedMixin, generics.ListAPIView):
         )
 
 
-class PromptDetailApi(ProjectScopedMixin, generics.RetrieveAPIView):
+class PromptDetailApi(ProjectScopedMixin, generics.RetrieveAPIView[Prompt]):
     serializer_class = PromptSerializer
 
-    def get_object(self):  # type: ignore[no-untyped-def]
+    def get_object(self) -> Prompt:
         return prompt_selectors.prompt_get(project=self.get_project(), prompt_id=self.kwargs["pk"])
 
 
-class ResponseListApi(ProjectScopedMixin, generics.ListAPIView):
+class ResponseListApi(ProjectScopedMixin, generics.ListAPIView[Response]):
     serializer_class = ResponseSerializer
 
     @extend_schema(
@@ -146,9 +148,7 @@ class ResponseListApi(ProjectScopedMixin, generics.ListAPIView):
     def get(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        from annotation.prompts.models import Response
-
+    def get_queryset(self) -> QuerySet[Response]:
         qs = Response.objects.filter(prompt__project=self.get_project()).order_by("id")
         params = self.request.query_params
         if params.get("prompt", "").isdigit():

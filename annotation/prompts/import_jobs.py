@@ -19,9 +19,11 @@ import logging
 import shutil
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, transaction
@@ -37,6 +39,7 @@ from annotation.prompts.importers.formats import FORMATS
 from annotation.prompts.importers.reading import describe_size, holds_at_most
 from annotation.prompts.models import ImportJob
 from annotation.prompts.services import data_import
+from annotation.prompts.tasks import import_file
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ def import_job_get(*, project: Project, job_id: int) -> ImportJob:
 # --- writes ------------------------------------------------------------------------------
 
 
-def _store(upload: UploadedFile) -> tuple[str, int]:
+def _store(upload: UploadedFile[bytes]) -> tuple[str, int]:
     """Copy the upload under MEDIA_ROOT; returns its path there and its size. Refuses
     one over IMPORT_MAX_UPLOAD_BYTES as it goes (a handler may not have capped it)."""
     try:
@@ -112,8 +115,8 @@ def _inline(path: Path, size: int) -> bool:
 def import_start(
     *,
     project: Project,
-    upload: UploadedFile,
-    actor,  # type: ignore[no-untyped-def]
+    upload: UploadedFile[bytes],
+    actor: User | AnonymousUser | None,
     fmt: str | None = None,
     skip_invalid: bool = False,
 ) -> ImportJob:
@@ -164,7 +167,6 @@ def _enqueue(job: ImportJob) -> None:
 def _send(job_id: int) -> None:
     """Send the job to the workers; when the broker cannot take it now the job stays queued
     and the recovery sweep sends it again."""
-    from annotation.prompts.tasks import import_file
 
     try:
         import_file.apply_async((job_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
@@ -283,7 +285,7 @@ def import_jobs_sweep(*, now: datetime | None = None) -> int:
         ).update(heartbeat_at=now):
             changed += 1
             logger.warning("import job %s sent to the workers again", job.pk)
-            transaction.on_commit(lambda job_id=job.pk: _send(job_id))
+            transaction.on_commit(partial(_send, job.pk))
     return changed
 
 
@@ -294,7 +296,7 @@ def _fail(job: ImportJob, message: str, now: datetime) -> bool:
         status=ImportJob.Status.FAILED, error=message[:MAX_ERROR], stored_path="", finished_at=now
     ):
         return False
-    transaction.on_commit(lambda path=job.stored_path: _remove_upload(path))
+    transaction.on_commit(partial(_remove_upload, job.stored_path))
     return True
 
 

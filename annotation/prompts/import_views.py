@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
@@ -23,6 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
@@ -59,7 +60,7 @@ def _context(
     }
 
 
-def _render(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+def _render(request: SignedInRequest, context: dict[str, Any]) -> HttpResponse:
     template = TEMPLATE + "#report" if request.htmx else TEMPLATE
     return render(request, template, context)
 
@@ -68,7 +69,7 @@ def _render(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def import_page(request: HttpRequest, slug: str) -> HttpResponse:
+def import_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
@@ -81,7 +82,7 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
     return csrf_protect(_import_post)(request, access)
 
 
-def _import_post(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+def _import_post(request: SignedInRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     upload = request.FILES.get("file")
     if upload is None:
@@ -105,7 +106,7 @@ def _import_post(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_safe
-def import_job(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+def import_job(request: SignedInRequest, slug: str, job_id: int) -> HttpResponse:
     """One import's card: its progress, then its report (the htmx poll), or the Import page
     showing it."""
     access = project_selectors.project_get_for_user(

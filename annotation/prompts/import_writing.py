@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import DatabaseError, transaction
 
 from annotation.errors import ApplicationError
@@ -57,7 +58,7 @@ def _import_record(
     project: Project,
     record: ParsedRecord,
     report: ImportReport,
-    actor,  # type: ignore[no-untyped-def]
+    actor: User | AnonymousUser | None,
 ) -> Counter[str]:
     """Write one record; returns what it created or found unchanged (the caller adds it to
     the report once the record is through). Raises _BadRecord before writing anything."""
@@ -173,7 +174,7 @@ def _write(
     project: Project,
     spool: _Spool,
     report: ImportReport,
-    actor,  # type: ignore[no-untyped-def]
+    actor: User | AnonymousUser | None,
 ) -> None:
     """The second pass, inside the caller's transaction with the project's row locked:
     write the spooled records. Atomic mode stops at the first record that cannot be

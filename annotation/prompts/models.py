@@ -7,6 +7,7 @@ job."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -41,9 +42,9 @@ class Prompt(models.Model):
     def __str__(self) -> str:
         return self.external_id
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.search_text = "\n".join(str(m.get("content", "")) for m in self.messages)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     @property
     def last_user_message(self) -> str:
@@ -73,9 +74,9 @@ class Response(models.Model):
     def __str__(self) -> str:
         return f"{self.source}: {self.content[:40]}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.content_hash = content_hash(self.content)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class PreferenceLabel(models.Model):

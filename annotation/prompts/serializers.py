@@ -9,15 +9,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.prompts.importers.formats import FORMATS
-from annotation.prompts.models import Prompt, Response
+from annotation.prompts.models import ImportJob, Prompt, Response
 
 
-class MessageSerializer(serializers.Serializer):
+class MessageSerializer(serializers.Serializer[dict[str, Any]]):
     role = serializers.CharField()
     content = serializers.CharField(allow_blank=True)
 
 
-class PromptSerializer(serializers.ModelSerializer):
+class PromptSerializer(serializers.ModelSerializer[Prompt]):
     messages = MessageSerializer(many=True)
 
     class Meta:
@@ -25,15 +25,17 @@ class PromptSerializer(serializers.ModelSerializer):
         fields = ["id", "external_id", "messages", "reference_answer", "metadata", "created_at"]
 
 
-class ResponseSerializer(serializers.ModelSerializer):
-    prompt = serializers.PrimaryKeyRelatedField(read_only=True)
+class ResponseSerializer(serializers.ModelSerializer[Response]):
+    prompt: serializers.PrimaryKeyRelatedField[Prompt] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
 
     class Meta:
         model = Response
         fields = ["id", "prompt", "source", "content", "content_hash", "metadata", "created_at"]
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class ImportRequestSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS, required=False, allow_blank=True)
     skip_invalid = serializers.BooleanField(
@@ -44,12 +46,12 @@ class ImportRequestSerializer(serializers.Serializer):
     )
 
 
-class ImportErrorSerializer(serializers.Serializer):
+class ImportErrorSerializer(serializers.Serializer[dict[str, Any]]):
     line = serializers.IntegerField()
     reason = serializers.CharField()
 
 
-class ImportReportSerializer(serializers.Serializer):
+class ImportReportSerializer(serializers.Serializer[dict[str, Any]]):
     file = serializers.CharField()
     format = serializers.CharField()
     skip_invalid = serializers.BooleanField()
@@ -70,10 +72,14 @@ class ImportReportSerializer(serializers.Serializer):
     preference_labels_created = serializers.IntegerField()
     preference_labels_unchanged = serializers.IntegerField()
     error_count = serializers.IntegerField()
-    errors = ImportErrorSerializer(many=True, help_text="The first 50 bad records.")
+    # A field named like Serializer.errors: DRF's metaclass takes declared fields off the
+    # class, so ``.errors`` stays the serializer's own (the stubs cannot know that).
+    errors = ImportErrorSerializer(  # type: ignore[assignment]
+        many=True, help_text="The first 50 bad records."
+    )
 
 
-class ImportJobSerializer(serializers.Serializer):
+class ImportJobSerializer(serializers.Serializer[ImportJob]):
     """An import done by a worker: its progress, then its report (or why it failed)."""
 
     id = serializers.IntegerField()
@@ -93,9 +99,9 @@ class ImportJobSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
 
-    def get_url(self, job: Any) -> str:
+    def get_url(self, job: ImportJob) -> str:
         return reverse("api-import-job", args=[job.project.slug, job.pk])
 
     @extend_schema_field(ImportReportSerializer(allow_null=True))
-    def get_report(self, job: Any) -> dict[str, Any] | None:
+    def get_report(self, job: ImportJob) -> dict[str, Any] | None:
         return ImportReportSerializer(job.report).data if job.status == "done" else None

@@ -19,6 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import DatabaseError, transaction
 
 from annotation.errors import ApplicationError
@@ -105,7 +106,7 @@ def data_import(
     project: Project,
     path: Path | str,
     fmt: str | None = None,
-    actor=None,  # type: ignore[no-untyped-def]
+    actor: User | AnonymousUser | None = None,
     display_name: str | None = None,
     skip_invalid: bool = False,
     limits: Limits | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="annotation.tasks.import_file")
+@shared_task(name="annotation.tasks.import_file")  # type: ignore[untyped-decorator]  # celery has no types
 def import_file(job_id: int) -> None:
     """Import a stored upload. Repeat-safe: the job is claimed with a status-guarded
     update, so a second delivery finds it no longer queued and returns."""

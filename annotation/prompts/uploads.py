@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
@@ -31,6 +32,7 @@ class UploadCap(FileUploadHandler):
         self.cap = cap
         self.refused = False
 
+    # The stubs say ``boundary`` is a str; Django passes the multipart parser's bytes.
     def handle_raw_input(  # type: ignore[override]
         self,
         input_data: Any,
@@ -38,7 +40,7 @@ class UploadCap(FileUploadHandler):
         content_length: int,
         boundary: bytes,
         encoding: str | None = None,
-    ) -> tuple[QueryDict, MultiValueDict] | None:
+    ) -> tuple[QueryDict, MultiValueDict[str, UploadedFile[Any]]] | None:
         if content_length > self.cap + SLACK:
             self.refused = True
             return QueryDict(encoding=encoding), MultiValueDict()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import (
     require_GET,
 )
 
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.prompts import selectors as prompt_selectors
 from annotation.rubrics import selectors as rubric_selectors
@@ -17,7 +18,7 @@ from annotation.rubrics.views import editor_context
 
 @login_required
 @require_GET
-def prompt_detail(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+def prompt_detail(request: SignedInRequest, slug: str, prompt_id: int) -> HttpResponse:
     """The prompt with its conversation and responses beside its rubric editor."""
     access = project_selectors.project_get_for_user(user=request.user, slug=slug)
     project = access.project

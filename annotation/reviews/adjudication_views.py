@@ -10,11 +10,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.errors import ApplicationError
+from annotation.http import SignedInRequest
 from annotation.projects.models import Project, Role
 from annotation.reviews import selectors as review_selectors
 from annotation.reviews import services as review_services
@@ -26,7 +27,7 @@ from annotation.reviews.views import _access, _explain_denial
 @login_required
 @require_http_methods(["GET", "POST"])
 @_explain_denial
-def review_adjudicate(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+def review_adjudicate(request: SignedInRequest, slug: str, queue_id: int) -> HttpResponse:
     """Pairs whose reviewers disagreed, each with every decision and the judge's verdict;
     the adjudicator sets the final label."""
     access = _access(request, slug, Role.EDITOR)
@@ -89,7 +90,7 @@ def _adjudication_context(project: Project, queue: ReviewQueue, **extra: Any) ->
 @login_required
 @require_GET
 @_explain_denial
-def review_mine(request: HttpRequest, slug: str) -> HttpResponse:
+def review_mine(request: SignedInRequest, slug: str) -> HttpResponse:
     """The signed-in reviewer's work per queue and their agreement with the final labels."""
     access = _access(request, slug)
     context = {

@@ -276,8 +276,8 @@ def _name_criterion(
 ) -> None:
     """Name the criterion by its text in the newest rubric version it was reviewed under."""
     version = item.rubric_version
-    text = texts.get((item.rubric_version_id, key)) if version is not None else None
-    if text is None:
+    text = texts.get((version.pk, key)) if version is not None else None
+    if version is None or text is None:
         names.setdefault(key, ((0, 0), f"Criterion {key[:8]}…", "not in the item's rubric"))
         return
     rank = (version.rubric_id, version.number)

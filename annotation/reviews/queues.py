@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.errors import ApplicationError
@@ -83,10 +84,10 @@ def sample(items: list[ItemInput], plan: str, k: int | None, seed: int) -> list[
 
 
 @transaction.atomic
-def review_queue_create(  # type: ignore[no-untyped-def]
+def review_queue_create(
     *,
     project: Project,
-    actor,
+    actor: User,
     name: str,
     origin: str,
     items: list[ItemInput],
@@ -163,8 +164,13 @@ def _check_items(project: Project, items: list[ItemInput]) -> None:
             raise ApplicationError(f"Pair {n}: the reference verdict is not a, b or tie.")
 
 
-def queue_from_labels(  # type: ignore[no-untyped-def]
-    *, project: Project, actor, labels: list[PreferenceLabel], seed: int | None = None, **options
+def queue_from_labels(
+    *,
+    project: Project,
+    actor: User,
+    labels: list[PreferenceLabel],
+    seed: int | None = None,
+    **options: Any,
 ) -> ReviewQueue:
     """A queue of preference pairs; the dataset's label is the reference verdict. Which
     response is a is drawn per pair (seeded), so the label is not always "a"."""

@@ -8,7 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.contrib.auth.models import User
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from annotation.projects.models import Project
@@ -40,7 +41,7 @@ def queue_progress(*, queue: ReviewQueue) -> dict[str, int]:
     return counts
 
 
-def preference_pairs(*, project: Project):  # type: ignore[no-untyped-def]
+def preference_pairs(*, project: Project) -> QuerySet[PreferenceLabel]:
     """The project's imported (dataset) preference pairs, the ones a queue can be made of;
     expert labels are what reviews produce, never reviewed again from here."""
     return PreferenceLabel.objects.filter(
@@ -55,7 +56,7 @@ def review_queue_get(*, project: Project, queue_id: int) -> ReviewQueue:
     return queue
 
 
-def slot_get(*, queue: ReviewQueue, slot_id: int, reviewer) -> ReviewSlot:  # type: ignore[no-untyped-def]
+def slot_get(*, queue: ReviewQueue, slot_id: int, reviewer: User) -> ReviewSlot:
     """A slot of the queue this reviewer holds or held (anyone else's is a 404)."""
     slot = (
         ReviewSlot.objects.filter(item__queue=queue, pk=slot_id, reviewer=reviewer)
@@ -138,7 +139,7 @@ def item_view(*, slot: ReviewSlot) -> ItemView:
     return ItemView(slot, item, left, right, version_dicts(item.rubric_version_id), review, judge)
 
 
-def review_history(*, queue: ReviewQueue, reviewer) -> list[int]:  # type: ignore[no-untyped-def]
+def review_history(*, queue: ReviewQueue, reviewer: User) -> list[int]:
     """The slots this reviewer committed in the queue, in the order they committed them
     (what ``k`` / ``j`` step through)."""
     return list(
@@ -180,7 +181,7 @@ class MyWork:
         return self.agree / self.compared if self.compared else None
 
 
-def my_work(*, project: Project, reviewer) -> list[MyWork]:  # type: ignore[no-untyped-def]
+def my_work(*, project: Project, reviewer: User) -> list[MyWork]:
     """Per queue: the items this reviewer holds and has done, how many they could still
     take, and their agreement with the final labels (consensus or adjudicated)."""
     return [
@@ -189,7 +190,7 @@ def my_work(*, project: Project, reviewer) -> list[MyWork]:  # type: ignore[no-u
     ]
 
 
-def work_in_queue(*, queue: ReviewQueue, reviewer) -> MyWork:  # type: ignore[no-untyped-def]
+def work_in_queue(*, queue: ReviewQueue, reviewer: User) -> MyWork:
     """``my_work`` for one queue."""
     mine = ReviewSlot.objects.filter(item__queue=queue, reviewer=reviewer)
     held = mine.filter(status=ReviewSlot.Status.HELD).count()

@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -43,7 +44,7 @@ def _free(now: Any) -> Q:
     return Q(status=ReviewSlot.Status.OPEN) | Q(status=ReviewSlot.Status.HELD, locked_until__lt=now)
 
 
-def slot_next(*, queue: ReviewQueue, reviewer) -> ReviewSlot | None:  # type: ignore[no-untyped-def]
+def slot_next(*, queue: ReviewQueue, reviewer: User) -> ReviewSlot | None:
     """The slot this reviewer holds, else a newly claimed one (in the reviewer's own seeded
     order of items), else None when nothing is left for them."""
     now = timezone.now()
@@ -82,18 +83,18 @@ def _lock_until(queue: ReviewQueue, now: Any) -> Any:
 
 
 @transaction.atomic
-def _claim(  # type: ignore[no-untyped-def]
-    queue: ReviewQueue, reviewer, item_ids: list[int], now: Any, *, skip_locked: bool
+def _claim(
+    queue: ReviewQueue, reviewer: User, item_ids: list[int], now: Any, *, skip_locked: bool
 ) -> ReviewSlot | None:
     free = ReviewSlot.objects.filter(item_id__in=item_ids).filter(_free(now))
     if connection.features.has_select_for_update_skip_locked:
         free = free.select_for_update(skip_locked=skip_locked)
     first_free: dict[int, ReviewSlot] = {}
     # Open slots before expired holds: a slow reviewer keeps theirs while others are free.
-    for slot in sorted(
+    for candidate in sorted(
         free.order_by("pk"), key=lambda s: (s.status != ReviewSlot.Status.OPEN, s.index)
     ):
-        first_free.setdefault(slot.item_id, slot)
+        first_free.setdefault(candidate.item_id, candidate)
     for item_id in item_ids:  # the reviewer's order
         slot = first_free.get(item_id)
         if slot is None:
@@ -126,10 +127,10 @@ def to_winner(shown: str, swapped: bool) -> str:
 
 
 @transaction.atomic
-def review_commit(  # type: ignore[no-untyped-def]
+def review_commit(
     *,
     slot: ReviewSlot,
-    reviewer,
+    reviewer: User,
     shown: str,
     criteria: dict[str, str] | None = None,
     rationale: str = "",
@@ -163,8 +164,8 @@ def review_commit(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def review_flag(  # type: ignore[no-untyped-def]
-    *, review: PairwiseReview, reviewer, judge_wrong: bool, rubric_problem: bool,
+def review_flag(
+    *, review: PairwiseReview, reviewer: User, judge_wrong: bool, rubric_problem: bool,
     criterion: str | None = None,
 ) -> PairwiseReview:  # fmt: skip
     """After the reveal: the reviewer says the judge was wrong, or the rubric has a problem
@@ -184,13 +185,13 @@ def review_flag(  # type: ignore[no-untyped-def]
 
 def _criterion_keys(item: ReviewItem) -> set[str]:
     keys = set(item.judge.get("criteria", {}))
-    if item.rubric_version_id:
+    if item.rubric_version is not None:  # no query when the item has none
         keys |= {str(k) for k in item.rubric_version.criteria.values_list("key", flat=True)}
     return keys
 
 
 @transaction.atomic
-def review_undo(*, queue: ReviewQueue, reviewer) -> PairwiseReview | None:  # type: ignore[no-untyped-def]
+def review_undo(*, queue: ReviewQueue, reviewer: User) -> PairwiseReview | None:
     """Take back the reviewer's last decision in the queue: the item is theirs again (held,
     with a fresh lock) and a consensus it made is withdrawn. An adjudicated item stays."""
     last = (
@@ -217,7 +218,7 @@ def review_undo(*, queue: ReviewQueue, reviewer) -> PairwiseReview | None:  # ty
     return last
 
 
-def _settle(item: ReviewItem, *, actor) -> None:  # type: ignore[no-untyped-def]
+def _settle(item: ReviewItem, *, actor: User) -> None:
     """Once every slot of the item is reviewed: agreement is the final label (consensus);
     disagreement leaves it for an adjudicator."""
     winners = list(PairwiseReview.objects.filter(item=item).values_list("winner", flat=True))
@@ -232,7 +233,7 @@ def needs_adjudication(item: ReviewItem, winners: list[str]) -> bool:
 
 
 @transaction.atomic
-def item_adjudicate(*, item: ReviewItem, actor, winner: str) -> ReviewItem:  # type: ignore[no-untyped-def]
+def item_adjudicate(*, item: ReviewItem, actor: User, winner: str) -> ReviewItem:
     """An adjudicator's final label (for items whose reviewers disagreed, or to overrule)."""
     if winner not in WINNERS:
         raise ApplicationError("The final label is a, b or tie.")
@@ -248,7 +249,7 @@ def item_adjudicate(*, item: ReviewItem, actor, winner: str) -> ReviewItem:  # t
     return item
 
 
-def _set_final(item: ReviewItem, winner: str, *, source: str, actor) -> None:  # type: ignore[no-untyped-def]
+def _set_final(item: ReviewItem, winner: str, *, source: str, actor: User | None) -> None:
     """Record the final label and keep the expert preference label in step with it (none
     for a tie or no label)."""
     old_label = item.label_id

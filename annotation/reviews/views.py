@@ -24,6 +24,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned, error_text
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import ProjectAccess
@@ -51,7 +52,7 @@ class _BelowRole(Exception):
         self.access, self.role = access, role
 
 
-def _access(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> ProjectAccess:
+def _access(request: SignedInRequest, slug: str, min_role: Role = Role.VIEWER) -> ProjectAccess:
     """The project for a member (404 for an outsider), checked for ``min_role``."""
     access = project_selectors.project_get_for_user(user=request.user, slug=slug)
     if not access.at_least(min_role):
@@ -59,7 +60,7 @@ def _access(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> Pr
     return access
 
 
-def _project(request: HttpRequest, slug: str, min_role: Role = Role.VIEWER) -> Project:
+def _project(request: SignedInRequest, slug: str, min_role: Role = Role.VIEWER) -> Project:
     return _access(request, slug, min_role).project
 
 
@@ -86,7 +87,7 @@ def _explain_denial(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 @login_required
 @require_http_methods(["GET", "POST"])
 @_explain_denial
-def review_queues(request: HttpRequest, slug: str) -> HttpResponse:
+def review_queues(request: SignedInRequest, slug: str) -> HttpResponse:
     """The project's review queues with their progress; editors make one here from the
     project's imported preference pairs."""
     access = _access(request, slug)
@@ -126,7 +127,9 @@ def review_queues(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "annotation/review_queues.html", context, status=status)
 
 
-def _queue_from_form(request: HttpRequest, project: Project, data: dict[str, Any]) -> ReviewQueue:
+def _queue_from_form(
+    request: SignedInRequest, project: Project, data: dict[str, Any]
+) -> ReviewQueue:
     plan = data["plan"]
     labels = list(review_selectors.preference_pairs(project=project))
     if not labels:
@@ -152,7 +155,7 @@ def _queue_from_form(request: HttpRequest, project: Project, data: dict[str, Any
 @login_required
 @require_GET
 @_explain_denial
-def review_next(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+def review_next(request: SignedInRequest, slug: str, queue_id: int) -> HttpResponse:
     """Claim the reviewer's next pair (the one they hold, else a new one) and open it; when
     nothing is left for them, say so."""
     access = _access(request, slug, Role.REVIEWER)
@@ -177,7 +180,11 @@ def _item_url(project: Project, queue: ReviewQueue, slot_id: int) -> str:
 
 
 def _item_context(
-    request: HttpRequest, access: ProjectAccess, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+    request: SignedInRequest,
+    access: ProjectAccess,
+    queue: ReviewQueue,
+    slot: ReviewSlot,
+    **extra: Any,
 ) -> dict[str, Any]:
     project = access.project
     view = review_selectors.item_view(slot=slot)
@@ -194,7 +201,7 @@ def _item_context(
         )
     elif history:
         previous = _item_url(project, queue, history[-1])
-    context = {
+    context: dict[str, Any] = {
         "project": project,
         "access": access,
         "queue": queue,
@@ -227,7 +234,7 @@ def _item_context(
 
 
 def _slot(
-    request: HttpRequest, slug: str, queue_id: int, slot_id: int
+    request: SignedInRequest, slug: str, queue_id: int, slot_id: int
 ) -> tuple[ProjectAccess, ReviewQueue, ReviewSlot]:
     access = _access(request, slug, Role.REVIEWER)
     queue = review_selectors.review_queue_get(project=access.project, queue_id=queue_id)
@@ -239,7 +246,7 @@ def _slot(
 @require_GET
 @vary_on_headers("HX-Request")
 @_explain_denial
-def review_item(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+def review_item(request: SignedInRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """One pair as this reviewer sees it: to decide, or (once decided) with the judge's
     verdict revealed."""
     access, queue, slot = _slot(request, slug, queue_id, slot_id)
@@ -250,7 +257,11 @@ def review_item(request: HttpRequest, slug: str, queue_id: int, slot_id: int) ->
 
 
 def _respond(
-    request: HttpRequest, access: ProjectAccess, queue: ReviewQueue, slot: ReviewSlot, **extra: Any
+    request: SignedInRequest,
+    access: ProjectAccess,
+    queue: ReviewQueue,
+    slot: ReviewSlot,
+    **extra: Any,
 ) -> HttpResponse:
     """The reviewing fragment for htmx; back to the page (with the message) otherwise."""
     if request.htmx:
@@ -266,7 +277,7 @@ def _respond(
 @login_required
 @require_POST
 @_explain_denial
-def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+def review_commit(request: SignedInRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """Commit the reviewer's decision (as they saw the sides); the answer reveals the
     judge's verdict."""
     access, queue, slot = _slot(request, slug, queue_id, slot_id)
@@ -301,7 +312,7 @@ def review_commit(request: HttpRequest, slug: str, queue_id: int, slot_id: int) 
 @login_required
 @require_POST
 @_explain_denial
-def review_flag(request: HttpRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
+def review_flag(request: SignedInRequest, slug: str, queue_id: int, slot_id: int) -> HttpResponse:
     """After the reveal: the judge was wrong, or the rubric has a problem (at a criterion)."""
     access, queue, slot = _slot(request, slug, queue_id, slot_id)
     review = review_selectors.item_view(slot=slot).review
@@ -324,7 +335,7 @@ def review_flag(request: HttpRequest, slug: str, queue_id: int, slot_id: int) ->
 @login_required
 @require_POST
 @_explain_denial
-def review_undo(request: HttpRequest, slug: str, queue_id: int) -> HttpResponse:
+def review_undo(request: SignedInRequest, slug: str, queue_id: int) -> HttpResponse:
     """Take back the reviewer's last decision in the queue and reopen that pair."""
     project = _project(request, slug, Role.REVIEWER)
     queue = review_selectors.review_queue_get(project=project, queue_id=queue_id)

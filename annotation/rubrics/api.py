@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -13,6 +16,7 @@ from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
 from annotation.errors import ApplicationError
+from annotation.http import api_user
 from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from annotation.prompts import selectors as prompt_selectors
@@ -22,7 +26,7 @@ from annotation.rubrics import drafts as rubric_drafts
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics import workflow as rubric_workflow
-from annotation.rubrics.models import Criterion, Rubric, RubricVersion
+from annotation.rubrics.models import Criterion, CriterionComment, Rubric, RubricVersion
 from annotation.rubrics.serializers import (
     CommentCreateSerializer,
     CommentResolveSerializer,
@@ -37,8 +41,10 @@ from annotation.rubrics.serializers import (
     RubricWorkflowSerializer,
 )
 
+_Row = TypeVar("_Row")  # a page's rows, as GenericAPIView.paginate_queryset has them
 
-class RubricListApi(ProjectScopedMixin, generics.ListAPIView):
+
+class RubricListApi(ProjectScopedMixin, generics.ListAPIView[Rubric]):
     serializer_class = RubricSerializer
 
     @extend_schema(
@@ -51,7 +57,7 @@ class RubricListApi(ProjectScopedMixin, generics.ListAPIView):
     def get(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Rubric]:
         qs = (
             Rubric.objects.filter(project=self.get_project())
             .select_related("current_version")
@@ -95,14 +101,16 @@ class RubricListApi(ProjectScopedMixin, generics.ListAPIView):
             )
         else:
             rubric = rubric_drafts.rubric_start(
-                project=project, prompt=prompt, title=data["title"], actor=request.user
+                project=project, prompt=prompt, title=data["title"], actor=api_user(request)
             )
         rubric = rubric_selectors.rubric_get(project=project, rubric_id=rubric.pk)
         rubric.version_list = list(rubric_selectors.versions_of(rubric=rubric))  # type: ignore[attr-defined]
         return DRFResponse(RubricDetailSerializer(rubric).data, status=status.HTTP_201_CREATED)
 
-    def paginate_queryset(self, queryset):  # type: ignore[no-untyped-def]
-        page = super().paginate_queryset(queryset)
+    def paginate_queryset(
+        self, queryset: QuerySet[Rubric, _Row] | Sequence[_Row]
+    ) -> list[_Row] | None:
+        page: list[Any] | None = super().paginate_queryset(queryset)  # this view's rubrics
         # One query for every rubric's current criteria on the page.
         by_version: dict[int, list[Criterion]] = {}
         ids = [r.current_version_id for r in page or [] if r.current_version_id]
@@ -124,7 +132,7 @@ class RubricDetailApi(ProjectScopedMixin, APIView):
         return DRFResponse(RubricDetailSerializer(rubric).data)
 
 
-class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
+class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView[RubricVersion]):
     """A rubric's versions, newest first; POST saves a new version on a base version."""
 
     serializer_class = RubricVersionSerializer
@@ -132,7 +140,7 @@ class RubricVersionListApi(ProjectScopedMixin, generics.ListAPIView):
     def _rubric(self) -> Rubric:
         return rubric_selectors.rubric_get(project=self.get_project(), rubric_id=self.kwargs["pk"])
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[RubricVersion]:
         return (
             RubricVersion.objects.filter(rubric=self._rubric())
             .select_related("author", "parent")
@@ -173,12 +181,14 @@ class RubricWorkflowApi(ProjectScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         action, comment = serializer.validated_data["action"], serializer.validated_data["comment"]
         if action == "submit":
-            rubric = rubric_workflow.rubric_submit_for_review(rubric=rubric, actor=request.user)
+            rubric = rubric_workflow.rubric_submit_for_review(
+                rubric=rubric, actor=api_user(request)
+            )
         elif action == "archive":
-            rubric = rubric_workflow.rubric_archive(rubric=rubric, actor=request.user)
+            rubric = rubric_workflow.rubric_archive(rubric=rubric, actor=api_user(request))
         else:
             rubric = rubric_workflow.rubric_review(
-                rubric=rubric, actor=request.user, decision=action, comment=comment
+                rubric=rubric, actor=api_user(request), decision=action, comment=comment
             )
         return DRFResponse(RubricSerializer(rubric).data)
 
@@ -194,7 +204,7 @@ class RubricVersionDetailApi(ProjectScopedMixin, APIView):
         return DRFResponse(RubricVersionDetailSerializer(version).data)
 
 
-class RubricCommentListApi(ProjectScopedMixin, generics.ListAPIView):
+class RubricCommentListApi(ProjectScopedMixin, generics.ListAPIView[CriterionComment]):
     """Comments on a rubric's criteria; reviewers and above write them."""
 
     serializer_class = CommentSerializer
@@ -212,7 +222,7 @@ class RubricCommentListApi(ProjectScopedMixin, generics.ListAPIView):
     def get(self, request: Request, *args: object, **kwargs: object) -> DRFResponse:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[CriterionComment]:
         qs = self._rubric().comments.select_related("author", "resolved_by").order_by("id")
         params = self.request.query_params
         if params.get("criterion"):
@@ -230,7 +240,7 @@ class RubricCommentListApi(ProjectScopedMixin, generics.ListAPIView):
         serializer = CommentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = rubric_comments.comment_add(
-            rubric=rubric, author=request.user, **serializer.validated_data
+            rubric=rubric, author=api_user(request), **serializer.validated_data
         )
         return DRFResponse(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
@@ -245,7 +255,7 @@ class RubricCommentResolveApi(ProjectScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         comment = rubric_comments.comment_resolve(
             comment=rubric_selectors.comment_get(rubric=rubric, comment_id=comment_id),
-            actor=request.user,
+            actor=api_user(request),
             resolved=serializer.validated_data["resolved"],
         )
         return DRFResponse(CommentSerializer(comment).data)

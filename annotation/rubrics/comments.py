@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from annotation.rubrics.models import Criterion, CriterionComment, Rubric, Rubri
 MAX_COMMENT = 5000
 
 
-def _known_key(rubric: Rubric, key: uuid.UUID, author) -> bool:  # type: ignore[no-untyped-def]
+def _known_key(rubric: Rubric, key: uuid.UUID, author: User) -> bool:
     """A key of any saved version of the rubric, or of the author's own draft."""
     if Criterion.objects.filter(version__rubric=rubric, key=key).exists():
         return True
@@ -23,8 +24,8 @@ def _known_key(rubric: Rubric, key: uuid.UUID, author) -> bool:  # type: ignore[
 
 
 @transaction.atomic
-def comment_add(  # type: ignore[no-untyped-def]
-    *, rubric: Rubric, author, text: str, criterion_key: str | uuid.UUID | None = None
+def comment_add(
+    *, rubric: Rubric, author: User, text: str, criterion_key: str | uuid.UUID | None = None
 ) -> CriterionComment:
     text = check_text(text, "The comment").strip()
     if not text:
@@ -58,8 +59,8 @@ def comment_add(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def comment_resolve(  # type: ignore[no-untyped-def]
-    *, comment: CriterionComment, actor, resolved: bool = True
+def comment_resolve(
+    *, comment: CriterionComment, actor: User, resolved: bool = True
 ) -> CriterionComment:
     """Resolve a comment, or reopen it (``resolved=False``)."""
     comment = CriterionComment.objects.select_for_update().get(pk=comment.pk)

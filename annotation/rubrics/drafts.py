@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from annotation.errors import ApplicationError, StaleVersionError, check_text
@@ -51,8 +52,8 @@ def _input(c: Mapping[str, Any]) -> CriterionInput:
 
 
 @transaction.atomic
-def rubric_start(  # type: ignore[no-untyped-def]
-    *, project: Project, actor, prompt: Prompt | None = None, title: str = ""
+def rubric_start(
+    *, project: Project, actor: User, prompt: Prompt | None = None, title: str = ""
 ) -> Rubric:
     """A prompt's rubric (the existing one if it has one), or a new project-wide rubric.
     It has no version until its first save."""
@@ -76,11 +77,11 @@ def rubric_start(  # type: ignore[no-untyped-def]
     return rubric
 
 
-def _locked_draft(rubric: Rubric, user) -> RubricDraft | None:  # type: ignore[no-untyped-def]
+def _locked_draft(rubric: Rubric, user: User) -> RubricDraft | None:
     return RubricDraft.objects.select_for_update().filter(rubric=rubric, user=user).first()
 
 
-def _open_draft(rubric: Rubric, user, base: int | None) -> RubricDraft:  # type: ignore[no-untyped-def]
+def _open_draft(rubric: Rubric, user: User, base: int | None) -> RubricDraft:
     """The person's draft, locked. Without one, a new draft holding version ``base`` (the
     version the person's page showed), or the current version when ``base`` is unknown:
     an edit made on a page that went stale is then merged at save, never applied over a
@@ -138,7 +139,9 @@ def _imported(data: Mapping[str, Any], old: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
-def _apply(criteria: list[dict[str, Any]], op: str, data: Mapping[str, Any]) -> list:  # type: ignore[type-arg]
+def _apply(
+    criteria: list[dict[str, Any]], op: str, data: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     key = str(data.get("key", ""))
     if op == "add":
         return edits.add(criteria, edits.clean_fields(data), after=data.get("after") or None)
@@ -166,8 +169,8 @@ def _base(value: object) -> int | None:
 
 
 @transaction.atomic
-def draft_edit(  # type: ignore[no-untyped-def]
-    *, rubric: Rubric, user, op: str, data: Mapping[str, Any]
+def draft_edit(
+    *, rubric: Rubric, user: User, op: str, data: Mapping[str, Any]
 ) -> RubricDraft | None:
     """Apply one edit to the person's draft and store it. ``data["base"]`` names the
     version the edit was made on (see ``_open_draft``). Returns the draft, or None when
@@ -186,8 +189,8 @@ def draft_edit(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def draft_edit_new_rubric(  # type: ignore[no-untyped-def]
-    *, project: Project, prompt: Prompt, user, op: str, data: Mapping[str, Any]
+def draft_edit_new_rubric(
+    *, project: Project, prompt: Prompt, user: User, op: str, data: Mapping[str, Any]
 ) -> Rubric:
     """A prompt's first edit: start its rubric and apply the edit, or neither."""
     rubric = rubric_start(project=project, prompt=prompt, actor=user)
@@ -196,7 +199,7 @@ def draft_edit_new_rubric(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def draft_discard(*, rubric: Rubric, user) -> None:  # type: ignore[no-untyped-def]
+def draft_discard(*, rubric: Rubric, user: User) -> None:
     RubricDraft.objects.filter(rubric=rubric, user=user).delete()
 
 
@@ -208,7 +211,9 @@ class SaveOutcome:
     error: str = ""  # the merged criteria fail a check; the draft now holds them to fix
 
 
-def _conflict(key: str, sides: dict[str, dict[str, dict[str, Any]]], theirs_order: list[str]):  # type: ignore[no-untyped-def]
+def _conflict(
+    key: str, sides: dict[str, dict[str, dict[str, Any]]], theirs_order: list[str]
+) -> dict[str, Any]:
     return {
         "key": key,
         "base": sides["base"].get(key),
@@ -218,15 +223,19 @@ def _conflict(key: str, sides: dict[str, dict[str, dict[str, Any]]], theirs_orde
     }
 
 
-def _merge(draft: RubricDraft, rubric: Rubric, note: str, user) -> SaveOutcome:  # type: ignore[no-untyped-def]
+def _merge(draft: RubricDraft, rubric: Rubric, note: str, user: User) -> SaveOutcome:
     """The draft's base is stale: merge it with the current version. A clean merge is saved
     at once; otherwise the draft is rebased on the current version with the conflicts kept
     for the person to decide. Caller holds the rubric row lock."""
     current = rubric.current_version
     if current is None:
         raise ApplicationError("This rubric has no saved version to merge with.")
-    base_version = RubricVersion.objects.filter(rubric=rubric, number=draft.base_number).first()
-    sides = {
+    base_version = (
+        RubricVersion.objects.filter(rubric=rubric, number=draft.base_number).first()
+        if draft.base_number is not None
+        else None
+    )
+    sides: dict[str, dict[str, dict[str, Any]]] = {
         "base": {c["key"]: c for c in version_dicts(base_version.pk if base_version else None)},
         "theirs": {c["key"]: c for c in version_dicts(current.pk)},
         "mine": {c["key"]: c for c in draft.criteria},
@@ -266,7 +275,7 @@ def _merge(draft: RubricDraft, rubric: Rubric, note: str, user) -> SaveOutcome: 
 
 
 @transaction.atomic
-def draft_save(*, rubric: Rubric, user, note: str = "") -> SaveOutcome:  # type: ignore[no-untyped-def]
+def draft_save(*, rubric: Rubric, user: User, note: str = "") -> SaveOutcome:
     """Save the person's draft as a new version on its base version; see ``_merge`` for a
     base that someone else's save made stale."""
     check_text(note, "The note")
@@ -309,8 +318,8 @@ def _put(
 
 
 @transaction.atomic
-def draft_resolve(  # type: ignore[no-untyped-def]
-    *, rubric: Rubric, user, choices: Mapping[str, str]
+def draft_resolve(
+    *, rubric: Rubric, user: User, choices: Mapping[str, object]
 ) -> RubricDraft | None:
     """Settle each conflicting criterion with ``"mine"`` or ``"theirs"`` (all at once)."""
     draft = _locked_draft(rubric, user)

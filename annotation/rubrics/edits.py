@@ -85,7 +85,9 @@ def clean_fields(data: Mapping[str, object], *, partial: bool = False) -> dict[s
     return out
 
 
-def new_criterion(fields: Mapping[str, Any], *, provenance: str = "human", model: str = "") -> dict:
+def new_criterion(
+    fields: Mapping[str, Any], *, provenance: str = "human", model: str = ""
+) -> dict[str, Any]:
     return {
         "key": str(uuid.uuid4()),
         "text": fields["text"],

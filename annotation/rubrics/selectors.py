@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
@@ -116,7 +117,7 @@ class EditorState:
         return self.draft is not None
 
 
-def rubric_editor_state(*, rubric: Rubric, user) -> EditorState:  # type: ignore[no-untyped-def]
+def rubric_editor_state(*, rubric: Rubric, user: User | AnonymousUser) -> EditorState:
     """Three queries whatever the rubric's size: saved criteria, the draft, comments
     (plus one for the latest review decision)."""
     saved = version_dicts(rubric.current_version_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 
 from annotation.errors import ApplicationError, StaleVersionError
@@ -63,7 +64,7 @@ def rubric_version_create(
     *,
     rubric: Rubric,
     criteria: list[CriterionInput],
-    author=None,  # type: ignore[no-untyped-def]
+    author: User | AnonymousUser | None = None,
     author_model: str = "",
     note: str = "",
     base_number: int | None = None,
@@ -147,7 +148,7 @@ def rubric_create(
     title: str,
     criteria: list[CriterionInput],
     prompt: Prompt | None = None,
-    author=None,  # type: ignore[no-untyped-def]
+    author: User | AnonymousUser | None = None,
     author_model: str = "",
     note: str = "",
     enforce_checks: bool = True,
@@ -170,7 +171,9 @@ def rubric_create(
 
 
 @transaction.atomic
-def rubric_version_restore(*, rubric: Rubric, number: int, author) -> RubricVersion:  # type: ignore[no-untyped-def]
+def rubric_version_restore(
+    *, rubric: Rubric, number: int, author: User | AnonymousUser | None
+) -> RubricVersion:
     """Make a new version whose criteria (keys included) are those of version ``number``."""
     old = RubricVersion.objects.filter(rubric=rubric, number=number).first()
     if old is None:

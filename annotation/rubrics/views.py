@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned, error_text
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import ProjectAccess
@@ -46,7 +47,7 @@ UNKNOWN_EDIT = "Unknown edit: one of " + ", ".join(("discard", *rubric_drafts.OP
 
 
 def editor_context(
-    request: HttpRequest,
+    request: SignedInRequest,
     access: ProjectAccess,
     rubric: Rubric | None,
     *,
@@ -83,7 +84,7 @@ def _page_url(project: Project, rubric: Rubric | None, prompt: Prompt | None = N
 
 
 def _respond(
-    request: HttpRequest,
+    request: SignedInRequest,
     access: ProjectAccess,
     rubric: Rubric | None,
     *,
@@ -102,7 +103,7 @@ def _respond(
 
 
 def _rubric(
-    request: HttpRequest, slug: str, rubric_id: int, role: Role
+    request: SignedInRequest, slug: str, rubric_id: int, role: Role
 ) -> tuple[ProjectAccess, Rubric]:
     access = project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
     return access, rubric_selectors.rubric_get(project=access.project, rubric_id=rubric_id)
@@ -111,7 +112,7 @@ def _rubric(
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def rubric_page(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_page(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     """A project-wide rubric's editor; a prompt's rubric lives on the prompt's page."""
     access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     if rubric.prompt_id:
@@ -123,7 +124,7 @@ def rubric_page(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
 
 @login_required
 @require_GET
-def rubric_editor(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_editor(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     """The editor fragment, with ``?editing=KEY`` to open one criterion's form."""
     access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     context = editor_context(request, access, rubric, editing=request.GET.get("editing", ""))
@@ -132,7 +133,7 @@ def rubric_editor(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespon
     return render(request, "annotation/_editor.html", context)
 
 
-def _edit_data(request: HttpRequest) -> dict[str, Any]:
+def _edit_data(request: SignedInRequest) -> dict[str, Any]:
     data: dict[str, Any] = request.POST.dict()
     upload = request.FILES.get("file")
     if upload is not None:
@@ -147,7 +148,7 @@ def _edit_data(request: HttpRequest) -> dict[str, Any]:
 
 
 def _apply_edit(
-    request: HttpRequest,
+    request: SignedInRequest,
     access: ProjectAccess,
     rubric: Rubric | None,
     op: str,
@@ -181,7 +182,7 @@ def _apply_edit(
 
 @login_required
 @require_POST
-def rubric_draft(request: HttpRequest, slug: str, rubric_id: int, op: str) -> HttpResponse:
+def rubric_draft(request: SignedInRequest, slug: str, rubric_id: int, op: str) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     if op == "discard":
         rubric_drafts.draft_discard(rubric=rubric, user=request.user)
@@ -193,7 +194,7 @@ def rubric_draft(request: HttpRequest, slug: str, rubric_id: int, op: str) -> Ht
 
 @login_required
 @require_POST
-def prompt_rubric_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+def prompt_rubric_start(request: SignedInRequest, slug: str, prompt_id: int) -> HttpResponse:
     """Start a prompt's rubric with its first edit (add, paste or import)."""
     access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
@@ -209,7 +210,7 @@ def prompt_rubric_start(request: HttpRequest, slug: str, prompt_id: int) -> Http
 
 @login_required
 @require_POST
-def project_rubric_create(request: HttpRequest, slug: str) -> HttpResponse:
+def project_rubric_create(request: SignedInRequest, slug: str) -> HttpResponse:
     access = project_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.EDITOR
     )
@@ -220,7 +221,7 @@ def project_rubric_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def rubric_save(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_save(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     try:
         outcome = rubric_drafts.draft_save(
@@ -253,7 +254,7 @@ def rubric_save(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse
 
 @login_required
 @require_POST
-def rubric_resolve(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_resolve(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.EDITOR)
     choices = {
         k.removeprefix("choice-"): v for k, v in request.POST.items() if k.startswith("choice-")
@@ -275,7 +276,7 @@ WORKFLOW_NOTICES = {
 
 @login_required
 @require_POST
-def rubric_workflow(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_workflow(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     form = WorkflowForm(request.POST)
     if "action" in form.errors:
@@ -303,7 +304,7 @@ def rubric_workflow(request: HttpRequest, slug: str, rubric_id: int) -> HttpResp
 
 @login_required
 @require_POST
-def rubric_comment(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_comment(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
     key = request.POST.get("key", "")
     try:
@@ -318,7 +319,7 @@ def rubric_comment(request: HttpRequest, slug: str, rubric_id: int) -> HttpRespo
 @login_required
 @require_POST
 def rubric_comment_resolve(
-    request: HttpRequest, slug: str, rubric_id: int, comment_id: int
+    request: SignedInRequest, slug: str, rubric_id: int, comment_id: int
 ) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.REVIEWER)
     comment = rubric_selectors.comment_get(rubric=rubric, comment_id=comment_id)
@@ -330,7 +331,7 @@ def rubric_comment_resolve(
 
 @login_required
 @require_GET
-def rubric_export(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def rubric_export(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     shape = request.GET.get("shape", "healthbench")
     version = request.GET.get("version", "")

@@ -6,6 +6,7 @@ when someone edits the rubric, which starts a new draft on top of it.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
@@ -27,7 +28,7 @@ def _locked(rubric: Rubric) -> Rubric:
     )
 
 
-def _require(actor, rubric: Rubric, role: Role) -> None:  # type: ignore[no-untyped-def]
+def _require(actor: User, rubric: Rubric, role: Role) -> None:
     if not role_at_least(project_role_for_user(user=actor, project=rubric.project), role):
         raise PermissionDenied(f"This needs the {role.label.lower()} role or higher.")
 
@@ -40,7 +41,7 @@ def _expect(rubric: Rubric, *allowed: str, action: str) -> None:
 
 
 @transaction.atomic
-def rubric_submit_for_review(*, rubric: Rubric, actor) -> Rubric:  # type: ignore[no-untyped-def]
+def rubric_submit_for_review(*, rubric: Rubric, actor: User) -> Rubric:
     rubric = _locked(rubric)
     _require(actor, rubric, Role.EDITOR)
     _expect(rubric, Status.DRAFT, action="submit")
@@ -59,9 +60,7 @@ def rubric_submit_for_review(*, rubric: Rubric, actor) -> Rubric:  # type: ignor
 
 
 @transaction.atomic
-def rubric_review(  # type: ignore[no-untyped-def]
-    *, rubric: Rubric, actor, decision: str, comment: str = ""
-) -> Rubric:
+def rubric_review(*, rubric: Rubric, actor: User, decision: str, comment: str = "") -> Rubric:
     """Approve the current version, or send the rubric back to draft with a comment."""
     rubric = _locked(rubric)
     _require(actor, rubric, Role.REVIEWER)
@@ -98,7 +97,7 @@ def rubric_review(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def rubric_archive(*, rubric: Rubric, actor) -> Rubric:  # type: ignore[no-untyped-def]
+def rubric_archive(*, rubric: Rubric, actor: User) -> Rubric:
     rubric = _locked(rubric)
     _require(actor, rubric, Role.EDITOR)
     _expect(rubric, Status.DRAFT, Status.IN_REVIEW, Status.APPROVED, action="archive")

@@ -5,8 +5,8 @@ what is missing.
 
 Near-duplicate criteria: the web process only reads stored vectors and compares them with
 numpy; the missing ones are embedded by a worker on the ``gpu`` queue (``embeddings_request``
-sends ``embed_rubric_texts`` there, at most once per rubric and model every
-``REQUEST_EVERY_SECONDS``, whatever the panel's requests say).
+sends ``embed_rubric_texts``, which ``CELERY_TASK_ROUTES`` routes there, at most once per
+rubric and model every ``REQUEST_EVERY_SECONDS``, whatever the panel's requests say).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from annotation.projects.models import Project
 from annotation.rubrics import drafts as rubric_drafts
 from annotation.rubrics.models import Criterion, Rubric, RubricDraft
 from annotation.rubrics.selectors import version_dicts
+from scoring.analytics.tasks import embed_rubric_texts
 from scoring.analytics.vector_store import _key, _read_vectors, _stored_hashes, embed_missing
 from scoring.judges.embeddings import near_duplicate_pairs, top_matches
 from scoring.judges.models import text_hash
@@ -228,12 +229,11 @@ def embeddings_request(*, rubric: Rubric, user) -> bool:  # type: ignore[no-unty
     default local-memory cache, one per process: each web process (gunicorn worker) sends at
     most one task per rubric and model in the period. A shared cache (Redis) in
     ``CACHES`` makes it one for the whole site."""
-    from scoring.analytics.tasks import embed_rubric_texts
-
     if not cache.add(_request_key(rubric), 1, timeout=REQUEST_EVERY_SECONDS):
         return False
     user_id = user.pk if user is not None and user.is_authenticated else None
-    transaction.on_commit(lambda: embed_rubric_texts.apply_async((rubric.pk, user_id), queue="gpu"))
+    # routed to the gpu queue by CELERY_TASK_ROUTES (settings)
+    transaction.on_commit(lambda: embed_rubric_texts.apply_async((rubric.pk, user_id)))
     return True
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from scoring.judges import embeddings
 from scoring.judges.embeddings import EmbeddingError, diverse_subset, model_key
 from scoring.judges.models import Embedding, text_hash
 
@@ -87,13 +88,11 @@ def embed_missing(texts: Iterable[str]) -> int:
     """Embed and store the texts that have no vector yet; returns how many were embedded.
     Worker only (loads the model). Safe to run twice at once: the unique constraint keeps
     one vector per (model, text)."""
-    from scoring.judges.embeddings import embed
-
     unique = {text_hash(t): t for t in texts}
     have = _stored_hashes(unique)
     missing = [(h, t) for h, t in unique.items() if h not in have]
     for chunk in _chunks(missing, 256):
-        vectors = embed(
+        vectors = embeddings.embed(  # loads the model (torch) on its first call, not at import
             [t for _, t in chunk],
             path=settings.EMBEDDING_MODEL_PATH,
             device=settings.EMBEDDING_DEVICE,

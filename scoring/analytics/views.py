@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.errors import ApplicationError
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
@@ -72,7 +73,7 @@ def _panel(
 
 @login_required
 @require_GET
-def duplicates_panel(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def duplicates_panel(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     """``?attempt=N`` counts the panel's polls while vectors are missing."""
     access, rubric = _rubric(request, slug, rubric_id, Role.VIEWER)
     poll = PollForm(request.GET)
@@ -88,7 +89,7 @@ def _page_url(project: Any, rubric: Rubric) -> str:
 
 @login_required
 @require_POST
-def duplicates_merge(request: HttpRequest, slug: str, rubric_id: int) -> HttpResponse:
+def duplicates_merge(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResponse:
     """Keep one criterion of a near-duplicate pair and remove the other from the person's
     draft. ``base`` is the version the page showed, as the editor's own forms send it (the
     panel's forms carry it too); a page gone stale changes nothing and says so."""

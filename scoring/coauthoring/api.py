@@ -3,18 +3,21 @@ selector (outsiders 404), one service call each."""
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response as DRFResponse
 from rest_framework.views import APIView
 
+from annotation.http import api_user
 from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from annotation.rubrics.serializers import RubricVersionSerializer
 from scoring.coauthoring import proposals as coauthor_proposals
 from scoring.coauthoring import selectors as coauthor_selectors
 from scoring.coauthoring import services as coauthor_services
+from scoring.coauthoring.models import CoauthorJob
 from scoring.coauthoring.serializers import (
     DecisionSerializer,
     JobCreateSerializer,
@@ -23,13 +26,13 @@ from scoring.coauthoring.serializers import (
 )
 
 
-class JobListApi(ProjectScopedMixin, generics.ListAPIView):
+class JobListApi(ProjectScopedMixin, generics.ListAPIView[CoauthorJob]):
     """Co-authoring jobs; POST starts one (a single prompt or a batch)."""
 
     serializer_class = JobSerializer
     read_role = Role.EDITOR
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[CoauthorJob]:
         return self.get_project().coauthor_jobs.select_related("endpoint")
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
@@ -40,7 +43,7 @@ class JobListApi(ProjectScopedMixin, generics.ListAPIView):
         data = serializer.validated_data
         job = coauthor_services.job_start(
             project=project,
-            actor=request.user,
+            actor=api_user(request),
             kind=data["kind"],
             prompt_ids=data["prompts"],
             label_ids=data["labels"],
@@ -72,7 +75,7 @@ class ProposalDecideApi(ProjectScopedMixin, APIView):
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         version = coauthor_proposals.proposal_decide(
-            proposal=proposal, actor=request.user, accept=serializer.validated_data["accept"]
+            proposal=proposal, actor=api_user(request), accept=serializer.validated_data["accept"]
         )
         proposal.refresh_from_db()
         return DRFResponse(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -99,8 +100,8 @@ def _apply(
 
 
 @transaction.atomic
-def proposal_decide(  # type: ignore[no-untyped-def]
-    *, proposal: Proposal, actor, accept: Sequence[str] | None
+def proposal_decide(
+    *, proposal: Proposal, actor: User, accept: Sequence[str] | None
 ) -> RubricVersion | None:
     """Accept the changes whose criterion keys are in ``accept`` (None: all of them) as one
     new rubric version, or reject the proposal (an empty ``accept``)."""
@@ -139,6 +140,8 @@ def proposal_decide(  # type: ignore[no-untyped-def]
             for c in criteria
         ]
         if rubric is None:
+            if proposal.prompt is None:
+                raise ApplicationError("This proposal has no prompt to make a rubric for.")
             rubric = rubric_services.rubric_create(
                 project=proposal.project,
                 prompt=proposal.prompt,
@@ -149,6 +152,7 @@ def proposal_decide(  # type: ignore[no-untyped-def]
                 note=note,
             )
             version = rubric.current_version
+            assert version is not None  # rubric_create makes the first version
         else:
             version = rubric_services.rubric_version_create(
                 rubric=rubric, criteria=inputs, author=actor, author_model=proposal.model, note=note

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
+from annotation.prompts.models import Prompt
+from annotation.rubrics.models import Rubric
 from scoring.coauthoring.models import CoauthorJob, Proposal
 
 
-class JobCreateSerializer(serializers.Serializer):
+class JobCreateSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=CoauthorJob.Kind.choices)
     prompts = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
     labels = serializers.ListField(
@@ -20,9 +24,13 @@ class JobCreateSerializer(serializers.Serializer):
     endpoint = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
-class ProposalSerializer(serializers.ModelSerializer):
-    prompt = serializers.PrimaryKeyRelatedField(read_only=True)
-    rubric = serializers.PrimaryKeyRelatedField(read_only=True)
+class ProposalSerializer(serializers.ModelSerializer[Proposal]):
+    prompt: serializers.PrimaryKeyRelatedField[Prompt] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    rubric: serializers.PrimaryKeyRelatedField[Rubric] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
 
     class Meta:
         model = Proposal
@@ -48,7 +56,7 @@ class ProposalSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(serializers.ModelSerializer[CoauthorJob]):
     endpoint = serializers.CharField(source="endpoint.name", allow_null=True, default=None)
 
     class Meta:
@@ -74,7 +82,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(serializers.Serializer[Any]):
     accept = serializers.ListField(
         child=serializers.CharField(),
         required=False,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from annotation.projects.models import Project
 from annotation.projects.services import audit
 from annotation.prompts.models import PreferenceLabel, Prompt
 from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
+from scoring.coauthoring.tasks import coauthor_job_run
 from scoring.engine.gateway_types import Usage
 from scoring.judges.models import JudgeEndpoint
 
@@ -69,10 +71,10 @@ def endpoint_for(
 
 
 @transaction.atomic
-def job_start(  # type: ignore[no-untyped-def]
+def job_start(
     *,
     project: Project,
-    actor,
+    actor: User,
     kind: str,
     prompt: Prompt | None = None,
     prompt_ids: Sequence[int] = (),
@@ -145,7 +147,6 @@ def job_start(  # type: ignore[no-untyped-def]
 def job_send(job_id: int) -> None:
     """Send a queued job to the workers; when the broker cannot take it now the job stays
     queued and the recovery sweep sends it again after ``LEASE``."""
-    from scoring.coauthoring.tasks import coauthor_job_run
 
     try:
         coauthor_job_run.delay(job_id)
@@ -154,7 +155,7 @@ def job_send(job_id: int) -> None:
 
 
 @transaction.atomic
-def job_cancel(*, job: CoauthorJob, actor) -> CoauthorJob:  # type: ignore[no-untyped-def]
+def job_cancel(*, job: CoauthorJob, actor: User | AnonymousUser | None) -> CoauthorJob:
     CoauthorJob.objects.filter(
         pk=job.pk, status__in=[CoauthorJob.Status.QUEUED, CoauthorJob.Status.RUNNING]
     ).update(status=CoauthorJob.Status.CANCELLED, finished_at=timezone.now())
@@ -212,8 +213,8 @@ def usage_of(obj: CoauthorJob | Proposal) -> Usage:
 
 
 @transaction.atomic
-def coauthor_settings_save(  # type: ignore[no-untyped-def]
-    *, project: Project, actor, data: dict[str, Any]
+def coauthor_settings_save(
+    *, project: Project, actor: User | AnonymousUser | None, data: dict[str, Any]
 ) -> CoauthorSettings:
     """``data`` as ``scoring.judges.forms.CoauthorSettingsForm`` cleans it: an endpoint id,
     a style, the tries and rounds within their bounds; what is empty stays as it was."""

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned, error_text
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
@@ -69,7 +70,7 @@ def _panel(request: HttpRequest, project: Any, prompt: Prompt, **extra: Any) -> 
 
 @login_required
 @require_GET
-def coauthor_panel(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+def coauthor_panel(request: SignedInRequest, slug: str, prompt_id: int) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
@@ -82,15 +83,16 @@ def _reference(request: HttpRequest, typed: str) -> str:
         return typed
     if upload.size and upload.size > MAX_REFERENCE_UPLOAD:
         raise ApplicationError(f"{upload.name} is larger than 1 MB.")
+    data: bytes = upload.read()
     try:
-        return upload.read().decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApplicationError(f"{upload.name} is not UTF-8 text.") from None
 
 
 @login_required
 @require_POST
-def coauthor_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpResponse:
+def coauthor_start(request: SignedInRequest, slug: str, prompt_id: int) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
@@ -112,7 +114,7 @@ def coauthor_start(request: HttpRequest, slug: str, prompt_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def proposal_decide(request: HttpRequest, slug: str, proposal_id: int) -> HttpResponse:
+def proposal_decide(request: SignedInRequest, slug: str, proposal_id: int) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     proposal = coauthor_selectors.proposal_get(project=project, proposal_id=proposal_id)
@@ -164,7 +166,7 @@ def _batch_prompts(project: Any, which: str, limit: int) -> list[Prompt]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def batch_page(request: HttpRequest, slug: str) -> HttpResponse:
+def batch_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     options = coauthor_services.coauthor_settings(project)
@@ -220,7 +222,7 @@ def _first_pair_of_each(prompts: list[Prompt]) -> list[int]:
 
 @login_required
 @require_GET
-def job_page(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+def job_page(request: SignedInRequest, slug: str, job_id: int) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     job = coauthor_selectors.job_get(project=project, job_id=job_id)
@@ -234,7 +236,7 @@ def job_page(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def job_cancel(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+def job_cancel(request: SignedInRequest, slug: str, job_id: int) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     job = coauthor_selectors.job_get(project=project, job_id=job_id)

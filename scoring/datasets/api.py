@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -16,6 +19,7 @@ from rest_framework.views import APIView
 from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from scoring.datasets import services as export_services
+from scoring.datasets.models import Export
 from scoring.datasets.serializers import ExportCreateSerializer, ExportSerializer
 
 
@@ -28,17 +32,22 @@ class _FileRenderer(renderers.BaseRenderer):
     charset = None
     render_style = "binary"
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # type: ignore[no-untyped-def]
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         return data if isinstance(data, bytes) else json.dumps(data).encode("utf-8")
 
 
-class ExportListApi(ProjectScopedMixin, generics.ListAPIView):
+class ExportListApi(ProjectScopedMixin, generics.ListAPIView[Export]):
     """Viewers and up list a project's exports; editors and owners start one (it runs in
     the background: poll its detail for progress and files)."""
 
     serializer_class = ExportSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Export]:
         return export_services.exports_of(project=self.get_project())
 
     @extend_schema(request=ExportCreateSerializer, responses={201: ExportSerializer})
@@ -58,7 +67,7 @@ class ExportDetailApi(ProjectScopedMixin, APIView):
 
     write_role = Role.OWNER
 
-    def _export(self):  # type: ignore[no-untyped-def]
+    def _export(self) -> Export:
         return export_services.export_get(project=self.get_project(), export_id=self.kwargs["pk"])
 
     @extend_schema(responses=ExportSerializer)

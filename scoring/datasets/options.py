@@ -10,6 +10,8 @@ from scoring.datasets.kinds.registry import KINDS
 
 FORMATS = {"jsonl": "JSONL", "parquet": "Parquet", "hf": "Hugging Face datasets folder"}
 ORIGINS = ("dataset", "expert", "judge")
+# Preference pairs' label origins when none are named.
+DEFAULT_ORIGINS: tuple[str, ...] = ("dataset", "expert")
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ExportOptions:
     since: str = ""  # ISO dates on the prompt's import time, inclusive
     until: str = ""
     exclude: tuple[str, ...] = ()  # prompt external ids or prompt texts (contamination)
-    origins: tuple[str, ...] = ("dataset", "expert")  # preference pairs: where labels came from
+    origins: tuple[str, ...] = DEFAULT_ORIGINS  # preference pairs: where labels came from
     min_agreement: float | None = None  # expert pairs: share of reviewers agreeing
     consistent_only: bool = False  # judge pairs: both presentation orders agreed
     min_margin: float = 0.0  # judge pairs: rubric score margin between chosen and rejected

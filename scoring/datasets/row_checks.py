@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import pyarrow
@@ -111,7 +111,7 @@ def _fast_checker(t: pyarrow.DataType) -> Callable[[Any], bool] | None:
     lines.append("    return True")
     namespace = dict(constants)
     exec(compile("\n".join(lines), "<export row check>", "exec"), namespace)  # noqa: S102
-    return namespace["fast"]
+    return cast("Callable[[Any], bool]", namespace["fast"])
 
 
 def _got(value: Any) -> str:

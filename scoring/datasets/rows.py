@@ -103,7 +103,7 @@ def card_facts(project: Project, options: ExportOptions) -> dict[str, Any]:
     versions = [
         v for v in Rubric.objects.filter(project=project).values_list(field, flat=True) if v
     ]
-    per_version = defaultdict(int)
+    per_version: defaultdict[int, int] = defaultdict(int)
     negative = total = 0
     for version_id, points in Criterion.objects.filter(version_id__in=versions).values_list(
         "version_id", "points"

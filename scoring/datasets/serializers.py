@@ -9,12 +9,13 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scoring.datasets.kinds.registry import KINDS
 from scoring.datasets.models import Export
-from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 from scoring.datasets.services import DEFAULT_ORIGINS, parse_lines, parse_list
 
 
-class ExportCreateSerializer(serializers.Serializer):
+class ExportCreateSerializer(serializers.Serializer[Any]):
     """An export's options (``scoring.datasets.options.ExportOptions``)."""
 
     kind = serializers.ChoiceField(choices=list(KINDS.items()))
@@ -101,7 +102,7 @@ class ExportCreateSerializer(serializers.Serializer):
         return ExportOptions.from_dict(data)
 
 
-class ExportFileSerializer(serializers.Serializer):
+class ExportFileSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField()
     rows = serializers.IntegerField()
     bytes = serializers.IntegerField()
@@ -109,7 +110,7 @@ class ExportFileSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="Where to download it (streamed).")
 
 
-class ExportSerializer(serializers.ModelSerializer):
+class ExportSerializer(serializers.ModelSerializer[Export]):
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     files = serializers.SerializerMethodField()
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
@@ -37,10 +38,13 @@ from annotation.errors import ApplicationError, check_text
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import role_at_least
 from annotation.projects.services import audit
+from scoring.datasets import rows, writers
 from scoring.datasets.card import export_notes, render_card
 from scoring.datasets.kinds.registry import KINDS, export_kind
 from scoring.datasets.models import Export
+from scoring.datasets.options import DEFAULT_ORIGINS as DEFAULT_ORIGINS
 from scoring.datasets.options import ExportOptions
+from scoring.datasets.tasks import export_dataset
 
 if TYPE_CHECKING:
     from scoring.datasets.kinds.base import Notes
@@ -53,8 +57,6 @@ STUDIO_VERSION = "0.1.0"
 PROGRESS_SECONDS = 1.0
 PROGRESS_ROWS = 5_000
 MAX_ERROR = 2_000
-# Preference pairs' label origins when none are named (the options' own default).
-DEFAULT_ORIGINS: tuple[str, ...] = ExportOptions.__dataclass_fields__["origins"].default  # type: ignore[assignment]
 
 
 def export_directory(export_id: int) -> Path:
@@ -154,7 +156,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
             f"The split “{text}” has {len(ratios)} part(s): give train, validation and test, "
             "as 0.8,0.1,0.1."
         )
-    return ratios  # type: ignore[return-value]
+    return ratios
 
 
 def _checked(options: ExportOptions) -> ExportOptions:
@@ -187,7 +189,7 @@ def _checked(options: ExportOptions) -> ExportOptions:
 def export_create(
     *,
     project: Project,
-    actor,  # type: ignore[no-untyped-def]
+    actor: User | AnonymousUser | None,
     options: ExportOptions,
     enqueue: bool = True,
 ) -> Export:
@@ -216,7 +218,6 @@ def export_create(
 
 
 def _enqueue(export: Export) -> None:
-    from scoring.datasets.tasks import export_dataset
 
     export_id = export.pk
     transaction.on_commit(
@@ -225,7 +226,7 @@ def _enqueue(export: Export) -> None:
 
 
 @transaction.atomic
-def export_delete(*, export: Export, actor) -> None:  # type: ignore[no-untyped-def]
+def export_delete(*, export: Export, actor: User | AnonymousUser | None) -> None:
     """Delete an export and, once that commits, its files. A running export's job notices
     that its row is gone when it finishes and removes what it wrote."""
     audit(project=export.project, actor=actor, action="export.delete", target=str(export.pk))
@@ -293,7 +294,6 @@ def export_run(export_id: int) -> None:
 
 
 def _write(export: Export, directory: Path) -> tuple[list[dict[str, Any]], int]:
-    from scoring.datasets import rows, writers
 
     project = export.project
     options = _checked(ExportOptions.from_dict(export.options))
@@ -310,8 +310,10 @@ def _write(export: Export, directory: Path) -> tuple[list[dict[str, Any]], int]:
         progress=_Progress(export.pk),
         spread=prepared.spread,
     )
-    files = [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes, "rows": f.rows} for f in infos]
-    total = sum(f["rows"] for f in files)
+    files: list[dict[str, Any]] = [
+        {"name": f.name, "sha256": f.sha256, "bytes": f.bytes, "rows": f.rows} for f in infos
+    ]
+    total = sum(f.rows for f in infos)
     if total == 0:
         raise ApplicationError(f"Nothing to export: {export_kind(options.kind).empty_hint}")
     return files, total

@@ -6,7 +6,8 @@ from celery import shared_task
 from django.conf import settings
 
 
-@shared_task(name="scoring.tasks.export_dataset", time_limit=settings.EXPORT_TIME_LIMIT)
+# celery ships no types: its decorators are untyped.
+@shared_task(name="scoring.tasks.export_dataset", time_limit=settings.EXPORT_TIME_LIMIT)  # type: ignore[untyped-decorator]
 def export_dataset(export_id: int) -> None:
     """Write a dataset export's files. Repeat-safe: the export is claimed with a
     status-guarded update, so a second delivery finds it no longer queued and returns.

@@ -21,13 +21,15 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotation.errors import ApplicationError
 from annotation.forms import validated
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from scoring.datasets import services as export_services
+from scoring.datasets.kinds.registry import KINDS
 from scoring.datasets.models import Export
-from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 from scoring.datasets.serializers import ExportCreateSerializer
 
 LIST_LIMIT = 50
@@ -100,7 +102,7 @@ def _card_context(access: ProjectAccess, export: Export) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
+def exports_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = _access(request, slug, Role.VIEWER)
     project = access.project
     error = ""
@@ -140,7 +142,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def export_card(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+def export_card(request: SignedInRequest, slug: str, export_id: int) -> HttpResponse:
     """One export's card (the htmx poll); a plain visit goes to it on the Exports page."""
     access = _access(request, slug, Role.VIEWER)
     export = export_services.export_get(project=access.project, export_id=export_id)
@@ -151,7 +153,7 @@ def export_card(request: HttpRequest, slug: str, export_id: int) -> HttpResponse
 
 @login_required
 @require_GET
-def export_download(request: HttpRequest, slug: str, export_id: int, name: str) -> FileResponse:
+def export_download(request: SignedInRequest, slug: str, export_id: int, name: str) -> FileResponse:
     access = _access(request, slug, Role.VIEWER)
     export = export_services.export_get(project=access.project, export_id=export_id)
     export_services.export_check_download(export=export, role=access.role)
@@ -165,7 +167,7 @@ def export_download(request: HttpRequest, slug: str, export_id: int, name: str) 
 
 @login_required
 @require_POST
-def export_delete(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+def export_delete(request: SignedInRequest, slug: str, export_id: int) -> HttpResponse:
     project = _access(request, slug, Role.OWNER).project
     export = export_services.export_get(project=project, export_id=export_id)
     export_services.export_delete(export=export, actor=request.user)

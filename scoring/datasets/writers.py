@@ -178,7 +178,7 @@ def _is_string_field(schema: pyarrow.Schema, name: str) -> bool:
     import pyarrow.types as types
 
     index = schema.get_field_index(name)
-    return index >= 0 and types.is_string(schema.field(index).type)
+    return index >= 0 and bool(types.is_string(schema.field(index).type))
 
 
 def _temp_path(directory: Path, name: str) -> Path:

@@ -76,9 +76,10 @@ def healthbench_expected(
     >>> round(healthbench_expected([4, -2], [0.5, 0.25]), 3)  # (2 - 0.5) / 4
     0.375
     """
-    if any(p is None for p in probabilities):
+    known = [p for p in probabilities if p is not None]
+    if len(known) != len(probabilities):
         return None
-    pairs = list(zip(points, probabilities, strict=True))
+    pairs = list(zip(points, known, strict=True))
     positive = sum(w for w, _ in pairs if w > 0)
     if positive <= 0:
         return None

@@ -92,7 +92,7 @@ def _kappa_from_counts(counts: Sequence[Sequence[int]]) -> float | None:
     None when n = 0 or p_e = 1 (both raters used one and the same label throughout)."""
     n = sum(map(sum, counts))
     diagonal = sum(counts[k][k] for k in range(len(counts)))
-    chance = sum(
+    chance: int = sum(  # zip(*counts) loses the item type
         sum(row) * sum(column)
         for row, column in zip(counts, zip(*counts, strict=True), strict=True)
     )

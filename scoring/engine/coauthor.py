@@ -158,7 +158,7 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _criterion(item: dict[str, Any], *, kind: str | None = None, tag: str = "") -> dict:
+def _criterion(item: dict[str, Any], *, kind: str | None = None, tag: str = "") -> dict[str, Any]:
     tags = [str(t) for t in item.get("tags", [])]
     if tag and tag not in tags:
         tags.append(tag)

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx2
 import openai
@@ -58,6 +58,17 @@ log = logging.getLogger(__name__)
 
 # The SDK's own connection limits (its default client's), on the guarded transport.
 HTTP_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class _Request(TypedDict):
+    """What `RetryingCalls._complete` takes besides the messages: the same for the first
+    request and its repair."""
+
+    schema: dict[str, Any] | None
+    schema_name: str
+    temperature: float
+    max_tokens: int
+    state: _CallState
 
 
 class Gateway(RetryingCalls):
@@ -170,7 +181,7 @@ class Gateway(RetryingCalls):
             )
 
         state = _CallState()
-        request = dict(
+        request = _Request(
             schema=schema,
             schema_name=schema_name,
             temperature=temperature,

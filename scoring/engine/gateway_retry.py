@@ -76,7 +76,9 @@ def estimate_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
     return math.ceil(_message_chars(messages) / CHARS_PER_TOKEN) + max_tokens
 
 
-def _with_schema_note(messages: list[dict[str, Any]], schema: dict[str, Any]) -> list[dict]:
+def _with_schema_note(
+    messages: list[dict[str, Any]], schema: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The messages with the schema spelled out, for servers without json_schema support.
 
     Appended to the leading system message when there is one (many chat templates accept only
@@ -273,7 +275,7 @@ class RetryingCalls:
                 # The SDK's own request path (auth, HTTP, timeouts, errors) without its
                 # per-call walk of the typed parameters (see `_request`) and without building
                 # typed response objects: the JSON is read as it is (`cast_to=object`).
-                completion = await self._client.post(
+                completion: Any = await self._client.post(
                     "/chat/completions", body=kwargs, cast_to=object
                 )
             except (openai.OpenAIError, ValueError) as exc:

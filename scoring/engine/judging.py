@@ -34,7 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
-from typing import Any
+from typing import Any, cast
 
 from scoring.engine import prompts
 from scoring.engine.coauthor import _object
@@ -312,7 +312,7 @@ def _verdict(item: Any) -> Verdict:
     winner = _field(item, "winner")
     if winner not in VERDICTS:
         raise ValueError(f"winner {winner!r} is not 'A', 'B' or 'tie'")
-    return winner
+    return cast(Verdict, winner)
 
 
 def parse_criterion(parsed: Any) -> tuple[bool, str]:

@@ -133,7 +133,7 @@ def literal_address(host: str) -> IPAddress | None:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except (OSError, UnicodeError, ValueError):
         return None
-    return _unmapped(ipaddress.ip_address(infos[0][4][0].split("%")[0]))
+    return _unmapped(ipaddress.ip_address(str(infos[0][4][0]).split("%")[0]))
 
 
 @dataclass(frozen=True)

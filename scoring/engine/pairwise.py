@@ -18,7 +18,7 @@ import itertools
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 __all__ = [
     "PositionBias",
@@ -40,7 +40,16 @@ VERDICTS: tuple[Verdict, ...] = ("A", "B", "tie")
 _FIRST: dict[str, Winner] = {"A": "a", "B": "b", "tie": "tie"}  # a shown as A
 _SECOND: dict[str, Winner] = {"A": "b", "B": "a", "tie": "tie"}  # b shown as A
 
-Id = TypeVar("Id")  # a response id: comparable and hashable
+
+class _ResponseId(Protocol):
+    """What a response id must be: comparable (for sorting) and hashable."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+    def __hash__(self) -> int: ...
+
+
+Id = TypeVar("Id", bound=_ResponseId)  # a response id: comparable and hashable
 
 
 def _check(verdict: Any) -> None:

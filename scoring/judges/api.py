@@ -3,6 +3,7 @@ one service call each."""
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -13,17 +14,18 @@ from annotation.projects.api import ProjectScopedMixin
 from annotation.projects.models import Role
 from scoring.judges import selectors as judge_selectors
 from scoring.judges import services as judge_services
+from scoring.judges.models import JudgeEndpoint
 from scoring.judges.serializers import EndpointSerializer
 
 
-class EndpointListApi(ProjectScopedMixin, generics.ListAPIView):
+class EndpointListApi(ProjectScopedMixin, generics.ListAPIView[JudgeEndpoint]):
     """Editors list endpoints; owners add them."""
 
     serializer_class = EndpointSerializer
     read_role = Role.EDITOR
     write_role = Role.OWNER
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[JudgeEndpoint]:
         return judge_selectors.endpoints_of(project=self.get_project())
 
     @extend_schema(request=EndpointSerializer, responses={201: EndpointSerializer})
@@ -41,7 +43,7 @@ class EndpointDetailApi(ProjectScopedMixin, APIView):
     read_role = Role.EDITOR
     write_role = Role.OWNER
 
-    def _endpoint(self):  # type: ignore[no-untyped-def]
+    def _endpoint(self) -> JudgeEndpoint:
         return judge_selectors.endpoint_get(
             project=self.get_project(), endpoint_id=self.kwargs["pk"]
         )

@@ -105,7 +105,8 @@ def load_embedder(path: str = "", device: str = "auto") -> Any:
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
+    normalised: np.ndarray = vectors / np.maximum(norms, np.float32(1e-12))
+    return normalised
 
 
 def embed(texts: Sequence[str], *, path: str = "", device: str = "auto") -> np.ndarray:

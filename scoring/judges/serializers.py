@@ -23,7 +23,7 @@ NUMBERS = (
 )
 
 
-class EndpointSerializer(serializers.ModelSerializer):
+class EndpointSerializer(serializers.ModelSerializer[JudgeEndpoint]):
     provider = serializers.PrimaryKeyRelatedField(
         queryset=LLMProvider.objects.filter(enabled=True),
         allow_null=True,

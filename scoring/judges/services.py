@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -181,8 +182,12 @@ def _provider(project: Project, value: Any, current: LLMProvider | None) -> LLMP
 
 
 @transaction.atomic
-def endpoint_save(  # type: ignore[no-untyped-def]
-    *, project: Project, actor, data: dict[str, Any], endpoint: JudgeEndpoint | None = None
+def endpoint_save(
+    *,
+    project: Project,
+    actor: User | AnonymousUser | None,
+    data: dict[str, Any],
+    endpoint: JudgeEndpoint | None = None,
 ) -> JudgeEndpoint:
     """Create or update an endpoint. ``data`` holds the FIELDS. No key is ever accepted, nor
     the name of a variable holding one: an endpoint on a provider uses the provider's key
@@ -233,7 +238,7 @@ def endpoint_save(  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def endpoint_delete(*, endpoint: JudgeEndpoint, actor) -> None:  # type: ignore[no-untyped-def]
+def endpoint_delete(*, endpoint: JudgeEndpoint, actor: User | AnonymousUser | None) -> None:
     audit(project=endpoint.project, actor=actor, action="endpoint.delete", target=str(endpoint.pk))
     endpoint.delete()
 

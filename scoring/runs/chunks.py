@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from scoring.judges.models import JudgeEndpoint
-from scoring.runs.calls import _contexts, _judge_and_write, _row, _worker_gateway
+from scoring.runs import local as local_runs
+from scoring.runs.calls import _contexts, _judge_and_write, _worker_gateway
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+from scoring.runs.modes.base import Unit
 from scoring.runs.planning import chunk_lease, is_local, judge_hash
 from scoring.runs.recording import _fail, _refresh, _write
 
@@ -72,15 +74,15 @@ def _over_budget(run: Run) -> bool:
 
 
 def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
-    units = chunk.units
-    keys = [k for u in units for k in u.get("keys", [u.get("k")])]
+    units = [Unit.from_stored(u) for u in chunk.units]
+    keys = [k for u in units for k in u.keys]
     existing = {j.key: j for j in Judgment.objects.filter(key__in=keys)}
     good = {k: j for k, j in existing.items() if not j.error}
     RunJudgment.objects.bulk_create(
         [RunJudgment(run=run, judgment=j, reused=j.created_by_run_id != run.pk) for j in good.values()],
         ignore_conflicts=True,
     )  # fmt: skip
-    todo = [u for u in units if not all(k in good for k in u.get("keys", [u.get("k")]))]
+    todo = [u for u in units if not all(k in good for k in u.keys)]
     if not todo:
         return
     if run.endpoint is None:
@@ -108,20 +110,14 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
 def _process_local(
     run: Run,
     endpoint: JudgeEndpoint,
-    units: list[dict[str, Any]],
+    units: list[Unit],
     failed: dict[str, Judgment],
     mine: Any,
 ) -> None:
     """Judge with this worker's local model; rows are written slice by slice."""
-    from scoring.runs import local as local_runs
-
     judge = local_runs.load(endpoint)
     mine.update(claimed_at=timezone.now())  # loading a model can take a while: renew
-
-    def make_row(unit: dict[str, Any], key: str, **values: Any) -> dict[str, Any]:
-        return _row(unit, key, run, **values)
-
     local_runs.judge_units(
-        judge, run, units, _contexts(units), make_row, endpoint.threshold,
+        judge, run, units, _contexts(units), endpoint.threshold,
         lambda rows: _write(run, rows, failed, mine),
     )  # fmt: skip

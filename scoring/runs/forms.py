@@ -11,6 +11,7 @@ from annotation.forms import DefaultChoiceField, TextField, count_field
 from annotation.reviews.models import ReviewQueue
 from scoring.coauthoring.forms import id_field
 from scoring.runs.models import Run
+from scoring.runs.modes.registry import mode_for
 
 
 def _number(name: str, kind: type[forms.Field], **kwargs: Any) -> forms.Field:
@@ -46,7 +47,7 @@ class RunForm(forms.Form):
     def run_options(self) -> dict[str, Any]:
         """The options ``run_create`` and ``plan_units`` take."""
         data = self.cleaned_data
-        pairwise = data["mode"] == Run.Mode.PAIRWISE
+        pairwise = mode_for(data["mode"]).compares_pairs
         return {
             "mode": data["mode"],
             "sources": [s for s in data["sources"] if s],

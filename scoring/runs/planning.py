@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Q
@@ -21,34 +21,28 @@ from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from annotation.prompts.models import Response
 from annotation.rubrics.models import Criterion, Rubric
-from scoring.engine import judging, pairwise
 from scoring.judges.models import JudgeEndpoint
 from scoring.runs.models import Judgment, Run
+from scoring.runs.modes.base import JudgingMode, PlanSpec, Unit, judgment_key
+from scoring.runs.modes.registry import mode_for
 
-Mode = Run.Mode
-TEMPLATE = {
-    Mode.PER_CRITERION: "criterion",
-    Mode.GROUPED: "grouped",
-    Mode.HOLISTIC: "holistic",
-    Mode.PAIRWISE: "pairwise",
-}
-CHUNK_SIZE = {Mode.PER_CRITERION: 500, Mode.GROUPED: 100, Mode.HOLISTIC: 100, Mode.PAIRWISE: 100}
-# A local judge's chunk feeds whole GPU batches (a response's criteria stay together but
-# for the one a chunk boundary cuts); gpu workers are few, so there is no spreading to do.
-LOCAL_CHUNK_SIZE = {Mode.PER_CRITERION: 1000, Mode.PAIRWISE: 200}
 MAX_UNITS = 2_000_000
 
 
 def chunk_size(mode: str, endpoint: JudgeEndpoint, units: int) -> int:
     """Chunks small enough to spread evenly over the worker processes (about eight rounds
     each: the last round is where processes sit idle) and large enough to hold four waves
-    of a process's share of the endpoint's concurrency; at most CHUNK_SIZE[mode]."""
+    of a process's share of the endpoint's concurrency; at most the mode's ``chunk_size``.
+    A local judge's chunks are the mode's ``local_chunk_size``."""
+    judging_mode = mode_for(mode)
     if is_local(endpoint):
-        return LOCAL_CHUNK_SIZE[mode]
-    processes = max(1, settings.LLM_PROCESS_SHARE)
+        if judging_mode.local_chunk_size is None:
+            raise ApplicationError(f"A local model cannot grade in the mode “{mode}”.")
+        return judging_mode.local_chunk_size
+    processes: int = max(1, settings.LLM_PROCESS_SHARE)
     per_process = max(1, endpoint.max_concurrency // processes)
     balanced = math.ceil(units / (8 * processes))
-    return max(4 * per_process, min(CHUNK_SIZE[mode], balanced), 1)
+    return max(4 * per_process, min(judging_mode.chunk_size, balanced), 1)
 
 
 def chunk_lease() -> timedelta:
@@ -61,11 +55,7 @@ def is_local(endpoint: JudgeEndpoint | None) -> bool:
 
 
 def template_version(endpoint: JudgeEndpoint, mode: str) -> str:
-    if is_local(endpoint):
-        from scoring.judges.local.prompting import template_version as local_version
-
-        return local_version(mode == Mode.PAIRWISE)
-    return judging.TEMPLATE_VERSIONS[TEMPLATE[mode]]
+    return mode_for(mode).template_version(local=is_local(endpoint))
 
 
 def judge_hash(endpoint: JudgeEndpoint, temperature: float | None) -> str:
@@ -90,16 +80,12 @@ def judge_hash(endpoint: JudgeEndpoint, temperature: float | None) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def _key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
 # --- planning -----------------------------------------------------------------------------
 
 
 @dataclass
 class Plan:
-    units: list[dict[str, Any]]
+    units: list[Unit]
     judgments: int  # verdicts the units produce (a grouped unit gives one per criterion)
     calls: int
     responses: int
@@ -160,18 +146,20 @@ def plan_units(
         responses = responses.filter(source__in=sources)
     if prompt_ids:
         responses = responses.filter(prompt_id__in=prompt_ids)
-    _check_options(mode, samples, pair_plan, baseline_source, pairs_per_prompt)
+    judging_mode = _check_options(mode, samples, pair_plan, baseline_source, pairs_per_prompt)
     if is_local(endpoint):
-        _check_local(endpoint, mode, samples, temperature)
-    rows = list(
-        responses.values("id", "prompt_id", "source", "content_hash", "content", "prompt__messages")
-    )
+        _check_local(endpoint, judging_mode, samples, temperature)
+    fields = ("id", "prompt_id", "source", "content_hash", "content", "prompt__messages")
+    rows = cast(list[dict[str, Any]], list(responses.values(*fields)))
     for row in rows:  # what the judge is shown of a response: its text and its conversation
-        row["seen"] = _key(row["id"], row["content_hash"], row.pop("prompt__messages"))
+        row["seen"] = judgment_key(row["id"], row["content_hash"], row.pop("prompt__messages"))
     criteria = _criteria_by_prompt(project, {r["prompt_id"] for r in rows}, versions)
-    judge = judge_hash(endpoint, temperature)
-    version = template_version(endpoint, mode)
-    units: list[dict[str, Any]] = []
+    spec = PlanSpec(
+        judge=judge_hash(endpoint, temperature), version=template_version(endpoint, mode),
+        samples=samples, pair_plan=pair_plan, baseline_source=baseline_source,
+        pairs_per_prompt=pairs_per_prompt,
+    )  # fmt: skip
+    units: list[Unit] = []
     judgments = chars = 0
     by_prompt: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -180,43 +168,10 @@ def plan_units(
         rubric = criteria.get(prompt_id, criteria[None])
         if not rubric:  # no (approved) rubric: nothing to judge against
             continue
-        texts = [c["text"] for c in rubric]
-        shown = [_shown(c) for c in rubric]
-        if mode == Mode.PAIRWISE:
-            pairs = _pairs(group, pair_plan, baseline_source, pairs_per_prompt, prompt_id)
-            by_id = {r["id"]: r for r in group}
-            for a, b in pairs:
-                for sample in range(samples):
-                    for order, (first, second) in (("ab", (a, b)), ("ba", (b, a))):
-                        key = _key(mode, by_id[first]["seen"], by_id[second]["seen"],
-                                   shown, judge, version, sample)  # fmt: skip
-                        units.append({"r": first, "o": second, "pair": [a, b], "order": order,
-                                      "s": sample, "crit": rubric, "k": key})  # fmt: skip
-                        judgments += 1
-                        chars += len(by_id[a]["content"]) + len(by_id[b]["content"])
-            if len(units) > MAX_UNITS:
-                raise ApplicationError(f"A run holds at most {MAX_UNITS:,} units; narrow it down.")
-            continue
-        for row in group:
-            for sample in range(samples):
-                if mode == Mode.PER_CRITERION:
-                    for c in rubric:
-                        key = _key(mode, row["seen"], _shown(c), judge, version, sample)
-                        units.append({"r": row["id"], "s": sample, "crit": [c], "k": key})
-                        judgments += 1
-                        chars += len(row["content"]) + len(c["text"])
-                else:
-                    keys = (
-                        [
-                            _key(mode, row["seen"], shown, i, judge, version, sample)
-                            for i in range(len(rubric))
-                        ]  # fmt: skip
-                        if mode == Mode.GROUPED
-                        else [_key(mode, row["seen"], shown, judge, version, sample)]
-                    )
-                    units.append({"r": row["id"], "s": sample, "crit": rubric, "keys": keys})
-                    judgments += len(keys)
-                    chars += len(row["content"]) + sum(map(len, texts))
+        for unit, shown_chars in judging_mode.plan_prompt(prompt_id, group, rubric, spec):
+            units.append(unit)
+            judgments += len(unit.keys)
+            chars += shown_chars
         if len(units) > MAX_UNITS:
             raise ApplicationError(f"A run holds at most {MAX_UNITS:,} units; narrow it down.")
     if not rows:
@@ -231,44 +186,24 @@ def plan_units(
     return Plan(units, judgments, len(units), len(rows), chars)
 
 
-def _shown(criterion: dict[str, Any]) -> list[Any]:
-    """What the judge is shown of a criterion: a change to any of it is a new judgment."""
-    return [criterion["text"], criterion["points"], criterion.get("category", "")]
-
-
 def _check_options(
     mode: str, samples: int, pair_plan: str, baseline_source: str, pairs_per_prompt: int
-) -> None:
-    if mode not in Mode.values:
-        raise ApplicationError(f"Unknown mode “{mode}”.")
+) -> JudgingMode:
+    judging_mode = mode_for(mode)  # ApplicationError for an unknown mode
     if not 1 <= samples <= 20:
         raise ApplicationError("Samples per judgment are between 1 and 20.")
-    if mode == Mode.PAIRWISE:
-        if pair_plan and pair_plan not in Run.PairPlan.values:
-            raise ApplicationError(f"Unknown pair plan “{pair_plan}”.")
-        if pair_plan == Run.PairPlan.BASELINE and not baseline_source:
-            raise ApplicationError("Name the baseline source to compare every source against.")
-        if not 1 <= pairs_per_prompt <= 1000:
-            raise ApplicationError("Pairs per prompt are between 1 and 1000.")
-
-
-def _pairs(
-    group: list[dict[str, Any]], plan: str, baseline: str, k: int, prompt_id: int
-) -> list[tuple[int, int]]:
-    responses = [(r["id"], r["source"]) for r in group]
-    if plan == Run.PairPlan.BASELINE:
-        return pairwise.plan_vs_baseline(responses, baseline)
-    if plan == Run.PairPlan.SAMPLED:
-        return pairwise.plan_sampled(responses, k, seed=prompt_id)
-    return pairwise.plan_all_pairs(responses)
+    judging_mode.check_options(
+        pair_plan=pair_plan, baseline_source=baseline_source, pairs_per_prompt=pairs_per_prompt
+    )
+    return judging_mode
 
 
 def _check_local(
-    endpoint: JudgeEndpoint, mode: str, samples: int, temperature: float | None
+    endpoint: JudgeEndpoint, judging_mode: JudgingMode, samples: int, temperature: float | None
 ) -> None:
     """A local judge reads one probability per question: per criterion or pairwise, and
     deterministic (no samples, no temperature)."""
-    if mode not in (Mode.PER_CRITERION, Mode.PAIRWISE):
+    if not judging_mode.grades_locally:
         raise ApplicationError(
             f"“{endpoint.name}” is a local model: it grades per criterion or pairwise "
             "(grouped and holistic grading need a generating LLM endpoint)."
@@ -278,10 +213,6 @@ def _check_local(
             f"“{endpoint.name}” is a local model: its probabilities are deterministic, so "
             "one sample and no temperature."
         )
-
-
-def unit_key(unit: dict[str, Any]) -> str:
-    return "|".join(unit.get("keys", [unit.get("k", "")]))
 
 
 # --- preview -------------------------------------------------------------------------------
@@ -299,20 +230,11 @@ class RunPreview:
     seconds: float | None  # None: a local judge, whose speed is the GPU's
 
 
-INSTRUCTION_CHARS = {
-    Mode.PER_CRITERION: 1400,
-    Mode.GROUPED: 1600,
-    Mode.HOLISTIC: 1500,
-    Mode.PAIRWISE: 1800,
-}
-OUTPUT_TOKENS = {Mode.PER_CRITERION: 120, Mode.GROUPED: 60, Mode.HOLISTIC: 150, Mode.PAIRWISE: 200}
-
-
 def preview(plan: Plan, *, endpoint: JudgeEndpoint, mode: str) -> RunPreview:
     """Calls, tokens (4 characters a token: offline, no tokenizer download), cost from the
     endpoint's prices and the time its concurrency and rate limits allow at 2 s a call;
     judgments already made with the same inputs are reused and cost nothing."""
-    keys = [k for u in plan.units for k in u.get("keys", [u.get("k")])]
+    keys = [k for u in plan.units for k in u.keys]
     reusable = sum(
         Judgment.objects.filter(key__in=keys[i : i + 5000], error="").count()
         for i in range(0, len(keys), 5000)
@@ -323,9 +245,7 @@ def preview(plan: Plan, *, endpoint: JudgeEndpoint, mode: str) -> RunPreview:
         input_tokens = math.ceil(plan.input_chars * share / 4)
         return RunPreview(plan.responses, plan.judgments, calls, reusable, input_tokens, 0,
                           0.0, None)  # fmt: skip
-    input_tokens = math.ceil((plan.input_chars * share + INSTRUCTION_CHARS[mode] * calls) / 4)
-    per_call_out = OUTPUT_TOKENS[mode] * (1 if mode != Mode.GROUPED else 10)
-    output_tokens = per_call_out * calls
+    input_tokens, output_tokens = mode_for(mode).estimate_tokens(plan.input_chars * share, calls)
     cost = (
         input_tokens * endpoint.price_input_per_m + output_tokens * endpoint.price_output_per_m
     ) / 1e6

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Field, Q, QuerySet, Sum
 from django.utils import timezone
 
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
@@ -29,7 +29,7 @@ def _write(run: Run, rows: list[dict[str, Any]], failed: dict[str, Judgment], mi
     retried = [row for row in rows if row["key"] in failed]
     for row in retried:
         before = failed[row["key"]]
-        changes = {f: row.get(f, Judgment._meta.get_field(f).get_default()) for f in VERDICT_FIELDS}
+        changes = {f: row.get(f, _default(f)) for f in VERDICT_FIELDS}
         changes.update({f: getattr(before, f) + row.get(f, 0) for f in USAGE_FIELDS})
         Judgment.objects.filter(pk=before.pk, error=before.error).update(**changes)
     Judgment.objects.bulk_create(
@@ -44,6 +44,12 @@ def _write(run: Run, rows: list[dict[str, Any]], failed: dict[str, Judgment], mi
         [RunJudgment(run=run, judgment=j, reused=j.created_by_run_id != run.pk) for j in made],
         ignore_conflicts=True,
     )
+
+
+def _default(name: str) -> Any:
+    field = Judgment._meta.get_field(name)
+    assert isinstance(field, Field)  # a column, not a relation
+    return field.get_default()
 
 
 def _fail(run: Run, message: str) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from annotation.prompts.models import Response
 from scoring.engine import aggregate, pairwise
 from scoring.runs.models import Judgment, Run, RunJudgment
+from scoring.runs.modes.base import JudgingMode, Unit
+from scoring.runs.modes.registry import mode_for
 
 BINS = 10
 
@@ -62,42 +64,38 @@ class RunResults:
     position: pairwise.PositionBias | None
 
 
-def _units(run: Run) -> list[dict[str, Any]]:
+def _units(run: Run) -> list[Unit]:
     """The run's units once each (retry chunks repeat units of earlier chunks)."""
-    return [u for c in run.chunks.filter(retry=False).order_by("index") for u in c.units]
+    chunks = run.chunks.filter(retry=False).order_by("index")
+    return [Unit.from_stored(u) for c in chunks for u in c.units]
 
 
 def run_results(run: Run, *, with_verdicts: bool = False) -> RunResults:
     units = _units(run)
+    judging_mode = mode_for(run.mode)
     links = RunJudgment.objects.filter(run=run).select_related("judgment__response")
     by_key = {link.judgment.key: (link.judgment, link.reused) for link in links}
-    responses = {
-        r.pk: r
-        for r in Response.objects.filter(
-            pk__in={u["r"] for u in units} | {u["o"] for u in units if "o" in u}
-        ).select_related("prompt")
-    }
+    ids = {u.response_id for u in units} | {u.other_id for u in units if u.other_id is not None}
+    responses = {r.pk: r for r in Response.objects.filter(pk__in=ids).select_related("prompt")}
     failures: list[tuple[Judgment, dict[str, Any]]] = []
-    if run.mode == Run.Mode.PAIRWISE:
+    if judging_mode.compares_pairs:
         pairs, verdicts = _pairs(units, by_key, responses, failures)
         return RunResults([], [], failures, pairs, pairwise.position_bias(verdicts))
     results: dict[tuple[int, int], ResponseResult] = {}
     for unit in units:
-        slot = (unit["r"], unit["s"])
-        result = results.setdefault(slot, ResponseResult(responses[unit["r"]], unit["s"], None))
-        keys = unit.get("keys", [unit.get("k")])
-        if run.mode == Run.Mode.HOLISTIC:
-            judgment, reused = by_key.get(keys[0], (None, False))
-            result.verdicts.append(({"text": "Holistic rating"}, judgment))
-            _count(result, judgment, reused, failures, {"text": "Holistic rating"})
-            continue
-        for key, criterion in zip(keys, unit["crit"], strict=False):
+        slot = (unit.response_id, unit.sample)
+        result = results.setdefault(
+            slot, ResponseResult(responses[unit.response_id], unit.sample, None)
+        )
+        for criterion, key in judging_mode.result_slots(unit):
             judgment, reused = by_key.get(key, (None, False))
             result.verdicts.append((criterion, judgment))
             _count(result, judgment, reused, failures, criterion)
     for result in results.values():
-        result.score = _score(run, result)
-        result.expected = _expected(run, result)
+        result.score = _score(judging_mode, result)
+        result.expected = (
+            judging_mode.expected(result.verdicts) if result.score is not None else None
+        )
         if not with_verdicts:
             result.verdicts = []
     ordered = sorted(
@@ -120,22 +118,10 @@ def _count(
     result.reused += int(reused)
 
 
-def _score(run: Run, result: ResponseResult) -> float | None:
-    judgments = [j for _, j in result.verdicts]
-    if any(j is None or j.error for j in judgments):
+def _score(judging_mode: JudgingMode, result: ResponseResult) -> float | None:
+    if any(j is None or j.error for _, j in result.verdicts):
         return None  # missing or failed: undefined, never "not met"
-    if run.mode == Run.Mode.HOLISTIC:
-        return aggregate.rar_implicit(judgments[0].rating)
-    points = [c["points"] for c, _ in result.verdicts]
-    return aggregate.healthbench_score(points, [j.met for j in judgments])
-
-
-def _expected(run: Run, result: ResponseResult) -> float | None:
-    if run.mode != Run.Mode.PER_CRITERION or result.score is None:
-        return None
-    probabilities = [j.probability if j is not None else None for _, j in result.verdicts]
-    points = [c["points"] for c, _ in result.verdicts]
-    return aggregate.healthbench_expected(points, probabilities)
+    return judging_mode.score(result.verdicts)
 
 
 def _by_source(results: list[ResponseResult]) -> list[SourceResult]:
@@ -162,7 +148,7 @@ def _by_source(results: list[ResponseResult]) -> list[SourceResult]:
 
 
 def _pairs(
-    units: list[dict[str, Any]],
+    units: list[Unit],
     by_key: dict[str, tuple[Judgment, bool]],
     responses: dict[int, Response],
     failures: list[tuple[Judgment, dict[str, Any]]],
@@ -170,18 +156,21 @@ def _pairs(
     """Merged pairs, and the (first, second) verdicts of the complete ones."""
     orders: dict[tuple[int, int, int], dict[str, Judgment | None]] = defaultdict(dict)
     for unit in units:
-        a, b = unit["pair"]
-        judgment = by_key.get(unit["k"], (None, False))[0]
-        orders[(a, b, unit["s"])][unit["order"]] = judgment
+        assert unit.pair is not None, "a pairwise unit names its pair"
+        a, b = unit.pair
+        judgment = by_key.get(unit.keys[0], (None, False))[0]
+        orders[(a, b, unit.sample)][unit.order] = judgment
         if judgment is not None and judgment.error:
-            failures.append((judgment, {"text": f"pair {a}–{b}, order {unit['order']}"}))
+            failures.append((judgment, {"text": f"pair {a}–{b}, order {unit.order}"}))
     out, verdicts = [], []
     for (a, b, sample), both in sorted(orders.items()):
         ab, ba = both.get("ab"), both.get("ba")
         if ab is None or ba is None or ab.error or ba.error:
             out.append(PairResult(responses[a], responses[b], sample, "tie", False, True))
             continue
-        winner, consistent = pairwise.merge_orders(ab.winner, ba.winner)
+        winner, consistent = pairwise.merge_orders(
+            cast(pairwise.Verdict, ab.winner), cast(pairwise.Verdict, ba.winner)
+        )
         probability = None
         if ab.probability is not None and ba.probability is not None:
             probability = (ab.probability + 1 - ba.probability) / 2

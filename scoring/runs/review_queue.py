@@ -6,7 +6,7 @@ services, which never import scoring."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from annotation.errors import ApplicationError
 from annotation.prompts.models import Response
@@ -15,12 +15,20 @@ from annotation.reviews.queues import ItemInput, review_queue_create
 from annotation.rubrics.models import Rubric
 from scoring.engine import pairwise
 from scoring.runs.models import Judgment, Run, RunJudgment
+from scoring.runs.modes.registry import mode_for
+
+
+def _verdict(judgment: Judgment) -> pairwise.Verdict:
+    """A successful pairwise judgment's winner (the run only queues those)."""
+    if judgment.winner not in ("A", "B", "tie"):
+        raise ApplicationError(f"Judgment {judgment.pk} has no pairwise verdict.")
+    return cast(pairwise.Verdict, judgment.winner)
 
 
 def _snapshot(
     run: Run, ab: Judgment, ba: Judgment, criteria: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    winner, consistent = pairwise.merge_orders(ab.winner, ba.winner)
+    winner, consistent = pairwise.merge_orders(_verdict(ab), _verdict(ba))
     per_criterion: dict[str, str] = {}
     first = {int(k): v for k, v in (ab.detail.get("criteria") or {}).items()}
     second = {int(k): v for k, v in (ba.detail.get("criteria") or {}).items()}
@@ -57,7 +65,7 @@ def _version(criteria: list[dict[str, Any]], wide: set[int]) -> int | None:
 
 def run_pairs(run: Run) -> list[ItemInput]:
     """Every pair of the run judged in both orders without failure (the first sample)."""
-    if run.mode != Run.Mode.PAIRWISE:
+    if not mode_for(run.mode).compares_pairs:
         raise ApplicationError("Review queues are made from pairwise runs.")
     units = [u for c in run.chunks.filter(retry=False).order_by("index") for u in c.units]
     keys = [u["k"] for u in units if u["s"] == 0]

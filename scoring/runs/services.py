@@ -20,7 +20,6 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -30,16 +29,11 @@ from annotation.projects.models import Project
 from annotation.projects.services import audit
 from scoring.judges.models import JudgeEndpoint
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
-from scoring.runs.planning import (
-    Mode,
-    chunk_lease,
-    chunk_size,
-    judge_hash,
-    plan_units,
-    template_version,
-    unit_key,
-)
+from scoring.runs.modes.base import Unit
+from scoring.runs.modes.registry import mode_for
+from scoring.runs.planning import chunk_lease, chunk_size, judge_hash, plan_units, template_version
 from scoring.runs.recording import _refresh
+from scoring.runs.tasks import score_chunk, score_chunk_local
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +63,7 @@ def run_create(  # type: ignore[no-untyped-def]
         raise ApplicationError("The temperature is between 0 and 2.")
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise ApplicationError("A budget is a positive amount (leave it empty for none).")
-    if mode == Mode.PAIRWISE:
-        pair_plan = pair_plan or Run.PairPlan.ALL
+    pair_plan = mode_for(mode).pair_plan_for(pair_plan)
     plan = plan_units(
         project=project, endpoint=endpoint, mode=mode, sources=list(sources or []),
         prompt_ids=list(prompt_ids or []), versions=versions, samples=samples,
@@ -87,7 +80,7 @@ def run_create(  # type: ignore[no-untyped-def]
     )  # fmt: skip
     size = chunk_size(mode, endpoint, len(plan.units))
     RunChunk.objects.bulk_create(
-        RunChunk(run=run, index=i, units=plan.units[start : start + size])
+        RunChunk(run=run, index=i, units=[u.to_stored() for u in plan.units[start : start + size]])
         for i, start in enumerate(range(0, len(plan.units), size))
     )
     audit(project=project, actor=actor, action="run.create", target=str(run.pk), mode=mode)
@@ -96,13 +89,11 @@ def run_create(  # type: ignore[no-untyped-def]
 
 
 def _enqueue(run: Run, indexes: Iterable[int]) -> None:
-    from scoring.runs.tasks import score_chunk
-
+    """Send the chunks' tasks once the transaction commits: a local judge's to the ``gpu``
+    queue (``score_chunk_local``, routed by ``CELERY_TASK_ROUTES``), others to the default."""
+    task = score_chunk_local if run.is_local else score_chunk
     indexes = list(indexes)
-    queue = "gpu" if run.is_local else settings.CELERY_TASK_DEFAULT_QUEUE
-    transaction.on_commit(
-        lambda: [score_chunk.apply_async((run.pk, i), queue=queue) for i in indexes]
-    )
+    transaction.on_commit(lambda: [task.apply_async((run.pk, i)) for i in indexes])
 
 
 # --- run control --------------------------------------------------------------------------
@@ -163,14 +154,14 @@ def run_retry_failed(*, run: Run, actor) -> int:  # type: ignore[no-untyped-def]
         raise ApplicationError("No judgment of this run failed.")
     units = list(
         {
-            unit_key(u): u
+            u.identity: u
             for chunk in run.chunks.filter(retry=False)
-            for u in chunk.units
-            if keys & set(u.get("keys", [u.get("k")]))
+            for u in map(Unit.from_stored, chunk.units)
+            if keys & set(u.keys)
         }.values()
     )  # the failed rows are judged again and updated in place (see `_write`)
     index = (run.chunks.order_by("-index").values_list("index", flat=True).first() or 0) + 1
-    RunChunk.objects.create(run=run, index=index, units=units, retry=True)
+    RunChunk.objects.create(run=run, index=index, units=[u.to_stored() for u in units], retry=True)
     queued = RunChunk.objects.filter(run=run, status=RunChunk.Status.QUEUED).exclude(index=index)
     run.status, run.finished_at, run.note = Run.Status.RUNNING, None, ""
     run.save(update_fields=["status", "finished_at", "note"])

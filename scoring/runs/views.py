@@ -8,12 +8,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned, error_text
+from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
@@ -30,13 +31,13 @@ from scoring.runs.models import Run
 from scoring.runs.results import run_results
 
 
-def _access(request: HttpRequest, slug: str, role: Role) -> ProjectAccess:
+def _access(request: SignedInRequest, slug: str, role: Role) -> ProjectAccess:
     return project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=role)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
+def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = _access(request, slug, Role.VIEWER)
     project = access.project
     preview, error = None, ""
@@ -86,7 +87,7 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def run_page(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_page(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
     access = _access(request, slug, Role.VIEWER)
     run = run_selectors.run_get(project=access.project, run_id=run_id)
     context: dict[str, Any] = {
@@ -111,7 +112,9 @@ def run_page(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def run_response(request: HttpRequest, slug: str, run_id: int, response_id: int) -> HttpResponse:
+def run_response(
+    request: SignedInRequest, slug: str, run_id: int, response_id: int
+) -> HttpResponse:
     """One response's verdicts and explanations in a run (the expandable row)."""
     project = _access(request, slug, Role.VIEWER).project
     run = run_selectors.run_get(project=project, run_id=run_id)
@@ -124,7 +127,7 @@ def run_response(request: HttpRequest, slug: str, run_id: int, response_id: int)
 
 @login_required
 @require_POST
-def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_review_queue(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
     """Make a review queue of a pairwise run's pairs (editors and owners)."""
     project = _access(request, slug, Role.EDITOR).project
     run = run_selectors.run_get(project=project, run_id=run_id)
@@ -137,7 +140,7 @@ def run_review_queue(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
 
 @login_required
 @require_POST
-def run_control(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_control(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
     project = _access(request, slug, Role.EDITOR).project
     run = run_selectors.run_get(project=project, run_id=run_id)
     form = RunControlForm(request.POST)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.projects import services as project_services
 from annotation.projects.models import Membership, Project, Role
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         "a demo admin and a demo reviewer; print their credentials."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--data-dir",
             type=Path,
@@ -32,7 +34,7 @@ class Command(BaseCommand):
             help="Folder holding healthbench/ and mtbench/ (default: ../shared/data).",
         )
 
-    def handle(self, *args, data_dir: Path, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, data_dir: Path, **options: Any) -> None:
         admin, admin_password = _demo_user("admin", superuser=True)
         reviewer, reviewer_password = _demo_user("reviewer", superuser=False)
 
@@ -72,7 +74,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _import(self, project: Project, actor, path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    def _import(self, project: Project, actor: User, path: Path, fmt: str) -> None:
         report = prompt_services.data_import(project=project, path=path, fmt=fmt, actor=actor)
         self.stdout.write(
             f"Imported {path.name}: {report.prompts_created} prompts created, "
@@ -83,7 +85,7 @@ class Command(BaseCommand):
         )
 
 
-def _demo_user(username: str, *, superuser: bool):  # type: ignore[no-untyped-def]
+def _demo_user(username: str, *, superuser: bool) -> tuple[User, str]:
     """The demo user and its password (kept in var/, readable by the owner only)."""
     user_model = get_user_model()
     password_file = settings.VAR_DIR / f"demo-{username}-password"

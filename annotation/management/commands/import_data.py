@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         "settings, except the upload size): a file over one is refused (exit code 1)."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument(
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **opts: Any) -> None:
         path: Path = opts["path"]
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")

@@ -11,7 +11,7 @@ import csv
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,9 @@ def _is_json_array(path: StrPath, limits: Limits) -> bool:
     return not str(path).lower().endswith(_JSONL_SUFFIXES) and _first_char(path, limits) == "["
 
 
-def _iter_objects(path: StrPath, limits: Limits) -> Iterator[tuple[int, Any] | RecordError]:
+def _iter_objects(
+    path: StrPath, limits: Limits
+) -> Generator[tuple[int, Any] | RecordError, None, None]:
     """(line, decoded value) per record, or a RecordError for a line that is not JSON, is
     too long, too deeply nested or holds a NUL."""
     with open_text(path, limits=limits) as handle:

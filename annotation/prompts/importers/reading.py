@@ -28,7 +28,7 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from annotation.prompts.importers.records import ImportLimitError, RecordError
 
@@ -83,7 +83,7 @@ class _CappedReader(io.RawIOBase):
     from ``raw``. It asks ``raw`` for at most one byte past the cap, so a decompressing
     ``raw`` never inflates more than that."""
 
-    def __init__(self, raw: BinaryIO, cap: int) -> None:
+    def __init__(self, raw: io.BufferedIOBase, cap: int) -> None:
         super().__init__()
         self._raw = raw
         self._cap = cap
@@ -95,7 +95,7 @@ class _CappedReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         allowed = self._cap - self.count + 1
-        n = self._raw.readinto(view[:allowed]) or 0  # type: ignore[attr-defined]
+        n = self._raw.readinto(view[:allowed]) or 0
         self.count += n
         if self.count > self._cap:
             raise ImportLimitError(too_much_data(self._cap))
@@ -113,7 +113,7 @@ def is_gzip(path: StrPath) -> bool:
 
 def open_binary(path: StrPath, limits: Limits) -> io.BufferedReader:
     """``path``'s data (decompressed when it ends in ``.gz``), capped at ``limits.max_bytes``."""
-    raw: BinaryIO = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+    raw: io.BufferedIOBase = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
     return io.BufferedReader(_CappedReader(raw, limits.max_bytes), buffer_size=CHUNK)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from annotation.prompts.importers.parsers import healthbench_criteria, rar_criteria
@@ -53,7 +53,8 @@ def to_healthbench(
 
 
 def _title(criterion: Mapping[str, Any]) -> str:
-    for tag in criterion["tags"]:
+    tags: Iterable[str] = criterion["tags"]
+    for tag in tags:
         if tag.startswith("title:"):
             return tag.removeprefix("title:")
     words = criterion["text"].split()

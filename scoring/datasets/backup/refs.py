@@ -8,7 +8,7 @@ and back into the new database's ids when it is restored.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -146,7 +146,7 @@ def _ids_in(model: type[models.Model]) -> Callable[[Any, Fields, Resolve], Any]:
     return into
 
 
-def _keys_out(mapping: dict[str, type[models.Model]]) -> Callable[[Any, Any, _Out], Any]:
+def _keys_out(mapping: Mapping[str, type[models.Model]]) -> Callable[[Any, Any, _Out], Any]:
     """A JSON object some of whose keys hold an id or a list of ids."""
 
     def out(value: Any, obj: Any, ctx: _Out) -> Any:
@@ -166,7 +166,7 @@ def _keys_out(mapping: dict[str, type[models.Model]]) -> Callable[[Any, Any, _Ou
     return out
 
 
-def _keys_in(mapping: dict[str, type[models.Model]]) -> Callable[[Any, Fields, Resolve], Any]:
+def _keys_in(mapping: Mapping[str, type[models.Model]]) -> Callable[[Any, Fields, Resolve], Any]:
     def into(value: Any, fields: Fields, resolve: Resolve) -> Any:
         if not isinstance(value, dict):
             return value

@@ -32,7 +32,14 @@ from scoring.datasets.backup.refs import (
     User,
     _user_ref,
 )
-from scoring.datasets.backup.specs import BY_LABEL, ORDER, Spec, _fields, _is_project_link
+from scoring.datasets.backup.specs import (
+    BY_LABEL,
+    ORDER,
+    Spec,
+    _fields,
+    _is_project_link,
+    _related_model,
+)
 from scoring.runs.models import Judgment
 
 # --- reading ------------------------------------------------------------------------------------
@@ -48,7 +55,7 @@ def _source(file: IO[bytes] | str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as copy:
             shutil.copyfileobj(file, copy, 1 << 20)
             copy.seek(0)
-            yield copy  # type: ignore[misc]
+            yield copy
 
 
 def _header(f: IO[bytes]) -> dict[str, Any]:
@@ -247,7 +254,7 @@ class _Restorer:
             value = fields[name]
             try:
                 if f.is_relation:
-                    value = None if value is None else self.ctx.resolve(f.related_model, value)
+                    value = None if value is None else self.ctx.resolve(_related_model(f), value)
                 elif name in spec.into:
                     value = spec.into[name](value, fields, self.ctx.resolve)
                 else:
@@ -260,9 +267,11 @@ class _Restorer:
                 raise BackupError(f"line {line}: {spec.label}.{name}: {exc.message}") from exc
             setattr(obj, f.attname, value)
         if spec.model is not Project:
+            project = self.project
+            assert project is not None  # `_admit` lets no record come before the project
             for f in spec.model._meta.concrete_fields:
                 if _is_project_link(f, spec):
-                    setattr(obj, f.attname, self.project.pk)  # type: ignore[union-attr]
+                    setattr(obj, f.attname, project.pk)
         if spec.prepare:
             try:
                 spec.prepare(obj)
@@ -281,7 +290,7 @@ class _Restorer:
             self._free_keys(pending)
         try:
             with transaction.atomic():
-                spec.model.objects.bulk_create(objs)
+                spec.model._default_manager.bulk_create(objs)
         except IntegrityError as exc:
             raise BackupError(
                 f"lines {first}–{last}: the database refused these {spec.label} records ({exc})."
@@ -319,21 +328,22 @@ class _Restorer:
         ]
         if not stamped:
             return
-        names = [f.name for f in stamped if all(f.name in fields for _, fields in rows)]
+        present = [f for f in stamped if all(f.name in fields for _, fields in rows)]
         for obj, fields in rows:
-            for name in names:
-                setattr(obj, name, spec.model._meta.get_field(name).to_python(fields[name]))
-        if names:
-            spec.model.objects.bulk_update([obj for obj, _ in rows], names, batch_size=500)
+            for f in present:
+                setattr(obj, f.name, f.to_python(fields[f.name]))
+        if present:
+            names = [f.name for f in present]
+            spec.model._default_manager.bulk_update([obj for obj, _ in rows], names, batch_size=500)
 
     def _links(self) -> None:
         """The links written ahead of the records they name."""
         updates: dict[tuple[str, str], list[Any]] = {}
         for spec, created, name, ref, line in self.deferred:
             self.ctx.line = line
-            target = spec.model._meta.get_field(name).related_model
+            target = _related_model(spec.model._meta.get_field(name))
             obj = spec.model(pk=created.pk)
             setattr(obj, f"{name}_id", self.ctx.resolve(target, ref))
             updates.setdefault((spec.label, name), []).append(obj)
         for (label, name), objs in updates.items():
-            BY_LABEL[label].model.objects.bulk_update(objs, [name], batch_size=500)
+            BY_LABEL[label].model._default_manager.bulk_update(objs, [name], batch_size=500)

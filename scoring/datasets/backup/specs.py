@@ -209,5 +209,12 @@ def _fields(spec: Spec) -> list[models.Field[Any, Any]]:
     ]
 
 
+def _related_model(f: models.Field[Any, Any] | models.ForeignObjectRel) -> type[models.Model]:
+    """The model a relation field links to (every concrete relation names one)."""
+    model = f.related_model
+    assert model is not None, f"{f} is not a relation"
+    return model
+
+
 def _is_project_link(f: models.Field[Any, Any], spec: Spec) -> bool:
     return f.is_relation and f.related_model is Project and spec.model is not Project

@@ -18,7 +18,7 @@ from django.db import connection, models, transaction
 
 from annotation.projects.models import Project
 from scoring.datasets.backup.refs import BackupError, Fields, _Out
-from scoring.datasets.backup.specs import Spec, _fields, _is_project_link
+from scoring.datasets.backup.specs import Spec, _fields, _is_project_link, _related_model
 
 # --- writing ------------------------------------------------------------------------------------
 
@@ -51,7 +51,7 @@ def _serialize(spec: Spec, obj: Any, ctx: _Out) -> Fields:
         elif f.is_relation:
             pk = getattr(obj, f.attname)
             where = f"{spec.label} {obj.pk} ({f.name})"
-            fields[f.name] = None if pk is None else ctx.ref(f.related_model, pk, where)
+            fields[f.name] = None if pk is None else ctx.ref(_related_model(f), pk, where)
         elif f.name in spec.out:
             fields[f.name] = spec.out[f.name](getattr(obj, f.attname), obj, ctx)
         else:

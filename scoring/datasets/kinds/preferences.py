@@ -24,6 +24,7 @@ from scoring.datasets.kinds.base import (
 )
 from scoring.datasets.kinds.prompts import PROMPT_BATCH, PromptRubric, _in_batch, prompt_rubrics
 from scoring.runs.models import Run
+from scoring.runs.results import run_results
 
 if TYPE_CHECKING:
     from scoring.datasets.options import ExportOptions
@@ -199,8 +200,10 @@ def _expert_agreement(batch: list[PromptRubric]) -> dict[int, float]:
     for item in items.only("pk", "label_id", "final"):
         winners = reviews.get(item.pk, [])
         if winners:
+            label_id = item.label_id
+            assert label_id is not None  # items with a label only (label__isnull=False)
             share = sum(1 for w in winners if w == item.final) / len(winners)
-            out[item.label_id] = max(out.get(item.label_id, 0.0), share)
+            out[label_id] = max(out.get(label_id, 0.0), share)
     return out
 
 
@@ -218,7 +221,6 @@ def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[Jud
     """Pairs a judge decided, by prompt, run by run: pairwise runs (both orders merged; a
     tie or an inconsistent pair is no preference) and per-criterion runs (the rubric score
     margin between two responses of a prompt, at least ``min_margin``)."""
-    from scoring.runs.results import run_results
 
     sources = set(options.sources)
     out: dict[int, list[JudgePair]] = defaultdict(list)

@@ -20,7 +20,7 @@ from datetime import date, datetime, time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
@@ -70,7 +70,7 @@ def _day(value: str, end: bool) -> datetime | None:
     return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
 
 
-def _prompts(project: Project, options: ExportOptions) -> Any:
+def _prompts(project: Project, options: ExportOptions) -> QuerySet[Prompt]:
     prompts = Prompt.objects.filter(project=project)
     since, until = _day(options.since, False), _day(options.until, True)
     if since:

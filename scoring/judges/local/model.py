@@ -69,7 +69,7 @@ def load_judge(spec: LocalSpec) -> Any:
         path,
         local_files_only=True,
         dtype=resolve_dtype(spec.dtype, device),
-    ).to(device)
+    ).to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) types it unbound
     return LocalJudge(model, tokenizer, batch_tokens=spec.batch_tokens)
 
 

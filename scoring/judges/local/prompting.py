@@ -105,7 +105,8 @@ def _pieces(
 def _secret() -> bytes:
     from django.conf import settings
 
-    return settings.SECRET_KEY.encode()
+    key: str = settings.SECRET_KEY
+    return key.encode()
 
 
 def _criterion_block(criterion: JudgeCriterion) -> str:

@@ -44,7 +44,8 @@ def build_tokenizer(directory: Path, *, vocab_size: int = 512, chat: bool = Fals
     words = ["yes", " yes", "Yes", " Yes", "no", " no", "No", " No", "A", " A", "B", " B"]
     core.train_from_iterator([_CORPUS] * 20 + words * 50, trainer=trainer)
     end = specials[0]
-    tokenizer = PreTrainedTokenizerFast(
+    # transformers' tokenizer constructors are not annotated.
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core, bos_token=end, eos_token=end, pad_token=end
     )
     if chat:
@@ -60,7 +61,7 @@ def llama_config(**dims: Any) -> Any:
     vocab_size, max_position_embeddings, tie_word_embeddings)."""
     from transformers import LlamaConfig
 
-    values = {
+    values: dict[str, Any] = {
         "hidden_size": 64,
         "intermediate_size": 128,
         "num_hidden_layers": 2,
@@ -85,7 +86,7 @@ def build_model(directory: Path, *, seed: int = 0, dtype: Any = None, **dims: An
 
     torch.manual_seed(seed)
     config = llama_config(**dims)
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype or torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype or torch.float32)  # type: ignore[no-untyped-call]
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     return model

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
@@ -15,11 +16,11 @@ from scoring.datasets.backup import backup_project
 class Command(BaseCommand):
     help = "Back up a project (rubric versions, reviews, runs and judgments) to a file."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--out", required=True, help="The file to write, or - for stdout.")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         project = Project.objects.filter(slug=o["project"]).first()
         if project is None:
             raise CommandError(f"No project '{o['project']}'.")

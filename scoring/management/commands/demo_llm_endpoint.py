@@ -6,7 +6,9 @@ on loopback, so LLM_PRIVATE_HOSTS must allow its address and port (`make run` an
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
@@ -20,11 +22,11 @@ NAME = "Offline fake LLM"
 class Command(BaseCommand):
     help = "Add the offline fake-LLM provider and its endpoint to the demo project (idempotent)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", default="demo")
         parser.add_argument("--url", default="http://127.0.0.1:8001/v1")
 
-    def handle(self, *args, project: str, url: str, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, project: str, url: str, **options: Any) -> None:
         found = Project.objects.filter(slug=project).first()
         if found is None:
             self.stdout.write(f"No project '{project}'; no endpoint added.")

@@ -6,9 +6,10 @@ causal LM (e.g. an instruction-tuned Qwen2.5) placed under LOCAL_MODEL_DIRS."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.projects.models import Project
 from scoring.judges import services as judge_services
@@ -20,10 +21,10 @@ NAME = "Tiny local judge (random weights)"
 class Command(BaseCommand):
     help = "Build a tiny random local judge and add it to the demo project (idempotent)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", default="demo")
 
-    def handle(self, *args, project: str, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, project: str, **options: Any) -> None:
         found = Project.objects.filter(slug=project).first()
         if found is None:
             self.stdout.write(f"No project '{project}'; no local judge added.")

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from scoring.datasets import services as export_services
+from scoring.datasets.kinds.registry import KINDS
 from scoring.datasets.models import Export
-from scoring.datasets.options import FORMATS, KINDS, ORIGINS, ExportOptions
+from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 
 
 class Command(BaseCommand):
     help = "Export a project as a training dataset (an immutable snapshot) into a folder."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--kind", required=True, help=f"One of: {', '.join(KINDS)}.")
         parser.add_argument("--format", required=True, help=f"One of: {', '.join(FORMATS)}.")
@@ -72,7 +74,7 @@ class Command(BaseCommand):
             help="Judge pairs: only those decided the same in both presentation orders.",
         )
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         project = Project.objects.filter(slug=o["project"]).first()
         if project is None:
             raise CommandError(f"No project '{o['project']}'.")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from scoring.datasets.backup import restore_project
@@ -13,7 +14,7 @@ from scoring.datasets.backup import restore_project
 class Command(BaseCommand):
     help = "Restore a project backup into this database (refuses an existing slug)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="A file written by backup_project.")
         parser.add_argument("--slug", default=None, help="Restore under this slug instead.")
         parser.add_argument(
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             help="create: make missing users (unusable passwords); require: refuse instead.",
         )
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         started = time.perf_counter()
         try:
             project = restore_project(o["file"], slug=o["slug"], users=o["users"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
@@ -12,12 +13,13 @@ from scoring.judges.models import JudgeEndpoint
 from scoring.runs import planning as run_planning
 from scoring.runs import services as run_services
 from scoring.runs.models import Run
+from scoring.runs.modes.registry import mode_for
 
 
 class Command(BaseCommand):
     help = "Score a project's responses against their rubrics (or compare them in pairs)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--judge", required=True, help="Judge endpoint name.")
         parser.add_argument("--mode", required=True, choices=Run.Mode.values)
@@ -33,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Print the preview only.")
         parser.add_argument("--json", action="store_true", help="Machine-readable output.")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         project = Project.objects.filter(slug=o["project"]).first()
         if project is None:
             raise CommandError(f"No project '{o['project']}'.")
@@ -44,7 +46,7 @@ class Command(BaseCommand):
         options = {
             "sources": o["sources"], "prompt_ids": [], "versions": o["versions"],
             "samples": o["samples"], "temperature": o["temperature"],
-            "pair_plan": o["pairs"] if o["mode"] == Run.Mode.PAIRWISE else "",
+            "pair_plan": o["pairs"] if mode_for(o["mode"]).compares_pairs else "",
             "baseline_source": o["baseline"],
         }  # fmt: skip
         try:
@@ -67,7 +69,7 @@ class Command(BaseCommand):
             "Run queued; a worker picks it up",
         )
 
-    def _print(self, data: dict, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+    def _print(self, data: dict[str, Any], as_json: bool, title: str) -> None:
         if as_json:
             self.stdout.write(json.dumps(data))
             return
