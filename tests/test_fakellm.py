@@ -27,7 +27,7 @@ from fakellm.config import FakeConfig, Rule, is_loopback_host, load_rules
 from fakellm.schema import generate_from_schema
 from fakellm.server import FakeLLMServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 RUBRIC_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -17,7 +17,7 @@ from scoring.coauthoring.models import CoauthorSettings, Proposal
 from scoring.judges import services as judge_services
 from tests.browser.conftest import SHOTS, login
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
-from tests.scoring.test_coauthor import BAD, GOOD, SCRIPTS
+from tests.scoring.coauthoring.test_coauthor import BAD, GOOD, SCRIPTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ from annotation.rubrics.models import RubricDraft
 from annotation.rubrics.services import CriterionInput
 from tests.browser.conftest import SHOTS, login
 from tests.factories import PromptFactory, UserFactory
-from tests.scoring.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
+from tests.scoring.judges.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,7 +2,7 @@
 or running, never in paused, cancelled or finished runs, and never while the lease is live;
 runs left running with every chunk done are closed; co-authoring jobs whose heartbeat
 stopped are queued again; exports still running at EXPORT_TIME_LIMIT fail with the reason.
-The end-to-end case (SIGKILL of a real worker) is tests/scoring/test_worker_kill.py."""
+The end-to-end case (SIGKILL of a real worker) is tests/scoring/runs/test_worker_kill.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from annotation.projects.models import AuditEvent
 from annotation.prompts.models import ImportJob
-from rubricstudio.celery import Sweeper
+from rubricstudio.celery import Sweeper, app
 from scoring import recovery
 from scoring.coauthoring import tasks as coauthor_tasks
 from scoring.coauthoring.models import CoauthorJob
@@ -31,17 +31,24 @@ from tests.workers import ROOT
 LEASE = 60
 
 
+def routed(task, **options) -> str:  # type: ignore[no-untyped-def]
+    """The queue Celery sends ``task`` to with these options (CELERY_TASK_ROUTES)."""
+    return app.amqp.router.route(options, task.name)["queue"].name
+
+
 @pytest.fixture
 def sent(monkeypatch):  # type: ignore[no-untyped-def]
     """The tasks the sweeper enqueues, as (task, args, queue)."""
-    pass
-
     calls: list[tuple[str, tuple, str | None]] = []
-    monkeypatch.setattr(
-        run_tasks.score_chunk,
-        "apply_async",
-        lambda args, queue=None: calls.append(("score_chunk", tuple(args), queue)),
-    )
+    for name in ("score_chunk", "score_chunk_local"):
+        task = getattr(run_tasks, name)
+        monkeypatch.setattr(
+            task,
+            "apply_async",
+            lambda args, _name=name, _task=task, **options: calls.append(
+                (_name, tuple(args), routed(_task, **options))
+            ),
+        )
     monkeypatch.setattr(
         coauthor_tasks.coauthor_job_run,
         "delay",
@@ -142,7 +149,7 @@ def test_a_local_runs_chunk_goes_back_to_the_gpu_queue(
     run = make_run(project, Run.Status.RUNNING, [("running", LEASE + 1)])
     Run.objects.filter(pk=run.pk).update(template_version="local-criterion-v1")
     assert sweep(django_capture_on_commit_callbacks) == 1
-    assert sent == [("score_chunk", (run.pk, 0), "gpu")]
+    assert sent == [("score_chunk_local", (run.pk, 0), "gpu")]
 
 
 def test_a_requeued_chunk_is_completed_once_and_the_run_counted_exactly(

@@ -26,11 +26,12 @@ from annotation.rubrics import services as rubric_services
 from annotation.rubrics import workflow as rubric_workflow
 from annotation.rubrics.models import Criterion, RubricDraft
 from annotation.rubrics.services import CriterionInput
+from rubricstudio.celery import app
 from scoring.analytics import duplicates
 from scoring.analytics import tasks as analytics_tasks
 from scoring.judges.models import Embedding
 from tests.factories import PromptFactory
-from tests.scoring.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
+from tests.scoring.judges.test_embeddings import DISTINCT, RAW_MILK, VIRUSES
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -154,10 +155,14 @@ def _later(monkeypatch, seconds: float) -> None:  # type: ignore[no-untyped-def]
 def sent(monkeypatch):  # type: ignore[no-untyped-def]
     """The embedding tasks sent to the workers (not run)."""
     calls: list = []
+    task = analytics_tasks.embed_rubric_texts
     monkeypatch.setattr(
-        analytics_tasks.embed_rubric_texts,
+        task,
         "apply_async",
-        lambda args, queue: calls.append((args, queue)),
+        # the queue Celery sends it to (CELERY_TASK_ROUTES)
+        lambda args, **options: calls.append(
+            (args, app.amqp.router.route(options, task.name)["queue"].name)
+        ),
     )
     return calls
 

@@ -41,7 +41,7 @@ from scoring.datasets.backup.specs import BY_LABEL
 from scoring.runs import review_queue
 from scoring.runs.models import Judgment, Run, RunChunk
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
-from tests.scoring.test_runs import MET_IF_A_TO_M, endpoint, launch  # noqa: F401 - the fixture
+from tests.scoring.runs.test_runs import MET_IF_A_TO_M, endpoint, launch  # noqa: F401 - the fixture
 
 User = get_user_model()
 ROOT = Path(__file__).resolve().parents[3]

@@ -300,7 +300,7 @@ def test_a_verl_rubric_reward_reading_extra_info_reproduces_the_studio_scores(  
     project, owner, reviewer, editor, fake_llm, eager, healthbench_path, hf_datasets, tmp_path
 ):
     from scoring.runs.results import run_results
-    from tests.scoring.test_runs import MET_IF_A_TO_M
+    from tests.scoring.runs.test_runs import MET_IF_A_TO_M
 
     prompt_services.data_import(project=project, path=healthbench_path)
     source = {}

@@ -308,7 +308,7 @@ def test_preference_pairs_conversational_and_plain(project, editor):  # type: ig
 @pytest.fixture
 def judged(project, editor, fake_llm, eager):  # type: ignore[no-untyped-def]
     """A per-criterion run (criteria starting A–M met) and a pairwise run on one prompt."""
-    from tests.scoring.test_runs import MET_IF_A_TO_M
+    from tests.scoring.runs.test_runs import MET_IF_A_TO_M
 
     endpoint = judge_services.endpoint_save(
         project=project, actor=editor,

@@ -12,7 +12,7 @@ import pytest
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
 from tests.factories import PromptFactory
-from tests.scoring.exports.test_consumers import (
+from tests.scoring.datasets.test_consumers import (
     QUESTIONS,
     export_files,
     load_preferences,

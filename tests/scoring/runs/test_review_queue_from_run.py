@@ -17,7 +17,7 @@ from scoring.runs import review_queue
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
 from tests.factories import PromptFactory, ResponseFactory
-from tests.scoring.test_runs import endpoint, launch  # noqa: F401 - the fixture
+from tests.scoring.runs.test_runs import endpoint, launch  # noqa: F401 - the fixture
 
 PAIR = r"(?s)RESPONSE A [0-9a-f]{{16}}>>>\n{a}.*RESPONSE B [0-9a-f]{{16}}>>>\n{b}"
 

@@ -21,6 +21,7 @@ from fakellm.config import Rule
 from scoring.judges import services as judge_services
 from scoring.runs import services as run_services
 from scoring.runs.models import Judgment, Run, RunJudgment
+from scoring.runs.modes.per_criterion import PerCriterionMode
 from scoring.runs.results import run_results
 from tests.factories import PromptFactory, ResponseFactory
 
@@ -244,23 +245,18 @@ def test_pairwise_runs_judge_both_orders_and_flag_inconsistency(
 
 
 def test_a_budget_pauses_the_run_and_a_raised_budget_resumes_it(
-    project, editor, endpoint, fake_llm, eager, settings
+    project, editor, endpoint, fake_llm, eager, settings, monkeypatch
 ):
     make_rubric_project(project, editor, n_prompts=10, n_responses=10, n_criteria=10)
-    import scoring.runs.planning as runs_module
-
-    runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 100
-    try:
-        run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION, budget=1e-5)
-        assert run.status == "paused" and "budget" in run.note
-        assert 0 < run.done < 1000 and run.cost >= 1e-5
-        with pytest.raises(Exception, match="raise the budget"):
-            run_services.run_resume(run=run, actor=editor)
-        eager(lambda: run_services.run_resume(run=run, actor=editor, budget=1.0))
-        run.refresh_from_db()
-        assert (run.status, run.done) == ("done", 1000)
-    finally:
-        runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 500
+    monkeypatch.setattr(PerCriterionMode, "chunk_size", 100)
+    run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION, budget=1e-5)
+    assert run.status == "paused" and "budget" in run.note
+    assert 0 < run.done < 1000 and run.cost >= 1e-5
+    with pytest.raises(Exception, match="raise the budget"):
+        run_services.run_resume(run=run, actor=editor)
+    eager(lambda: run_services.run_resume(run=run, actor=editor, budget=1.0))
+    run.refresh_from_db()
+    assert (run.status, run.done) == ("done", 1000)
 
 
 def test_run_pages_preview_launch_and_roles(

@@ -18,6 +18,7 @@ from annotation.rubrics.services import CriterionInput
 from scoring.judges import services as judge_services
 from scoring.runs import services as run_services
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+from scoring.runs.modes.per_criterion import PerCriterionMode
 from tests.factories import PromptFactory, ResponseFactory
 from tests.workers import celery_worker
 
@@ -67,9 +68,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
         },  # fmt: skip
     )
     fake_llm.configure(latency=0.02)
-    import scoring.runs.planning as runs_module
-
-    runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 250
+    PerCriterionMode.chunk_size = 250
     try:
         with celery_worker(f"kill-{os.getpid()}@localhost", env=env) as worker:
             run = run_services.run_create(
@@ -96,7 +95,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_it_alone_with_exactly_2000_j
                 list(RunChunk.objects.filter(run=run).values_list("index", "status")),
             )
     finally:
-        runs_module.CHUNK_SIZE[Run.Mode.PER_CRITERION] = 500
+        PerCriterionMode.chunk_size = 500
     run.refresh_from_db()
     links = RunJudgment.objects.filter(run=run)
     assert links.count() == 2000
