@@ -244,8 +244,6 @@ def test_coauthoring_jobs_whose_heartbeat_stopped_are_requeued(
 def test_a_coauthoring_job_the_broker_could_not_take_is_sent_again(
     project, monkeypatch, django_capture_on_commit_callbacks
 ):
-    pass
-
     calls: list[tuple[int, ...]] = []
 
     def down(*args):  # type: ignore[no-untyped-def]
