@@ -72,7 +72,9 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
         )
     )
     for prompt in page.object_list:
-        prompt.rubric_status = rubric_status.get(prompt.pk, "")  # type: ignore[attr-defined]
+        status = rubric_status.get(prompt.pk, "")
+        prompt.rubric_status = status  # type: ignore[attr-defined]
+        prompt.rubric_status_label = Rubric.Status(status).label if status else ""  # type: ignore[attr-defined]
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -65,6 +65,11 @@ def editor_context(
         else None,
         "can_edit": editable and access.can_edit,
         "can_review": access.can_review,
+        # Offered only to who may approve: a reviewer, and not the version's author where
+        # the project wants another reviewer (the workflow service checks it again).
+        "approval_refusal": workflow.self_approval_refusal(rubric, request.user, access.project)
+        if rubric is not None and access.can_review
+        else "",
         "editing": "",
         "values": {},
         "error": "",

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from annotation.errors import ApplicationError, check_text
-from annotation.projects.models import Role
+from annotation.projects.models import Project, Role
 from annotation.projects.selectors import project_role_for_user, role_at_least
 from annotation.projects.services import audit
 from annotation.rubrics.models import Rubric, RubricReviewDecision
@@ -59,6 +59,16 @@ def rubric_submit_for_review(*, rubric: Rubric, actor: User) -> Rubric:
     return rubric
 
 
+def self_approval_refusal(rubric: Rubric, actor: User, project: Project) -> str:
+    """Why ``actor`` may not approve the rubric's current version as its author ("" if
+    they may: someone else wrote it, or ``project``, the rubric's, allows self-approval)."""
+    version = rubric.current_version
+    wrote_it = version is not None and version.author_id == actor.pk
+    if wrote_it and not project.allow_self_approval:
+        return "You wrote this version; this project needs another reviewer to approve it."
+    return ""
+
+
 @transaction.atomic
 def rubric_review(*, rubric: Rubric, actor: User, decision: str, comment: str = "") -> Rubric:
     """Approve the current version, or send the rubric back to draft with a comment."""
@@ -69,10 +79,9 @@ def rubric_review(*, rubric: Rubric, actor: User, decision: str, comment: str = 
     if version is None:
         raise ApplicationError("This rubric has no version to review.")
     if decision == RubricReviewDecision.Decision.APPROVE:
-        if version.author_id == actor.pk and not rubric.project.allow_self_approval:
-            raise ApplicationError(
-                "You wrote this version; this project needs another reviewer to approve it."
-            )
+        refusal = self_approval_refusal(rubric, actor, rubric.project)
+        if refusal:
+            raise ApplicationError(refusal)
         rubric.status = Status.APPROVED
         rubric.approved_version = version
     elif decision == RubricReviewDecision.Decision.REQUEST_CHANGES:

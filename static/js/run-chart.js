@@ -11,7 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
     },
     options: {
       animation: false,
-      scales: { x: { title: { display: true, text: "score" } }, y: { title: { display: true, text: "responses" }, beginAtZero: true } },
+      scales: { x: { title: { display: true, text: "score" } }, y: { title: { display: true, text: "responses" }, beginAtZero: true, ticks: { precision: 0 } } },
     },
   });
 });

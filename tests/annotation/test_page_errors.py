@@ -64,3 +64,23 @@ def test_a_bad_form_value_is_named_and_changes_nothing(client, project, owner): 
     assert response.status_code == 400 and "Role:" in response.content.decode()
     member.refresh_from_db()
     assert member.role == Role.VIEWER
+
+
+def test_a_page_for_a_higher_role_is_refused_inside_the_studio(client, project, viewer):  # type: ignore[no-untyped-def]
+    client.force_login(viewer)
+    response = client.get(reverse("annotation:import", args=[project.slug]))
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "This needs the editor role or higher." in html
+    assert 'id="flash"' in html and "Back to your projects" in html
+
+
+def test_an_outsider_gets_a_404_page_inside_the_studio_that_reveals_nothing(  # type: ignore[no-untyped-def]
+    client, project, outsider
+):
+    client.force_login(outsider)
+    response = client.get(reverse("annotation:project_detail", args=[project.slug]))
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "Nothing here" in html and "Back to your projects" in html
+    assert project.name not in html

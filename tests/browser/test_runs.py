@@ -51,6 +51,11 @@ def test_launch_a_run_and_read_its_results(page, live_server, settings, fake_llm
     page.wait_for_selector("#source-scores")
     assert "model-a" in page.inner_text("#source-scores")
     page.wait_for_function("document.querySelector('#score-chart').width > 0")
+    # The y axis counts responses: its ticks are whole numbers.
+    ticks = page.evaluate(
+        "Chart.getChart(document.querySelector('#score-chart')).scales.y.ticks.map(t => t.value)"
+    )
+    assert ticks and all(float(t).is_integer() for t in ticks)
     page.click("#response-scores tbody tr:first-child summary")
     page.wait_for_selector("#response-scores .verdicts ol")
     assert "Advises urgent care" in page.inner_text("#response-scores .verdicts")

@@ -254,3 +254,21 @@ def test_project_list_counts_in_one_query_for_many_projects(
         1,  # only the current version's criteria count
         1,
     )
+
+
+def test_prompt_table_names_rubric_statuses_as_people_write_them(client, project, viewer):  # type: ignore[no-untyped-def]
+    prompt = PromptFactory(project=project, external_id="st-1")
+    RubricFactory(project=project, prompt=prompt, status="in_review")
+    client.force_login(viewer)
+    html = client.get(reverse("annotation:project_detail", args=[project.slug])).content.decode()
+    assert ">In review</span>" in html and "Inreview" not in html
+
+
+def test_pages_name_the_studio_icon_and_the_icon_is_shipped(client, project, viewer):  # type: ignore[no-untyped-def]
+    from django.contrib.staticfiles import finders
+
+    client.force_login(viewer)
+    html = client.get(reverse("annotation:project_detail", args=[project.slug])).content.decode()
+    assert 'rel="icon"' in html and "img/favicon.svg" in html
+    icon = finders.find("img/favicon.svg")
+    assert icon and open(icon, encoding="utf-8").read().startswith("<svg")

@@ -98,3 +98,23 @@ def test_invalid_transitions_are_clear_errors(api, project, rubric, editor, revi
         )
     rubric.refresh_from_db()
     assert rubric.versions.count() == 1
+
+
+def test_the_editor_offers_approve_only_to_who_may_approve(  # type: ignore[no-untyped-def]
+    client, api, project, rubric, editor, reviewer, owner
+):
+    from django.urls import reverse
+
+    flow(api, project, rubric, editor, "submit")
+    page = reverse("annotation:rubric_editor", args=[project.slug, rubric.pk])
+    client.force_login(reviewer)
+    assert "Approve v1" in client.get(page).content.decode()
+    project_services.membership_set_role(
+        membership=editor.memberships.get(project=project), actor=owner, role="owner"
+    )
+    client.force_login(editor)  # wrote version 1: another reviewer approves it
+    html = client.get(page).content.decode()
+    assert "Approve v1" not in html and "needs another reviewer" in html
+    project.allow_self_approval = True
+    project.save()
+    assert "Approve v1" in client.get(page).content.decode()
