@@ -265,10 +265,12 @@ def test_prompt_table_names_rubric_statuses_as_people_write_them(client, project
 
 
 def test_pages_name_the_studio_icon_and_the_icon_is_shipped(client, project, viewer):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
     from django.contrib.staticfiles import finders
 
     client.force_login(viewer)
     html = client.get(reverse("annotation:project_detail", args=[project.slug])).content.decode()
     assert 'rel="icon"' in html and "img/favicon.svg" in html
     icon = finders.find("img/favicon.svg")
-    assert icon and open(icon, encoding="utf-8").read().startswith("<svg")
+    assert icon and Path(icon).read_text(encoding="utf-8").startswith("<svg")
