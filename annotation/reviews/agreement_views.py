@@ -45,16 +45,29 @@ def _scope(
 def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
     access, queue = _scope(request, slug)
     project = access.project
+    queues = list(review_selectors.review_queues_of(project=project))
     context: dict[str, Any] = {
         "project": project,
         "access": access,
         "queue": queue,
-        "queues": review_selectors.review_queues_of(project=project),
+        "queues": queues,
+        "reference": reference_name(queues if queue is None else [queue]),
         "report": agreement_report(project=project, queue=queue),
         # Per-item judge verdicts would unblind reviewers: the CSV is for editors and owners.
         "can_download": access.can_edit,
     }
     return render(request, "scoring/agreement.html", context)
+
+
+def reference_name(queues: list[ReviewQueue]) -> str:
+    """What the reviews are compared with: the judge (queues made from a pairwise run),
+    the dataset's label (queues made from imported preference pairs), or either."""
+    origins = {q.origin for q in queues}
+    if origins == {ReviewQueue.Origin.LABELS}:
+        return "dataset label"
+    if ReviewQueue.Origin.LABELS in origins:
+        return "reference (judge or dataset label)"
+    return "judge"
 
 
 def csv_cell(value: object) -> object:

@@ -288,12 +288,17 @@ def test_undefined_figures_show_a_dash_with_the_reason(client, project, owner, v
     assert 'title="Undefined: the judge and the reviewers all said “a” (4 of 4)' in html
     assert 'title="No item has two reviews yet' in html
     assert "One reviewer only: no pair to compare." in html
+    # The queue was made from imported pairs: the reference is the dataset's label.
+    assert "Dataset label vs humans" in html and "Judge vs humans" not in html
+    assert 'id="kappa-meaning"' in html and "0 for what chance alone gives" in html
 
 
 def test_the_queue_filter_narrows_the_figures(client, project, owner, viewer, reviewer, study):  # type: ignore[no-untyped-def]
     other = _build(project, owner, [reviewer], n_items=4, seed=9, name="Run 2")
     everything = _page(client, viewer, project).context["report"]
-    only = _page(client, viewer, project, queue=other.queue.pk).context["report"]
+    page = _page(client, viewer, project, queue=other.queue.pk)
+    only = page.context["report"]
+    assert "Judge vs humans" in page.content.decode()  # a queue made from a pairwise run
     assert everything.n_reviews == 64 and len(everything.humans) == 2
     assert only.n_reviews == 4 and [h.queue.pk for h in only.humans] == [other.queue.pk]
     j, h = other.judge_and_human()
