@@ -3,15 +3,18 @@ from a pairwise run, and a run's controls."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
 from annotation.forms import DefaultChoiceField, TextField, count_field
 from annotation.reviews.models import ReviewQueue
+from annotation.rubrics.models import Rubric
 from scoring.coauthoring.forms import id_field
 from scoring.runs.models import Run
 from scoring.runs.modes.registry import mode_for
+from scoring.runs.subsets import Subset
 
 
 def _number(name: str, kind: type[forms.Field], **kwargs: Any) -> forms.Field:
@@ -43,6 +46,26 @@ class RunForm(forms.Form):
     pairs_per_prompt = _number("pairs per prompt", forms.IntegerField)
     budget = _number("The budget", forms.FloatField)
     launch = forms.BooleanField(required=False)
+    # The prompts: all of them, or a subset (scoring.runs.subsets).
+    subset_q = forms.CharField(required=False, max_length=200, label="Search")
+    subset_status = forms.ChoiceField(
+        choices=[("", "any"), *Rubric.Status.choices], required=False, label="Rubric status"
+    )
+    subset_tags = forms.CharField(required=False, label="Criterion tags")
+    subset_ids = forms.CharField(required=False, label="Prompt ids")
+    sample = count_field("Random sample of k prompts", low=1, required=False)
+    seed = count_field("Seed", required=False)
+
+    def subset(self) -> Subset:
+        data = self.cleaned_data
+        return Subset(
+            q=data["subset_q"].strip(),
+            rubric_status=data["subset_status"],
+            tags=tuple(t.strip() for t in data["subset_tags"].split(",") if t.strip()),
+            external_ids=tuple(i for i in re.split(r"[\s,]+", data["subset_ids"]) if i),
+            sample=data["sample"],
+            seed=data["seed"] or 0,
+        )
 
     def run_options(self) -> dict[str, Any]:
         """The options ``run_create`` and ``plan_units`` take."""

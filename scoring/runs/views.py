@@ -20,6 +20,7 @@ from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from annotation.reviews.models import ReviewQueue
+from annotation.rubrics.models import Rubric
 from scoring.coauthoring import services as coauthor_services
 from scoring.judges import selectors as judge_selectors
 from scoring.runs import planning as run_planning
@@ -29,6 +30,7 @@ from scoring.runs import services as run_services
 from scoring.runs.forms import RunControlForm, RunForm, RunQueueForm
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
+from scoring.runs.subsets import subset_prompt_ids
 
 
 def _access(request: SignedInRequest, slug: str, role: Role) -> ProjectAccess:
@@ -40,7 +42,7 @@ def _access(request: SignedInRequest, slug: str, role: Role) -> ProjectAccess:
 def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = _access(request, slug, Role.VIEWER)
     project = access.project
-    preview, error = None, ""
+    preview, error, subset_size = None, "", 0
     if request.method == "POST":
         access.require(Role.EDITOR)
         try:
@@ -48,6 +50,7 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
             if not form.is_valid():
                 raise ApplicationError(error_text(form))
             options = form.run_options()
+            prompt_ids = subset_prompt_ids(project=project, subset=form.subset())
             endpoint = coauthor_services.endpoint_for(
                 project, form.cleaned_data["endpoint"], generating=False
             )
@@ -58,13 +61,15 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
                     endpoint=endpoint,
                     budget=form.cleaned_data["budget"],
                     name=form.cleaned_data["name"],
+                    prompt_ids=prompt_ids,
                     **options,
                 )
                 return redirect("scoring:run", slug=slug, run_id=run.pk)
             plan = run_planning.plan_units(
-                project=project, endpoint=endpoint, prompt_ids=[], **options
+                project=project, endpoint=endpoint, prompt_ids=prompt_ids, **options
             )
             preview = run_planning.preview(plan, endpoint=endpoint, mode=options["mode"])
+            subset_size = len(prompt_ids)
         except ApplicationError as exc:  # shown in the form, which keeps what was typed
             error = exc.message
     context = {
@@ -77,7 +82,9 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "modes": Run.Mode.choices,
         "version_policies": Run.Versions.choices,
         "pair_plans": Run.PairPlan.choices,
+        "rubric_statuses": Rubric.Status.choices,
         "preview": preview,
+        "subset_size": subset_size,
         "error": error,
         "post": request.POST,
         "chosen_sources": request.POST.getlist("sources"),  # a multiple choice: every value

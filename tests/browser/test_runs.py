@@ -60,3 +60,17 @@ def test_launch_a_run_and_read_its_results(page, live_server, settings, fake_llm
     page.wait_for_selector("#response-scores .verdicts ol")
     assert "Advises urgent care" in page.inner_text("#response-scores .verdicts")
     page.screenshot(path=str(SHOTS / "run.png"), full_page=True)
+
+    # A second run on a seeded sample of 5 of the 6 prompts: the preview counts only those.
+    page.click("nav.tabs >> text=Runs")
+    page.click("#subset summary")
+    page.fill("input[name=sample]", "5")
+    page.fill("input[name=seed]", "2")
+    page.click("button[name=preview]")
+    page.wait_for_selector("#preview")
+    assert "5 (a subset)" in page.inner_text("#preview")
+    assert "Launch 30 judgments" in page.inner_text("button[name=launch]")  # 10 × 3
+    page.screenshot(path=str(SHOTS / "run_subset.png"), full_page=True)
+    page.click("button[name=launch]")
+    page.wait_for_selector("#progress >> text=Done")
+    assert "5 prompts (a subset)" in page.inner_text("main")
