@@ -27,6 +27,7 @@ from scoring.runs import planning as run_planning
 from scoring.runs import review_queue
 from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
+from scoring.runs.failures import failure_groups
 from scoring.runs.forms import RunControlForm, RunForm, RunQueueForm
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
@@ -105,9 +106,13 @@ def run_page(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
         "rate": run_selectors.run_rate(run),
     }
     if request.htmx and request.GET.get("part") == "progress":
-        return render(request, "scoring/run.html#progress", context)
+        response = render(request, "scoring/run.html#progress", context)
+        if run.finished:  # the results and charts come with the whole page, loaded once
+            response["HX-Refresh"] = "true"
+        return response
     results = run_results(run)
     context["results"] = results
+    context["failure_groups"] = failure_groups(j.error for j, _ in results.failures)
     context["results_loaded"] = True
     context["review_plans"] = ReviewQueue.Plan.choices
     context["chart"] = {

@@ -9,7 +9,6 @@ from django.urls import reverse
 from annotation.errors import ApplicationError
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
-from scoring.judges import services as judge_services
 from scoring.runs.models import Run, RunJudgment
 from scoring.runs.subsets import Subset, subset_prompt_ids
 from tests.factories import PromptFactory, ResponseFactory
@@ -66,12 +65,6 @@ def test_a_subset_that_matches_nothing_is_an_error_not_everything(project, promp
         subset_prompt_ids(project=project, subset=Subset(q="no such words"))
     with pytest.raises(ApplicationError, match="has the id nope"):
         subset_prompt_ids(project=project, subset=Subset(external_ids=("s1", "nope")))
-
-
-@pytest.fixture
-def judge(project, owner, fake_llm):  # type: ignore[no-untyped-def]
-    data = {"name": "judge", "base_url": fake_llm.url + "/v1", "model": "fake-judge"}
-    return judge_services.endpoint_save(project=project, actor=owner, data=data)
 
 
 def test_the_preview_counts_and_the_run_judges_only_the_sampled_prompts(  # type: ignore[no-untyped-def]
