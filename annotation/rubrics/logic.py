@@ -289,6 +289,22 @@ def _similarity(a: str, b: str) -> float:
     return matcher.ratio()
 
 
+def _sign_problem(c: CriterionSnapshot) -> str:
+    """A category whose points point the wrong way: a pitfall rewards what it warns
+    against, an essential or important criterion penalises what it asks for."""
+    if c.category == "pitfall" and c.points > 0:
+        return (
+            "A pitfall with positive points rewards the mistake it describes: give it "
+            "negative points (or describe what a good response does instead)."
+        )
+    if c.category in ("essential", "important") and c.points < 0:
+        return (
+            f"An {c.category} criterion with negative points penalises meeting it: give it "
+            "positive points, or make it a pitfall."
+        )
+    return ""
+
+
 def check_criteria(criteria: Iterable[CriterionSnapshot]) -> list[CheckIssue]:
     """Errors block a save; warnings are shown inline and saved over."""
     items = list(criteria)
@@ -321,6 +337,9 @@ def check_criteria(criteria: Iterable[CriterionSnapshot]) -> list[CheckIssue]:
                     break
             seen[norm] = c.key
             normalised.append(norm)
+        sign = _sign_problem(c)
+        if sign:
+            issues.append(CheckIssue("warning", "sign", sign, c.key))
         if _is_compound(c.text):
             issues.append(
                 CheckIssue(

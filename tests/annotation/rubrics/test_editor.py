@@ -516,6 +516,14 @@ def test_near_duplicates_and_compound_criteria_are_warned_inline(project, prompt
     assert 'id="save-version" disabled' not in r  # warnings do not block saving
 
 
+def test_a_pitfall_with_positive_points_is_warned_inline(project, prompt, rubric, editor):
+    client = login(editor)
+    data = {"text": "Recommends an unproven remedy", "points": "4", "category": "pitfall"}
+    r = client.post(draft_url(rubric, "add"), data, **HX).content.decode()
+    assert "rewards the mistake it describes" in r
+    assert 'id="save-version" disabled' not in r
+
+
 def test_superuser_edits_any_project(project, prompt, rubric):
     admin = UserFactory(username="root", is_superuser=True, is_staff=True)
     r = login(admin).post(draft_url(rubric, "add"), {"text": "Admin", "points": "1"}, **HX)

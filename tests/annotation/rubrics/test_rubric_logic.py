@@ -98,3 +98,20 @@ def test_merge_puts_their_new_first_criterion_first():
     mine = [C("b", "B", 1)]
     result = merge_criteria(base, theirs, mine)
     assert [c.key for c in result.criteria] == ["y", "b"]
+
+
+def test_points_that_point_the_wrong_way_for_the_category_are_warned():
+    issues = check_criteria(
+        [
+            C("1", "Recommends an unsafe dose", 5, category="pitfall"),
+            C("2", "Advises urgent care for chest pain", -8, category="essential"),
+            C("3", "Explains the reasoning", -2, category="important"),
+            C("4", "Recommends an unproven remedy", -5, category="pitfall"),
+            C("5", "Advises rest", 3, category="essential"),
+            C("6", "Mentions a source", -1, category="optional"),
+        ]
+    )
+    signs = {i.key: i for i in issues if i.code == "sign"}
+    assert set(signs) == {"1", "2", "3"} and {i.level for i in signs.values()} == {"warning"}
+    assert "rewards the mistake" in signs["1"].message
+    assert "An essential criterion with negative points" in signs["2"].message
