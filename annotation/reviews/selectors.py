@@ -190,6 +190,20 @@ def my_work(*, project: Project, reviewer: User) -> list[MyWork]:
     ]
 
 
+def pairs_for_reviewer(*, queue: ReviewQueue, reviewer: User) -> int:
+    """How many pairs of the queue are this reviewer's: those they hold or decided, and
+    those still open to them (one query)."""
+    return (
+        ReviewItem.objects.filter(queue=queue)
+        .filter(
+            Q(slots__reviewer=reviewer)
+            | (Q(final="", slots__status=ReviewSlot.Status.OPEN) & ~Q(slots__reviewer=reviewer))
+        )
+        .distinct()
+        .count()
+    )
+
+
 def work_in_queue(*, queue: ReviewQueue, reviewer: User) -> MyWork:
     """``my_work`` for one queue."""
     mine = ReviewSlot.objects.filter(item__queue=queue, reviewer=reviewer)

@@ -201,6 +201,8 @@ def _item_context(
         )
     elif history:
         previous = _item_url(project, queue, history[-1])
+    # "Pair 2 of 40": this pair among the reviewer's own (decided, held and still open to them).
+    position = history.index(slot.pk) + 1 if slot.pk in history else len(history) + 1
     context: dict[str, Any] = {
         "project": project,
         "access": access,
@@ -211,6 +213,10 @@ def _item_context(
         "previous": previous,
         "next": following,
         "decided": len(history),
+        "position": position,
+        "of": max(
+            review_selectors.pairs_for_reviewer(queue=queue, reviewer=request.user), position
+        ),
         "values": {"choice": "", "rationale": "", "confidence": "", "marks": {}},
         "error": "",
         "notice": "",

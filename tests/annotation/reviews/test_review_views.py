@@ -552,3 +552,16 @@ def test_posts_need_the_csrf_token(queue, reviewer):  # type: ignore[no-untyped-
     answer = client.post(urls["commit"], {"choice": "A"}, HTTP_X_CSRFTOKEN=header_token, **HX)
     assert answer.status_code == 200
     assert PairwiseReview.objects.filter(slot=slot).exists()
+
+
+def test_the_reviewer_sees_which_pair_of_how_many_they_are_on(queue, reviewer):  # type: ignore[no-untyped-def]
+    """Six pairs, two reviewers each: all six are this reviewer's to decide."""
+    client = _client(reviewer)
+    html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
+    assert "Pair 1 of 6" in html
+    first = ReviewSlot.objects.get(reviewer=reviewer)
+    _commit(client, queue, first, "A")
+    html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
+    assert "Pair 2 of 6" in html
+    # Stepping back to the decided pair names its place among the reviewer's decisions.
+    assert "Pair 1 of 6" in client.get(_urls(queue, first)["item"]).content.decode()
