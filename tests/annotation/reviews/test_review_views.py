@@ -558,10 +558,26 @@ def test_the_reviewer_sees_which_pair_of_how_many_they_are_on(queue, reviewer): 
     """Six pairs, two reviewers each: all six are this reviewer's to decide."""
     client = _client(reviewer)
     html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
-    assert "Pair 1 of 6" in html
+    assert "pair 1 of 6" in html
     first = ReviewSlot.objects.get(reviewer=reviewer)
     _commit(client, queue, first, "A")
     html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
-    assert "Pair 2 of 6" in html
+    assert "pair 2 of 6" in html
     # Stepping back to the decided pair names its place among the reviewer's decisions.
-    assert "Pair 1 of 6" in client.get(_urls(queue, first)["item"]).content.decode()
+    assert "pair 1 of 6" in client.get(_urls(queue, first)["item"]).content.decode()
+
+
+def test_the_turn_being_answered_stays_in_view_and_earlier_turns_fold(queue, reviewer):  # type: ignore[no-untyped-def]
+    from annotation.prompts.models import Prompt
+
+    conversation = [
+        {"role": "user", "content": "I have a headache."},
+        {"role": "assistant", "content": "How long has it lasted?"},
+        {"role": "user", "content": "Three days, and now my neck is stiff."},
+    ]
+    Prompt.objects.filter(pk__in=queue.items.values("prompt_id")).update(messages=conversation)
+    client = _client(reviewer)
+    html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
+    earlier, final = html.split('id="final-turn"', 1)
+    assert "Earlier turns (2)" in earlier and "How long has it lasted?" in earlier
+    assert "Three days, and now my neck is stiff." in final.split("</ol>", 1)[0]
