@@ -29,7 +29,7 @@ def proposal_get(*, project: Project, proposal_id: int) -> Proposal:
     return proposal
 
 
-def jobs_for_prompt(*, prompt: Prompt, limit: int = 3) -> list[CoauthorJob]:
+def jobs_for_prompt(*, prompt: Prompt, limit: int = 20) -> list[CoauthorJob]:
     """Recent single-prompt jobs about this prompt, newest first."""
     return list(CoauthorJob.objects.filter(prompt=prompt).select_related("endpoint")[:limit])
 

@@ -32,6 +32,7 @@ from scoring.coauthoring.forms import (
 )
 from scoring.coauthoring.models import CoauthorJob, Proposal
 from scoring.judges import selectors as judge_selectors
+from scoring.judges.failures import explain
 
 
 def _access(request: HttpRequest, slug: str) -> ProjectAccess:
@@ -46,6 +47,8 @@ MAX_REFERENCE_UPLOAD = 1024 * 1024
 
 def _panel(request: HttpRequest, project: Any, prompt: Prompt, **extra: Any) -> HttpResponse:
     jobs = coauthor_selectors.jobs_for_prompt(prompt=prompt)
+    for job in jobs:
+        job.reason = explain(job.error) if job.error else None  # type: ignore[attr-defined]
     proposals = list(coauthor_selectors.pending_proposals(prompt=prompt))
     for proposal in proposals:
         proposal.changes = coauthor_proposals.proposal_changes(proposal)  # type: ignore[attr-defined]
@@ -206,7 +209,8 @@ def batch_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "filters": PROMPT_FILTERS,
         "preview": preview,
         "error": error,
-        "jobs": CoauthorJob.objects.filter(project=project, batch=True)[:10],
+        # Every co-authoring job of the project, batches and single prompts alike.
+        "jobs": CoauthorJob.objects.filter(project=project).select_related("prompt")[:20],
     }
     return render(request, "scoring/batch.html", context)
 

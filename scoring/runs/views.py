@@ -23,11 +23,11 @@ from annotation.reviews.models import ReviewQueue
 from annotation.rubrics.models import Rubric
 from scoring.coauthoring import services as coauthor_services
 from scoring.judges import selectors as judge_selectors
+from scoring.judges.failures import failure_groups
 from scoring.runs import planning as run_planning
 from scoring.runs import review_queue
 from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
-from scoring.runs.failures import failure_groups
 from scoring.runs.forms import RunControlForm, RunForm, RunQueueForm
 from scoring.runs.models import Run
 from scoring.runs.results import run_results

@@ -8,7 +8,7 @@ from django.urls import reverse
 from annotation.rubrics import services as rubric_services
 from annotation.rubrics.services import CriterionInput
 from fakellm.config import Rule
-from scoring.runs.failures import failure_groups, failure_kind
+from scoring.judges.failures import failure_groups, failure_kind
 from scoring.runs.models import Run
 from tests.factories import PromptFactory, ResponseFactory
 

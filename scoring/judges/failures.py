@@ -1,5 +1,6 @@
-"""A run's failed judgments grouped by why they failed, each group with what fixes it: the
-error's kind is the text before the first colon ("malformed: …", "timeout: …")."""
+"""Why a call to a judge failed, in plain words, and what fixes it: a run's failed
+judgments grouped by reason, and a failed co-authoring job's reason. The error's kind is
+the text before the first colon ("malformed: …", "timeout: …"), as the gateway writes it."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ class FailureGroup:
 def failure_kind(error: str) -> str:
     head, sep, _ = error.partition(":")
     return head.strip() if sep and head.strip() in ADVICE else "other"
+
+
+def explain(error: str) -> tuple[str, str]:
+    """What happened and what fixes it, for one recorded error."""
+    return ADVICE.get(failure_kind(error), OTHER)
 
 
 def failure_groups(errors: Iterable[str]) -> list[FailureGroup]:
