@@ -116,6 +116,7 @@ urlpatterns = [
         name="review_adjudicate",
     ),
     path("p/<slug:slug>/members/", project_views.members_page, name="members"),
+    path("p/<slug:slug>/settings/", project_views.settings_page, name="settings"),
     path(
         "p/<slug:slug>/members/<int:membership_id>/",
         project_views.member_update,

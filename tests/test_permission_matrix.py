@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "annotation:review_adjudicate": page(GET=EDITOR, POST=EDITOR),
     "annotation:members": page(GET=VIEWER, POST=OWNER),
     "annotation:member_update": page(POST=OWNER),
+    "annotation:settings": page(GET=VIEWER, POST=OWNER),
     # --- annotation API (OPTIONS answers like a read)
     "api-projects": api(GET=SIGNED_IN, POST=STAFF, OPTIONS=SIGNED_IN),
     "api-project": api(GET=VIEWER, OPTIONS=VIEWER),

@@ -30,3 +30,19 @@ class MemberUpdateForm(forms.Form):
         if data.get("action") != "remove" and not data.get("role"):
             self.add_error("role", "Choose a role.")
         return data
+
+
+class ProjectSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """What an owner sets on the Settings page."""
+
+    class Meta:
+        model = Project
+        fields = ["name", "description", "guidelines", "allow_self_approval"]
+        labels = {
+            "guidelines": "Guidelines for rubric authors and judges",
+            "allow_self_approval": "The author of a rubric version may approve it",
+        }
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "guidelines": forms.Textarea(attrs={"rows": 8}),
+        }

@@ -134,3 +134,19 @@ def audit(
         target=target[:200],
         data=data,
     )
+
+
+@transaction.atomic
+def project_settings_save(
+    *, project: Project, actor: User | AnonymousUser | None, data: dict[str, Any]
+) -> Project:
+    """Save an owner's settings (``data`` as ``ProjectSettingsForm`` cleans it), audited
+    with the names of the fields that changed."""
+    changed = [name for name, value in data.items() if getattr(project, name) != value]
+    for name in changed:
+        setattr(project, name, data[name])
+    if changed:
+        project.save(update_fields=changed)
+        audit(project=project, actor=actor, action="project.settings", target=project.slug,
+              fields=changed)  # fmt: skip
+    return project

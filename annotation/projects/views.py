@@ -21,8 +21,13 @@ from annotation.forms import cleaned
 from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
-from annotation.projects.forms import MemberAddForm, MemberUpdateForm, ProjectCreateForm
-from annotation.projects.models import Membership, Role
+from annotation.projects.forms import (
+    MemberAddForm,
+    MemberUpdateForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+)
+from annotation.projects.models import Membership, Project, Role
 from annotation.prompts import selectors as prompt_selectors
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics.models import Rubric
@@ -119,6 +124,30 @@ def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "is_owner": access.is_owner,
     }
     return render(request, "annotation/members.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: SignedInRequest, slug: str) -> HttpResponse:
+    """The project's settings: members read them, owners change them."""
+    access = project_selectors.project_get_for_user(user=request.user, slug=slug)
+    project = access.project
+    if request.method == "POST":
+        access.require(Role.OWNER)
+        form = ProjectSettingsForm(request.POST, instance=Project.objects.get(pk=project.pk))
+        if form.is_valid():
+            project_services.project_settings_save(
+                project=project, actor=request.user, data=form.cleaned_data
+            )
+            messages.success(request, "Settings saved.")
+            return redirect("annotation:settings", slug=slug)
+    else:
+        form = ProjectSettingsForm(instance=project)
+    if not access.is_owner:
+        for field in form.fields.values():
+            field.disabled = True
+    context = {"project": project, "access": access, "form": form}
+    return render(request, "annotation/settings.html", context)
 
 
 @login_required

@@ -118,3 +118,19 @@ def test_a_refused_change_is_explained_on_the_page_it_came_from(page, live_serve
     assert "owner" in page.inner_text("#flash").lower()
     assert "your role: owner" in page.inner_text("nav.tabs")
     page.screenshot(path=str(SHOTS / "members_refused.png"))
+
+
+def test_an_owner_changes_the_project_settings(page, live_server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    owner = UserFactory(username="dr-ada")
+    project_services.project_create(name="Cardiology", slug="cardio", owner=owner)
+    login(page, live_server, "dr-ada")
+    page.goto(f"{live_server.url}/p/cardio/")
+    page.click("nav.tabs >> text=Settings")
+    page.fill("textarea[name=guidelines]", "Cite the ESC guideline where one applies.")
+    page.check("input[name=allow_self_approval]")
+    page.click("#project-settings button.primary")
+    page.wait_for_selector("#flash .msg")
+    assert "Settings saved." in page.inner_text("#flash")
+    assert page.is_checked("input[name=allow_self_approval]")
+    page.screenshot(path=str(SHOTS / "settings.png"))

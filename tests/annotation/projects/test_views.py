@@ -274,3 +274,28 @@ def test_pages_name_the_studio_icon_and_the_icon_is_shipped(client, project, vie
     assert 'rel="icon"' in html and "img/favicon.svg" in html
     icon = finders.find("img/favicon.svg")
     assert icon and Path(icon).read_text(encoding="utf-8").startswith("<svg")
+
+
+def test_owners_change_the_settings_members_read_them(client, project, owner, editor, outsider):  # type: ignore[no-untyped-def]
+    from annotation.projects.models import AuditEvent
+
+    url = reverse("annotation:settings", args=[project.slug])
+    data = {"name": "Alpha", "description": "", "guidelines": "Cite the guideline.",
+            "allow_self_approval": "on"}  # fmt: skip
+    client.force_login(editor)
+    html = client.get(url).content.decode()
+    assert "disabled" in html and "Owners change these settings" in html
+    assert client.post(url, data).status_code == 403
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+    client.force_login(owner)
+    response = client.post(url, data)
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.guidelines == "Cite the guideline." and project.allow_self_approval
+    event = AuditEvent.objects.get(action="project.settings")
+    assert set(event.data["fields"]) == {"guidelines", "allow_self_approval"}
+    bad = client.post(url, {**data, "name": ""})
+    assert bad.status_code == 200 and "This field is required" in bad.content.decode()
+    project.refresh_from_db()
+    assert project.name == "Alpha"
