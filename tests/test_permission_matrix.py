@@ -101,6 +101,8 @@ RULES: dict[str, Rule] = {
     "healthz": public(GET=PUBLIC),
     "login": public(GET=PUBLIC, POST=PUBLIC, PUT=PUBLIC, OPTIONS=PUBLIC),  # PUT: as POST
     "logout": public(POST=PUBLIC, OPTIONS=PUBLIC),
+    # an owner's one-time set-password link for an account they made (a wrong token here)
+    "set_password": public(GET=PUBLIC, POST=PUBLIC),
     "api-schema": public(GET=PUBLIC),
     "api-docs": public(GET=PUBLIC),
     # --- annotation pages
@@ -368,6 +370,10 @@ def _value(world: World, rule: Rule | None, keyword: str, objects: dict[str, obj
         return "1"
     if keyword == "name":
         return "train.jsonl"
+    if keyword == "uidb64":
+        return "MQ"
+    if keyword == "token":
+        return "no-such-token"
     what = (rule.ids if rule else {}).get(keyword) or OBJECT_KWARGS.get(keyword)
     if what is None:
         raise AssertionError(f"the matrix does not know what <{keyword}> names")
@@ -548,7 +554,16 @@ def test_every_url_has_a_rule_and_every_rule_a_url():
         rule = RULES[url.key]
         assert set(rule.methods) <= set(METHODS), url.key
         for keyword in url.kwargs:
-            known = keyword in ("slug", "op", "number", "name", *OBJECT_KWARGS, *rule.ids)
+            known = keyword in (
+                "slug",
+                "op",
+                "number",
+                "name",
+                "uidb64",
+                "token",
+                *OBJECT_KWARGS,
+                *rule.ids,
+            )
             assert known, f"{url.key}: the matrix does not know what <{keyword}> names"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from annotation.forms import DefaultChoiceField, TextField
 from annotation.projects.models import Project, Role
@@ -18,6 +19,16 @@ class ProjectCreateForm(forms.Form):
 
 class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=150, label="Username")
+    role = DefaultChoiceField(choices=Role.choices, default=Role.VIEWER, label="Role")
+
+
+class AccountCreateForm(forms.Form):
+    """A new account for a colleague (an owner makes it; the colleague sets a password)."""
+
+    username = forms.CharField(
+        max_length=150, label="Username", validators=[UnicodeUsernameValidator()]
+    )
+    email = forms.EmailField(required=False, label="E-mail")
     role = DefaultChoiceField(choices=Role.choices, default=Role.VIEWER, label="Role")
 
 

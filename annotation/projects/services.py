@@ -7,7 +7,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
@@ -150,3 +154,31 @@ def project_settings_save(
         audit(project=project, actor=actor, action="project.settings", target=project.slug,
               fields=changed)  # fmt: skip
     return project
+
+
+@transaction.atomic
+def account_create(
+    *, project: Project, actor: User, username: str, email: str, role: str
+) -> tuple[Membership, str]:
+    """An account for a colleague, made a member of ``project`` with ``role``, and the
+    path of its one-time set-password link (valid for PASSWORD_RESET_TIMEOUT, and only
+    until a password is set: the token depends on it). The account has no usable password
+    until then, and no e-mail is sent: the owner hands the link over."""
+    username = username.strip()
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")
+    if get_user_model().objects.filter(username=username).exists():
+        raise ApplicationError(
+            f"The username '{username[:150]}' is taken: add that person as a member instead."
+        )
+    user = get_user_model().objects.create_user(username=username, email=email)  # no password
+    membership = Membership.objects.create(project=project, user=user, role=role)
+    audit(project=project, actor=actor, action="account.create", target=username, role=role)
+    return membership, set_password_path(user)
+
+
+def set_password_path(user: User) -> str:
+    """The one-time link (a path) on which ``user`` chooses their password."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return reverse("set_password", kwargs={"uidb64": uid, "token": token})

@@ -22,6 +22,7 @@ from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
 from annotation.projects.forms import (
+    AccountCreateForm,
     MemberAddForm,
     MemberUpdateForm,
     ProjectCreateForm,
@@ -105,7 +106,21 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
 def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = project_selectors.project_get_for_user(user=request.user, slug=slug)
     project = access.project
-    if request.method == "POST":
+    new_account = None
+    if request.method == "POST" and request.POST.get("form") == "account":
+        access.require(Role.OWNER)
+        try:
+            data = cleaned(AccountCreateForm, request.POST)
+            membership, link = project_services.account_create(
+                project=project, actor=request.user, **data
+            )
+        except ApplicationError as exc:  # shown above the form, which keeps what was typed
+            messages.error(request, exc.message)
+        else:
+            # Shown once, on this answer only (never stored in a message or a log).
+            new_account = {"username": membership.user.username,
+                           "link": request.build_absolute_uri(link)}  # fmt: skip
+    elif request.method == "POST":
         access.require(Role.OWNER)
         try:
             data = cleaned(MemberAddForm, request.POST)
@@ -122,8 +137,12 @@ def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "roles": Role.choices,
         # Owners manage members and see their e-mail addresses; the others see names only.
         "is_owner": access.is_owner,
+        "new_account": new_account,
     }
-    return render(request, "annotation/members.html", context)
+    response = render(request, "annotation/members.html", context)
+    if new_account:
+        response["Cache-Control"] = "no-store"  # the link is a credential
+    return response
 
 
 @login_required

@@ -134,3 +134,44 @@ def test_an_owner_changes_the_project_settings(page, live_server):
     assert "Settings saved." in page.inner_text("#flash")
     assert page.is_checked("input[name=allow_self_approval]")
     page.screenshot(path=str(SHOTS / "settings.png"))
+
+
+def test_an_owner_makes_an_account_for_a_colleague_who_then_approves(page, live_server, browser):  # type: ignore[no-untyped-def]
+    from annotation.rubrics import workflow
+    from annotation.rubrics.services import CriterionInput
+    from tests.factories import PromptFactory
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    owner = UserFactory(username="dr-ada")
+    project = project_services.project_create(name="Cardiology", slug="cardio", owner=owner)
+    prompt = PromptFactory(project=project, external_id="chest-1")
+    rubric = rubric_services.rubric_create(
+        project=project, prompt=prompt, title="Chest pain", author=owner,
+        criteria=[CriterionInput(text="Advises calling emergency services", points=8)],
+    )  # fmt: skip
+    workflow.rubric_submit_for_review(rubric=rubric, actor=owner)
+
+    login(page, live_server, "dr-ada")
+    page.goto(f"{live_server.url}/p/cardio/members/")
+    page.fill("#create-account input[name=username]", "dr-lee")
+    page.select_option("#create-account select[name=role]", "reviewer")
+    page.click("#create-account button.primary")
+    page.wait_for_selector("#new-account")
+    link = page.input_value("#new-account input")
+    page.screenshot(path=str(SHOTS / "members_new_account.png"))
+
+    colleague = browser.new_page()  # a browser of their own: no session of the owner's
+    colleague.goto(link)
+    colleague.fill("input[name=new_password1]", "a long Passphrase 7")
+    colleague.fill("input[name=new_password2]", "a long Passphrase 7")
+    colleague.click("#set-password button.primary")
+    colleague.wait_for_url(f"{live_server.url}/login/")
+    colleague.fill("input[name=username]", "dr-lee")
+    colleague.fill("input[name=password]", "a long Passphrase 7")
+    colleague.click("button.primary")
+    colleague.wait_for_url(f"{live_server.url}/")
+    colleague.goto(f"{live_server.url}/p/cardio/prompts/{prompt.pk}/")
+    colleague.click("button.approve")
+    colleague.wait_for_selector("text=Approved: this version is now the one exports use.")
+    assert "your role: reviewer" in colleague.inner_text("nav.tabs")
+    colleague.close()

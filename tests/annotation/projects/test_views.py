@@ -299,3 +299,38 @@ def test_owners_change_the_settings_members_read_them(client, project, owner, ed
     assert bad.status_code == 200 and "This field is required" in bad.content.decode()
     project.refresh_from_db()
     assert project.name == "Alpha"
+
+
+def test_an_owner_makes_an_account_and_the_colleague_sets_a_password_once(  # type: ignore[no-untyped-def]
+    client, project, owner, editor
+):
+    from django.contrib.auth import get_user_model
+
+    members = reverse("annotation:members", args=[project.slug])
+    form = {"form": "account", "username": "dr-lee", "email": "lee@example.org", "role": "reviewer"}
+    client.force_login(editor)
+    assert client.post(members, form).status_code == 403  # owners only
+    client.force_login(owner)
+    response = client.post(members, form)
+    html = response.content.decode()
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    link = re.search(r'value="(http://testserver/set-password/[^"]+)"', html).group(1)
+    user = get_user_model().objects.get(username="dr-lee")
+    assert not user.has_usable_password()
+    assert Membership.objects.get(project=project, user=user).role == Role.REVIEWER
+    assert client.post(members, form).status_code == 200  # taken: said, nothing made
+    assert get_user_model().objects.filter(username="dr-lee").count() == 1
+
+    client.logout()
+    page = client.get(link, follow=True)  # Django swaps the token for a session marker
+    assert b"Choose your password" in page.content and b'id="set-password"' in page.content
+    done = client.post(
+        page.redirect_chain[-1][0] if page.redirect_chain else link,
+        {"new_password1": "a long Passphrase 7", "new_password2": "a long Passphrase 7"},
+    )
+    assert done.status_code == 302
+    login = client.post(reverse("login"), {"username": "dr-lee", "password": "a long Passphrase 7"})
+    assert login.status_code == 302  # logged in
+    client.logout()
+    again = client.get(link, follow=True).content.decode()
+    assert "used already or has expired" in again  # one time only
