@@ -294,6 +294,9 @@ LLM_PRIVATE_HOSTS = [h.strip() for h in env.list("LLM_PRIVATE_HOSTS", default=[]
 ALLOW_PROJECT_CREATION = env.str("ALLOW_PROJECT_CREATION", default="staff").strip().lower()
 if ALLOW_PROJECT_CREATION not in ("staff", "all"):
     raise ImproperlyConfigured("ALLOW_PROJECT_CREATION is 'staff' or 'all'.")
+# Whether project owners may create accounts for colleagues (Members page: a one-time
+# set-password link, no e-mail). Off: accounts are made by the site admin only.
+OWNERS_CREATE_ACCOUNTS = env.bool("OWNERS_CREATE_ACCOUNTS", default=True)
 
 # Shared state for LLM calls: rate limits (requests/tokens per minute) shared by every
 # worker process of an endpoint, and the result cache. Redis when the broker is Redis (or

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.auth.tokens import default_token_generator
@@ -164,6 +165,10 @@ def account_create(
     path of its one-time set-password link (valid for PASSWORD_RESET_TIMEOUT, and only
     until a password is set: the token depends on it). The account has no usable password
     until then, and no e-mail is sent: the owner hands the link over."""
+    if not settings.OWNERS_CREATE_ACCOUNTS:
+        raise NotAllowed(
+            "On this site accounts are made by the site admin (OWNERS_CREATE_ACCOUNTS)."
+        )
     username = username.strip()
     if role not in Role.values:
         raise ApplicationError(f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -109,6 +110,8 @@ def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
     new_account = None
     if request.method == "POST" and request.POST.get("form") == "account":
         access.require(Role.OWNER)
+        if not settings.OWNERS_CREATE_ACCOUNTS:
+            raise PermissionDenied("On this site accounts are made by the site admin.")
         try:
             data = cleaned(AccountCreateForm, request.POST)
             membership, link = project_services.account_create(
@@ -138,6 +141,7 @@ def members_page(request: SignedInRequest, slug: str) -> HttpResponse:
         # Owners manage members and see their e-mail addresses; the others see names only.
         "is_owner": access.is_owner,
         "new_account": new_account,
+        "owners_create_accounts": settings.OWNERS_CREATE_ACCOUNTS,
     }
     response = render(request, "annotation/members.html", context)
     if new_account:

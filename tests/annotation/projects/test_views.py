@@ -334,3 +334,15 @@ def test_an_owner_makes_an_account_and_the_colleague_sets_a_password_once(  # ty
     client.logout()
     again = client.get(link, follow=True).content.decode()
     assert "used already or has expired" in again  # one time only
+
+
+def test_a_site_can_keep_account_creation_to_its_admin(client, project, owner, settings):  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    settings.OWNERS_CREATE_ACCOUNTS = False
+    members = reverse("annotation:members", args=[project.slug])
+    client.force_login(owner)
+    assert 'id="create-account"' not in client.get(members).content.decode()
+    form = {"form": "account", "username": "dr-lee", "role": "viewer"}
+    assert client.post(members, form).status_code == 403
+    assert not get_user_model().objects.filter(username="dr-lee").exists()
