@@ -5,6 +5,7 @@ from scoring.analytics import views as analytics_views
 from scoring.coauthoring import views as coauthor_views
 from scoring.datasets import views as dataset_views
 from scoring.judges import views as judge_views
+from scoring.runs import verdict_views
 from scoring.runs import views as run_views
 
 app_name = "scoring"
@@ -52,6 +53,16 @@ urlpatterns = [
         name="job_cancel",
     ),
     path("p/<slug:slug>/runs/", run_views.runs_page, name="runs"),
+    path(
+        "p/<slug:slug>/prompts/<int:prompt_id>/verdicts/",
+        verdict_views.prompt_verdicts_panel,
+        name="prompt_verdicts",
+    ),
+    path(
+        "p/<slug:slug>/prompts/<int:prompt_id>/verdicts/regrade/",
+        verdict_views.prompt_regrade,
+        name="prompt_regrade",
+    ),
     path("p/<slug:slug>/runs/<int:run_id>/", run_views.run_page, name="run"),
     path("p/<slug:slug>/runs/<int:run_id>/control/", run_views.run_control, name="run_control"),
     path(

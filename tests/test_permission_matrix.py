@@ -168,6 +168,8 @@ RULES: dict[str, Rule] = {
     "scoring:job": page(GET=EDITOR),
     "scoring:job_cancel": page(POST=EDITOR),
     "scoring:runs": page(GET=VIEWER, POST=EDITOR),
+    "scoring:prompt_verdicts": page(GET=VIEWER),
+    "scoring:prompt_regrade": page(POST=EDITOR),
     "scoring:run": page(GET=VIEWER),
     "scoring:run_control": page(POST=EDITOR),
     "scoring:run_review_queue": page(POST=EDITOR),

@@ -254,7 +254,10 @@ def rubric_save(request: SignedInRequest, slug: str, rubric_id: int) -> HttpResp
             f"Version {outcome.merged_with} was saved while you edited; its changes and yours "
             f"touched different criteria and were merged. {notice}"
         )
-    return _respond(request, access, rubric, notice=notice)
+    response = _respond(request, access, rubric, notice=notice)
+    # Panels that show results of the saved rubric (the prompt's verdicts) reload.
+    response["HX-Trigger"] = "rubric-saved"
+    return response
 
 
 @login_required

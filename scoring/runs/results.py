@@ -70,10 +70,16 @@ def _units(run: Run) -> list[Unit]:
     return [Unit.from_stored(u) for c in chunks for u in c.units]
 
 
-def run_results(run: Run, *, with_verdicts: bool = False) -> RunResults:
+def run_results(
+    run: Run, *, with_verdicts: bool = False, response_ids: set[int] | None = None
+) -> RunResults:
+    """``response_ids``: only these responses' results (one prompt's, for its editor)."""
     units = _units(run)
-    judging_mode = mode_for(run.mode)
     links = RunJudgment.objects.filter(run=run).select_related("judgment__response")
+    if response_ids is not None:
+        units = [u for u in units if u.response_id in response_ids]
+        links = links.filter(judgment__response_id__in=response_ids)
+    judging_mode = mode_for(run.mode)
     by_key = {link.judgment.key: (link.judgment, link.reused) for link in links}
     ids = {u.response_id for u in units} | {u.other_id for u in units if u.other_id is not None}
     responses = {r.pk: r for r in Response.objects.filter(pk__in=ids).select_related("prompt")}
