@@ -617,7 +617,7 @@ def test_the_rule_itself():
 @pytest.mark.parametrize("persona", ["viewer", "editor", "owner"])
 def test_every_project_page_shows_the_role_and_only_usable_tabs(world, persona):  # type: ignore[no-untyped-def]
     """Every full page of a project (with the project's tabs) says the member's role, and
-    offers the Judges and Co-author batch tabs to editors and owners only."""
+    offers the Import, Judges and Co-author batch tabs to editors and owners only."""
     personas = Personas(world.users)
     client = personas.clients[persona]
     client.cookies[settings.SESSION_COOKIE_NAME] = personas.cookies[persona]
@@ -636,5 +636,7 @@ def test_every_project_page_shows_the_role_and_only_usable_tabs(world, persona):
             continue  # a fragment (an htmx panel), not a page
         shown += 1
         assert f"your role: {persona}" in html, url.key
-        assert ("/judges/" in html) == (persona != "viewer"), url.key
+        nav = html.split('aria-label="Project"', 1)[1].split("</nav>", 1)[0]
+        for tab in ("/judges/", "/coauthor/", "/import/"):  # the editors' and owners' tabs
+            assert (tab in nav) == (persona != "viewer"), (url.key, tab)
     assert shown >= 10
