@@ -20,7 +20,7 @@ from annotation.projects.models import Project
 from annotation.projects.services import audit
 from annotation.prompts.models import PreferenceLabel, Response
 from annotation.reviews.models import ReviewItem, ReviewQueue, ReviewSlot
-from annotation.rubrics.models import RubricVersion
+from annotation.rubrics.models import Rubric, RubricVersion
 
 WINNERS = ("a", "b", "tie")
 MAX_OVERLAP = 5
@@ -173,8 +173,14 @@ def queue_from_labels(
     **options: Any,
 ) -> ReviewQueue:
     """A queue of preference pairs; the dataset's label is the reference verdict. Which
-    response is a is drawn per pair (seeded), so the label is not always "a"."""
+    response is a is drawn per pair (seeded), so the label is not always "a". A pair whose
+    prompt has an approved rubric is reviewed with it beside the responses."""
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    approved = dict(
+        Rubric.objects.filter(
+            prompt_id__in={label.prompt_id for label in labels}, approved_version__isnull=False
+        ).values_list("prompt_id", "approved_version_id")
+    )
     items = []
     pairs: set[tuple[int, frozenset[int]]] = set()
     for label in labels:
@@ -194,6 +200,7 @@ def queue_from_labels(
                 a,
                 b,
                 {"winner": "a" if chosen_first else "b", "source": label.source},
+                approved.get(label.prompt_id),
             )  # fmt: skip
         )
     return review_queue_create(project=project, actor=actor, origin=ReviewQueue.Origin.LABELS,

@@ -581,3 +581,31 @@ def test_the_turn_being_answered_stays_in_view_and_earlier_turns_fold(queue, rev
     earlier, final = html.split('id="final-turn"', 1)
     assert "Earlier turns (2)" in earlier and "How long has it lasted?" in earlier
     assert "Three days, and now my neck is stiff." in final.split("</ol>", 1)[0]
+
+
+def test_an_imported_pair_is_reviewed_with_its_prompts_approved_rubric(  # type: ignore[no-untyped-def]
+    project, owner, editor, reviewer
+):
+    from annotation.rubrics import workflow
+
+    labels = _labels(project, 2)
+    with_rubric = labels[0].prompt
+    rubric = rubric_services.rubric_create(
+        project=project, prompt=with_rubric, title="r", author=editor,
+        criteria=[CriterionInput(text="Names the first-line treatment", points=5)],
+    )  # fmt: skip
+    workflow.rubric_submit_for_review(rubric=rubric, actor=editor)
+    workflow.rubric_review(rubric=rubric, actor=owner, decision="approve")
+    queue = queue_services.queue_from_labels(
+        project=project, actor=owner, labels=labels, name="Pairs", overlap=1, seed=1
+    )
+    rubric.refresh_from_db()
+    versions = dict(queue.items.values_list("prompt_id", "rubric_version_id"))
+    assert versions == {with_rubric.pk: rubric.approved_version_id, labels[1].prompt_id: None}
+    client = _client(reviewer)
+    seen = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
+    if "Names the first-line treatment" not in seen:  # the other pair came first: decide it
+        other = ReviewSlot.objects.get(reviewer=reviewer)
+        _commit(client, queue, other, "A")
+        seen = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
+    assert "Names the first-line treatment" in seen
