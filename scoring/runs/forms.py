@@ -110,3 +110,9 @@ class RunControlForm(forms.Form):
         ]
     )
     budget = _number("The budget", forms.FloatField)
+
+
+class RunChoiceForm(forms.Form):
+    """The run a prompt's verdicts panel shows (none: the latest finished one)."""
+
+    run = id_field("Run")

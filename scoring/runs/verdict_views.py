@@ -5,7 +5,6 @@ inputs did not change are reused, so the judge is called only for the changed cr
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -18,14 +17,10 @@ from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import selectors as prompt_selectors
 from annotation.prompts.models import Prompt
-from scoring.coauthoring.forms import id_field
 from scoring.runs import services as run_services
+from scoring.runs.forms import RunChoiceForm
 from scoring.runs.models import Run
 from scoring.runs.verdicts import current_criteria, prompt_verdicts, runs_for_prompt
-
-
-class RunChoiceForm(forms.Form):
-    run = id_field("Run")
 
 
 def _panel(
