@@ -68,7 +68,9 @@ def _over_budget(run: Run) -> bool:
     if run.budget is None or run.cost < run.budget:
         return False
     Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
-        status=Run.Status.PAUSED, note=f"Paused: the budget of ${run.budget:.4f} is reached."
+        status=Run.Status.PAUSED,
+        note=f"Paused: the budget of ${run.budget:.4f} is reached.",
+        paused_at=timezone.now(),
     )
     return True
 

@@ -71,6 +71,10 @@ class Run(BilledUsage):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while the run is paused."
+    )
+    paused_seconds = models.FloatField(default=0.0, help_text="Time spent paused before now.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -102,7 +102,7 @@ def _enqueue(run: Run, indexes: Iterable[int]) -> None:
 @transaction.atomic
 def run_pause(*, run: Run, actor) -> None:  # type: ignore[no-untyped-def]
     Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
-        status=Run.Status.PAUSED, note="Paused by a person."
+        status=Run.Status.PAUSED, note="Paused by a person.", paused_at=timezone.now()
     )
     audit(project=run.project, actor=actor, action="run.pause", target=str(run.pk))
 
@@ -129,7 +129,10 @@ def run_resume(*, run: Run, actor, budget: float | None = None) -> None:  # type
     elif run.budget is not None and run.cost >= run.budget:
         raise ApplicationError("The run reached its budget: raise the budget to go on.")
     run.status, run.note = Run.Status.RUNNING, ""
-    run.save(update_fields=["status", "note", "budget"])
+    if run.paused_at is not None:  # the rate counts active time only
+        run.paused_seconds += (timezone.now() - run.paused_at).total_seconds()
+        run.paused_at = None
+    run.save(update_fields=["status", "note", "budget", "paused_at", "paused_seconds"])
     stale = timezone.now() - chunk_lease()
     RunChunk.objects.filter(run=run, status=RunChunk.Status.RUNNING, claimed_at__lt=stale).update(
         status=RunChunk.Status.QUEUED

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -19,6 +20,7 @@ from annotation.rubrics.models import Rubric
 from annotation.rubrics.services import CriterionInput
 from fakellm.config import Rule
 from scoring.judges import services as judge_services
+from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
 from scoring.runs.models import Judgment, Run, RunJudgment
 from scoring.runs.modes.per_criterion import PerCriterionMode
@@ -250,13 +252,13 @@ def test_a_budget_pauses_the_run_and_a_raised_budget_resumes_it(
     make_rubric_project(project, editor, n_prompts=10, n_responses=10, n_criteria=10)
     monkeypatch.setattr(PerCriterionMode, "chunk_size", 100)
     run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION, budget=1e-5)
-    assert run.status == "paused" and "budget" in run.note
+    assert run.status == "paused" and "budget" in run.note and run.paused_at is not None
     assert 0 < run.done < 1000 and run.cost >= 1e-5
     with pytest.raises(Exception, match="raise the budget"):
         run_services.run_resume(run=run, actor=editor)
     eager(lambda: run_services.run_resume(run=run, actor=editor, budget=1.0))
     run.refresh_from_db()
-    assert (run.status, run.done) == ("done", 1000)
+    assert (run.status, run.done, run.paused_at) == ("done", 1000, None)
 
 
 def test_run_pages_preview_launch_and_roles(
@@ -397,6 +399,34 @@ def test_resume_of_a_run_paused_after_its_last_chunk_finishes_it(
     Run.objects.filter(pk=run.pk).update(status="paused")
     eager(lambda: run_services.run_resume(run=Run.objects.get(pk=run.pk), actor=editor))
     assert Run.objects.get(pk=run.pk).status == "done"
+
+
+def test_the_rate_counts_active_time_and_pauses_are_left_out():
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    run = Run(status=Run.Status.RUNNING, total=1000, done=300, failed=0, reused=0)
+    run.started_at, run.paused_seconds = start, 200.0  # 200 s paused earlier
+    figures = run_selectors.run_rate(run, now=start + timedelta(seconds=500))
+    assert figures["active"] == 300 and figures["rate"] == pytest.approx(1.0)
+    assert figures["eta"] == pytest.approx(700)
+    run.status, run.paused_at = Run.Status.PAUSED, start + timedelta(seconds=500)
+    later = run_selectors.run_rate(run, now=start + timedelta(seconds=5000))
+    assert later["active"] == 300 and later["rate"] == pytest.approx(1.0)  # a pause stops the clock
+    assert later["eta"] is None  # nothing is left "about" while nobody works on it
+    run.status, run.finished_at = Run.Status.CANCELLED, start + timedelta(seconds=900)
+    assert run_selectors.run_rate(run, now=start + timedelta(seconds=9000))["active"] == 300
+
+
+def test_pause_and_resume_record_the_time_spent_paused(project, editor, endpoint, fake_llm, eager):
+    make_rubric_project(project, editor, n_prompts=1, n_responses=2, n_criteria=2)
+    run = launch(eager, project, editor, endpoint, mode=Run.Mode.PER_CRITERION)
+    Run.objects.filter(pk=run.pk).update(status="running")
+    run_services.run_pause(run=run, actor=editor)
+    paused = Run.objects.get(pk=run.pk)
+    assert paused.status == "paused" and paused.paused_at is not None
+    Run.objects.filter(pk=run.pk).update(paused_at=paused.paused_at - timedelta(minutes=10))
+    eager(lambda: run_services.run_resume(run=Run.objects.get(pk=run.pk), actor=editor))
+    resumed = Run.objects.get(pk=run.pk)
+    assert resumed.paused_at is None and resumed.paused_seconds >= 600
 
 
 @pytest.mark.parametrize(
