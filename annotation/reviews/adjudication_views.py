@@ -69,6 +69,10 @@ def _adjudication_context(project: Project, queue: ReviewQueue, **extra: Any) ->
     reviews = review_selectors.reviews_of_items(items)
     for item in items:  # in the item's own terms: a and b as stored, never swapped
         item.decisions = reviews.get(item.pk, [])  # type: ignore[attr-defined]
+        for review in item.decisions:  # type: ignore[attr-defined]
+            # Each reviewer's rationale speaks of their own A and B: say which was which.
+            review.saw = "b as A, a as B" if review.shown_swapped else "a as A, b as B"
+            review.their_choice = review_selectors.shown_choice(review.winner, review.shown_swapped)
         item.sides = [("a", item.response_a), ("b", item.response_b)]  # type: ignore[attr-defined]
         item.orders = [  # type: ignore[attr-defined]
             review_selectors.judge_order_shown(o, False)

@@ -95,6 +95,13 @@ def _shown(winner: str, swapped: bool) -> str:
     return {"a": "B", "b": "A"}[winner] if swapped else {"a": "A", "b": "B"}[winner]
 
 
+def shown_choice(winner: str, swapped: bool) -> str:
+    """A decision on the item's a / b as the reviewer made it: "A is better", "B is better"
+    or "Tie" (the words of the review page's options)."""
+    shown = _shown(winner, swapped)
+    return {"A": "A is better", "B": "B is better", "tie": "Tie"}.get(shown, "")
+
+
 def judge_order_shown(order: dict[str, Any], swapped: bool) -> dict[str, Any]:
     """One presentation order of the judge's, in this reviewer's terms. In order "ab" the
     judge read the item's a first, as its "A"; in "ba" it read b first. Its ``winner`` is

@@ -209,6 +209,23 @@ def test_two_reviewers_review_twenty_pairs_with_the_keyboard(browser, live_serve
         reviewers = [cell.inner_text() for cell in card.query_selector_all("tbody td:first-child")]
         assert sorted(reviewers) == ["ana", "ben"]
     lead.screenshot(path=str(SHOTS / "review-adjudication.png"))
+    # The review keys settle pairs: 2 chooses response b on the pair in focus, Enter sets
+    # it, focus goes to the next open pair; k goes back, 3 and Enter make a tie.
+    first, second = cards[0].get_attribute("id"), cards[1].get_attribute("id")
+    lead.wait_for_function(f"document.activeElement.id === '{first}'")
+    lead.keyboard.press("2")
+    lead.keyboard.press("Enter")
+    lead.wait_for_selector(f"#{first}[data-settled]")
+    lead.wait_for_function(f"document.activeElement.id === '{second}'")
+    lead.keyboard.press("3")
+    lead.keyboard.press("Enter")
+    lead.wait_for_selector(f"#{second}[data-settled]")
+    settled = ReviewItem.objects.filter(queue=queue, position__in=(1, 3)).order_by("position")
+    assert [(i.final, i.final_source) for i in settled] == [
+        ("b", "adjudicated"),
+        ("tie", "adjudicated"),
+    ]
+    assert settled[0].label.chosen_id == settled[0].response_b_id and settled[1].label is None
     lead.goto(f"{live_server.url}/p/{project.slug}/reviews/")
     row = lead.inner_text("table.review-queues tbody tr")
     assert "Dosing pairs" in row and "40 / 40" in row
@@ -216,6 +233,7 @@ def test_two_reviewers_review_twenty_pairs_with_the_keyboard(browser, live_serve
 
     ana.goto(f"{live_server.url}/p/{project.slug}/reviews/mine/")
     row = ana.inner_text("table.my-work tbody tr")
-    assert "Dosing pairs" in row and "100%" in row and "10 of 10 settled pairs" in row
+    # ana agreed with the ten consensus labels, not with the two adjudicated b and tie.
+    assert "Dosing pairs" in row and "83%" in row and "10 of 12 settled pairs" in row
     ana.screenshot(path=str(SHOTS / "review-my-work.png"), full_page=True)
     other.close()

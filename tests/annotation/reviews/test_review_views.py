@@ -502,6 +502,20 @@ def test_adjudication_settles_disagreements_into_expert_labels(
     assert "Pair 1</h2>" not in html and "Pair 2</h2>" not in html
     assert "<td>second-reviewer</td>" in html and "<td>reviewer</td>" in html
     assert SENTINEL in html  # the judge's explanations, for the adjudicator
+    # Each decision in its reviewer's own letters: the rationale speaks of what they saw.
+    decisions = list(PairwiseReview.objects.filter(item__queue=queue, item__position__gte=2))
+    page = re.sub(r"\s+", " ", html)
+    assert {r.shown_swapped for r in decisions} == {True, False}  # the seed shows both ways
+    for review in decisions:
+        saw = "b as A, a as B" if review.shown_swapped else "a as A, b as B"
+        letter = {"a": "A", "b": "B"}[review.winner]
+        if review.shown_swapped:
+            letter = {"A": "B", "B": "A"}[letter]
+        assert (
+            f'(chose “{letter} is better”)</span></td> <td class="small" title="The reviewer\'s'
+            f' rationale calls the responses by these letters">{saw}</td>'
+        ) in page
+    assert "<kbd>1</kbd> Response a" in html and "js/adjudicate.js" in html  # the review keys
     item = queue.items.get(position=2)
     bad = client.post(url, {"item": item.pk, "winner": "x"}, **HX)
     assert "The final label is a, b or tie." in bad.content.decode()
@@ -578,7 +592,7 @@ def test_the_turn_being_answered_stays_in_view_and_earlier_turns_fold(queue, rev
     Prompt.objects.filter(pk__in=queue.items.values("prompt_id")).update(messages=conversation)
     client = _client(reviewer)
     html = client.get(_urls(queue, ReviewSlot(pk=0))["next"], follow=True).content.decode()
-    earlier, final = html.split('id="final-turn"', 1)
+    earlier, final = html.split("data-final-turn", 1)
     assert "Earlier turns (2)" in earlier and "How long has it lasted?" in earlier
     assert "Three days, and now my neck is stiff." in final.split("</ol>", 1)[0]
 
