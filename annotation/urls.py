@@ -25,6 +25,11 @@ urlpatterns = [
     path("p/<slug:slug>/import/", prompt_import_views.import_page, name="import"),
     path("p/<slug:slug>/import/<int:job_id>/", prompt_import_views.import_job, name="import_job"),
     path(
+        "p/<slug:slug>/import/template/<slug:key>/",
+        prompt_import_views.import_template,
+        name="import_template",
+    ),
+    path(
         "p/<slug:slug>/rubrics/new/",
         rubric_views.project_rubric_create,
         name="project_rubric_create",

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
@@ -29,8 +29,10 @@ from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.prompts import import_jobs as prompt_import_jobs
 from annotation.prompts.forms import ImportForm
+from annotation.prompts.import_preview import upload_preview
 from annotation.prompts.import_report import ImportReport
 from annotation.prompts.importers.formats import FORMATS
+from annotation.prompts.importers.guides import GUIDES, GUIDES_BY_KEY
 from annotation.prompts.importers.reading import describe_size
 from annotation.prompts.models import ImportJob
 from annotation.prompts.uploads import cap_uploads
@@ -55,6 +57,7 @@ def _context(
         "report": report,
         "error": error,
         "formats": FORMATS,
+        "guides": GUIDES,
         "jobs": prompt_import_jobs.import_jobs_of(project=project)[:RECENT_JOBS],
         "max_upload": describe_size(settings.IMPORT_MAX_UPLOAD_BYTES),
     }
@@ -89,6 +92,9 @@ def _import_post(request: SignedInRequest, access: ProjectAccess) -> HttpRespons
         return _render(request, _context(access, error="Choose a file to import."))
     try:
         options = cleaned(ImportForm, request.POST)
+        if "preview" in request.POST:  # look before importing: nothing is stored or written
+            preview = upload_preview(project=project, upload=upload, fmt=options["format"] or None)
+            return _render(request, {**_context(access), "preview": preview})
         job = prompt_import_jobs.import_start(
             project=project,
             upload=upload,
@@ -101,6 +107,19 @@ def _import_post(request: SignedInRequest, access: ProjectAccess) -> HttpRespons
     if not job.finished and not request.htmx:
         return redirect("annotation:import_job", slug=project.slug, job_id=job.pk)
     return _render(request, _context(access, job))
+
+
+@login_required
+@require_safe
+def import_template(request: SignedInRequest, slug: str, key: str) -> HttpResponse:
+    """A format's template file, to download and fill in."""
+    project_selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.EDITOR)
+    guide = GUIDES_BY_KEY.get(key)
+    if guide is None:
+        raise Http404("No such import format.")
+    response = HttpResponse(guide.template(), content_type=f"{guide.content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{guide.file_name}"'
+    return response
 
 
 @login_required

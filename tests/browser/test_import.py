@@ -57,3 +57,34 @@ def test_import_small_and_large_files_from_the_page(page, live_server, settings,
     page.wait_for_selector("#report:has-text('the cap IMPORT_MAX_UPLOAD_BYTES')")
     assert "Nothing imported" in page.inner_text("#report")
     assert ImportJob.objects.count() == 2
+
+
+def test_a_format_template_previewed_then_imported(page, live_server, settings, tmp_path):  # type: ignore[no-untyped-def]
+    """An editor opens a format's example, downloads its template, previews it (nothing is
+    written) and imports it from the same form."""
+    from tests.browser.conftest import SHOTS
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    owner = UserFactory(username="dr-template")
+    project = project_services.project_create(name="Templates", slug="tpl", owner=owner)
+    login(page, live_server, "dr-template")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live_server.url}/p/tpl/import/")
+    page.click("#format-healthbench summary")
+    assert "headache-neck" in page.inner_text("#format-healthbench pre.example")
+    with page.expect_download() as download:
+        page.click("#format-healthbench a[download]")
+    template = tmp_path / download.value.suggested_filename
+    download.value.save_as(template)
+    assert template.name == "healthbench-template.jsonl"
+    page.set_input_files("input[name=file]", str(template))
+    page.click("button[name=preview]")
+    page.wait_for_selector("#import-preview")
+    preview = page.inner_text("#import-preview")
+    assert "The whole file: 2 records." in preview and "a rubric of 3 criteria" in preview
+    assert not Prompt.objects.filter(project=project).exists()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "import-preview.png"), full_page=True)
+    page.click("form button.primary")
+    page.wait_for_selector("#report:has-text('Prompts created / unchanged')")
+    assert Prompt.objects.filter(project=project).count() == 2
