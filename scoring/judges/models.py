@@ -137,6 +137,19 @@ class Embedding(models.Model):
         return np.asarray(vector, dtype="<f4").tobytes()
 
 
+class EmbeddingModelStatus(models.Model):
+    """What a worker found the last time it tried to load an embedding model (by its key):
+    ``error`` empty when it loaded. The near-duplicate panel reads it to say "not available"
+    instead of waiting for vectors no worker can make."""
+
+    model = models.CharField(max_length=200, unique=True)
+    error = models.TextField(blank=True)
+    checked_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.error or 'available'}"
+
+
 class LLMProvider(models.Model):
     """A base URL and the NAME of the variable holding its key (never the key). Site admins
     (superusers) manage them in the Django admin."""

@@ -167,6 +167,35 @@ def sent(monkeypatch):  # type: ignore[no-untyped-def]
     return calls
 
 
+def test_without_the_embedding_model_the_panel_says_not_available_and_stops_polling(
+    client, rubric, viewer, eager, monkeypatch
+):
+    """The worker cannot load the model (the ML requirements are not installed): it says so,
+    and the panel shows what to install instead of spinning; once it can, Check again goes on."""
+    from scoring.judges import embeddings
+
+    def missing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ModuleNotFoundError("No module named 'sentence_transformers'")
+
+    monkeypatch.setattr(embeddings, "embed", missing)
+    client.force_login(viewer)
+    first = eager(lambda: client.get(panel_url(rubric))).content.decode()
+    assert "(pending)" in first  # asked; the worker's answer comes with the next poll
+    html = client.get(panel_url(rubric, 1)).content.decode()
+    assert "data-unavailable" in html and "Not available:" in html
+    assert "install requirements-ml.txt" in html and "sentence_transformers" in html
+    assert "hx-trigger" not in html and "spinner" not in html  # no more polling
+    assert f'hx-get="{panel_url(rubric)}">Check again' in html
+    assert Embedding.objects.count() == 0
+
+    monkeypatch.undo()  # the model is installed now
+    cache.clear()  # the 30 s request throttle has passed
+    eager(lambda: client.get(panel_url(rubric)))  # Check again: asks the worker anew
+    html = client.get(panel_url(rubric, 1)).content.decode()
+    assert "Not available" not in html and "pending" not in html
+    assert "cosine" in html and Embedding.objects.count() == 4
+
+
 def test_pending_asks_the_gpu_queue_at_first_then_every_fifteen_polls(
     client, rubric, viewer, sent, monkeypatch, django_capture_on_commit_callbacks
 ):
