@@ -3,6 +3,7 @@ from django.urls import path
 from annotation.projects import api as project_api
 from annotation.prompts import api as api_imports
 from annotation.prompts import api as prompt_api
+from annotation.reviews import api as review_api
 from annotation.rubrics import api as rubric_api
 
 urlpatterns = [
@@ -66,5 +67,18 @@ urlpatterns = [
         "projects/<slug:slug>/imports/<int:pk>/",
         api_imports.ImportJobApi.as_view(),
         name="api-import-job",
+    ),
+    path(
+        "projects/<slug:slug>/review-queues/",
+        review_api.ReviewQueueListApi.as_view(),
+        name="api-review-queues",
+    ),
+    path(
+        "projects/<slug:slug>/review-queues/<int:pk>/",
+        review_api.ReviewQueueDetailApi.as_view(),
+        name="api-review-queue",
+    ),
+    path(
+        "projects/<slug:slug>/agreement/", review_api.AgreementApi.as_view(), name="api-agreement"
     ),
 ]

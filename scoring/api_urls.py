@@ -3,6 +3,7 @@ from django.urls import path
 from scoring.coauthoring import api as coauthor_api
 from scoring.datasets import api as dataset_api
 from scoring.judges import api as judge_api
+from scoring.runs import api as run_api
 
 urlpatterns = [
     path(
@@ -34,5 +35,27 @@ urlpatterns = [
         "projects/<slug:slug>/exports/<int:pk>/files/<path:name>",
         dataset_api.ExportFileApi.as_view(),
         name="api-export-file",
+    ),
+    path("projects/<slug:slug>/runs/", run_api.RunListApi.as_view(), name="api-runs"),
+    path(
+        "projects/<slug:slug>/runs/preview/",
+        run_api.RunPreviewApi.as_view(),
+        name="api-run-preview",
+    ),
+    path("projects/<slug:slug>/runs/<int:pk>/", run_api.RunDetailApi.as_view(), name="api-run"),
+    path(
+        "projects/<slug:slug>/runs/<int:pk>/results/",
+        run_api.RunResultsApi.as_view(),
+        name="api-run-results",
+    ),
+    path(
+        "projects/<slug:slug>/runs/<int:pk>/control/",
+        run_api.RunControlApi.as_view(),
+        name="api-run-control",
+    ),
+    path(
+        "projects/<slug:slug>/runs/<int:pk>/review-queue/",
+        run_api.RunReviewQueueApi.as_view(),
+        name="api-run-review-queue",
     ),
 ]

@@ -113,6 +113,7 @@ RULES: dict[str, Rule] = {
     "annotation:prompt_rubric_start": page(POST=EDITOR),
     "annotation:import": page(GET=EDITOR, POST=EDITOR),
     "annotation:import_job": page(GET=EDITOR, ids={"job_id": "import_job"}),
+    "annotation:import_template": page(GET=EDITOR),
     "annotation:project_rubric_create": page(POST=EDITOR),
     "annotation:rubric_page": page(GET=VIEWER),
     "annotation:rubric_editor": page(GET=VIEWER),
@@ -155,6 +156,9 @@ RULES: dict[str, Rule] = {
     "api-member": api(pk="membership", GET=VIEWER, PATCH=OWNER, DELETE=OWNER, OPTIONS=VIEWER),
     "api-import": api(POST=EDITOR, OPTIONS=VIEWER),
     "api-import-job": api(pk="import_job", GET=EDITOR, OPTIONS=EDITOR),
+    "api-review-queues": api(GET=VIEWER, POST=EDITOR, OPTIONS=VIEWER),
+    "api-review-queue": api(pk="queue", GET=VIEWER, OPTIONS=VIEWER),
+    "api-agreement": api(GET=VIEWER, OPTIONS=VIEWER),
     # --- scoring pages
     "scoring:judges": page(GET=EDITOR, POST=OWNER),
     "scoring:endpoint_edit": page(GET=OWNER, POST=OWNER),
@@ -191,9 +195,15 @@ RULES: dict[str, Rule] = {
     "api-exports": api(GET=VIEWER, POST=EDITOR, OPTIONS=VIEWER),
     "api-export": api(pk="export", GET=VIEWER, DELETE=OWNER, OPTIONS=VIEWER),
     "api-export-file": api(pk="export", GET=EDITOR, OPTIONS=VIEWER),  # judge verdicts, as above
+    "api-runs": api(GET=VIEWER, POST=EDITOR, OPTIONS=VIEWER),
+    "api-run-preview": api(POST=EDITOR, OPTIONS=VIEWER),
+    "api-run": api(pk="run", GET=VIEWER, OPTIONS=VIEWER),
+    "api-run-results": api(pk="run", GET=VIEWER, OPTIONS=VIEWER),
+    "api-run-control": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
+    "api-run-review-queue": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
 }
 
-# URL keywords that name an object of the fixture (the others: slug, op, number, name).
+# URL keywords that name an object of the fixture (the others: slug, op, number, name, key).
 OBJECT_KWARGS = {
     "prompt_id": "prompt",
     "rubric_id": "rubric",
@@ -372,6 +382,8 @@ def _value(world: World, rule: Rule | None, keyword: str, objects: dict[str, obj
         return "1"
     if keyword == "name":
         return "train.jsonl"
+    if keyword == "key":  # an import format's template
+        return "healthbench"
     if keyword == "uidb64":
         return "MQ"
     if keyword == "token":
@@ -563,6 +575,7 @@ def test_every_url_has_a_rule_and_every_rule_a_url():
                 "name",
                 "uidb64",
                 "token",
+                "key",
                 *OBJECT_KWARGS,
                 *rule.ids,
             )

@@ -385,3 +385,14 @@ def _chart(
             "n": [c.n for c in by_template],
         },
     }
+
+
+def reference_name(queues: list[ReviewQueue]) -> str:
+    """What the reviews are compared with: the judge (queues made from a pairwise run),
+    the dataset's label (queues made from imported preference pairs), or either."""
+    origins = {q.origin for q in queues}
+    if origins == {ReviewQueue.Origin.LABELS}:
+        return "dataset label"
+    if ReviewQueue.Origin.LABELS in origins:
+        return "reference (judge or dataset label)"
+    return "judge"

@@ -17,7 +17,7 @@ from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.reviews import selectors as review_selectors
-from annotation.reviews.agreement import agreement_report
+from annotation.reviews.agreement import agreement_report, reference_name
 from annotation.reviews.agreement_rows import CSV_HEADER, review_rows
 from annotation.reviews.forms import QueueChoiceForm
 from annotation.reviews.models import ReviewQueue
@@ -57,17 +57,6 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
         "can_download": access.can_edit,
     }
     return render(request, "scoring/agreement.html", context)
-
-
-def reference_name(queues: list[ReviewQueue]) -> str:
-    """What the reviews are compared with: the judge (queues made from a pairwise run),
-    the dataset's label (queues made from imported preference pairs), or either."""
-    origins = {q.origin for q in queues}
-    if origins == {ReviewQueue.Origin.LABELS}:
-        return "dataset label"
-    if ReviewQueue.Origin.LABELS in origins:
-        return "reference (judge or dataset label)"
-    return "judge"
 
 
 def csv_cell(value: object) -> object:
