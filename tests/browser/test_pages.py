@@ -174,4 +174,14 @@ def test_an_owner_makes_an_account_for_a_colleague_who_then_approves(page, live_
     colleague.click("button.approve")
     colleague.wait_for_selector("text=Approved: this version is now the one exports use.")
     assert "your role: reviewer" in colleague.inner_text("nav.tabs")
+    # A reviewer sees only the tabs they can use, and every one of them opens.
+    tabs = colleague.eval_on_selector_all(
+        "nav.tabs a", "links => links.map(a => [a.textContent.trim(), a.href])"
+    )
+    names = [name for name, _ in tabs]
+    # Settings reads the guidelines (owners edit them); no Import, Judges or Co-author batch.
+    assert names == ["Prompts", "Members", "Settings", "Runs", "Reviews", "Agreement", "Exports"]
+    for name, href in tabs:
+        answer = colleague.goto(href)
+        assert answer is not None and answer.status == 200, (name, answer and answer.status)
     colleague.close()
