@@ -42,6 +42,24 @@
     if (text) text.focus();
   }
 
+  // The rubric toolbar (sticky above the editor): open a form or panel below and bring it
+  // into view, whatever was swapped in since.
+  function openPanel(id) {
+    const target = document.getElementById(id);
+    if (!target) return;
+    if (target.tagName === "DETAILS") target.open = true;
+    target.scrollIntoView({ block: "center" });
+    const field = target.querySelector("textarea, input:not([type=hidden]), select, button");
+    if (field) field.focus({ preventScroll: true });
+  }
+
+  document.addEventListener("click", (event) => {
+    const opener = event.target instanceof Element && event.target.closest("[data-open]");
+    if (!opener) return;
+    event.preventDefault();
+    openPanel(opener.getAttribute("data-open"));
+  });
+
   function toggleHelp() {
     const dialog = document.getElementById("shortcuts");
     if (!dialog) return;

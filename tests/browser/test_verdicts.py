@@ -72,3 +72,16 @@ def test_edit_a_criterion_and_regrade_the_prompt(page, live_server, settings, fa
     assert "changed since this run" not in page.inner_text("#verdicts")
     page.locator("#verdicts").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "prompt_verdicts.png"))
+
+    # The rubric toolbar stays in view at the bottom of the page, and opens the add form.
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    toolbar = page.locator(".rubric-toolbar")
+    box = toolbar.bounding_box()
+    assert box is not None and 0 <= box["y"] < 900, box  # on screen, not scrolled away
+    toolbar.locator("[data-open=add-card]").click()
+    page.wait_for_function(
+        "document.getElementById('add-card').open && "
+        "document.activeElement === document.querySelector('#add-card textarea[name=text]')"
+    )
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SHOTS / "prompt_editor_wide.png"))
