@@ -84,7 +84,7 @@ def _waits_without_eval(monkeypatch):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def page(browser, live_server):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     yield page
     context.close()

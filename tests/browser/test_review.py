@@ -132,7 +132,7 @@ def test_two_reviewers_review_twenty_pairs_with_the_keyboard(browser, live_serve
     project, queue = _make_queue()
     start = f"{live_server.url}/p/{project.slug}/reviews/{queue.pk}/review/"
     pages = {"ana": page}
-    other = browser.new_context(viewport={"width": 1360, "height": 900})
+    other = browser.new_context(viewport={"width": 1440, "height": 900})
     pages["ben"] = other.new_page()
     for who, p in pages.items():
         login(p, live_server, who)
@@ -197,7 +197,7 @@ def test_two_reviewers_review_twenty_pairs_with_the_keyboard(browser, live_serve
             assert item.final == "" and item.label is None
 
     # The adjudicator sees the ten disagreements, each with both reviewers' decisions.
-    lead = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    lead = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     login(lead, live_server, "lead")
     lead.goto(f"{live_server.url}/p/{project.slug}/reviews/{queue.pk}/adjudicate/")
     cards = lead.query_selector_all("article.adjudicate-item")
