@@ -27,6 +27,7 @@ TASK_PACKAGES = [
     "scoring.analytics",
     "scoring.coauthoring",
     "scoring.datasets",
+    "scoring.insights",
     "scoring.runs",
 ]
 app.autodiscover_tasks(TASK_PACKAGES)

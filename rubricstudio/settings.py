@@ -241,6 +241,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CoauthorKindEnum": "scoring.coauthoring.models.CoauthorJob.Kind",
     "CriterionKindEnum": "annotation.rubrics.models.Criterion.Kind",
     "RubricStatusEnum": "annotation.rubrics.models.Rubric.Status",
+    "RunVersionsEnum": "scoring.runs.models.Run.Versions",
+    "ReviewQueuePlanEnum": "annotation.reviews.models.ReviewQueue.Plan",
+    "PreferenceQueuePlanEnum": "annotation.reviews.forms.QUEUE_PLAN_CHOICES",
 }
 
 # Celery. The embedded default is kombu's filesystem transport: a worker in another

@@ -8,3 +8,7 @@ class ScoringConfig(AppConfig):
 
     def ready(self) -> None:
         from scoring import checks  # noqa: F401 - registers the system checks
+        from scoring.insights.services import on_run_finished
+        from scoring.runs.signals import run_finished
+
+        run_finished.connect(on_run_finished, dispatch_uid="scoring.insights")

@@ -4,6 +4,7 @@ class lives). Import models from their noun package, not from this module."""
 
 from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal  # noqa: F401
 from scoring.datasets.models import Export  # noqa: F401
+from scoring.insights.models import RunInsights  # noqa: F401
 from scoring.judges.models import (  # noqa: F401
     Embedding,
     EmbeddingModelStatus,

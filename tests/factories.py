@@ -39,8 +39,15 @@ from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
 from scoring.datasets.models import Export
 from scoring.datasets.options import ExportOptions
 from scoring.engine import judging
+from scoring.insights.models import RunInsights
 from scoring.judges.embeddings import PACKAGED_KEY
-from scoring.judges.models import Embedding, JudgeEndpoint, LLMProvider, text_hash
+from scoring.judges.models import (
+    Embedding,
+    EmbeddingModelStatus,
+    JudgeEndpoint,
+    LLMProvider,
+    text_hash,
+)
 from scoring.runs import planning
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
@@ -448,6 +455,16 @@ class JudgeEndpointFactory(factory.django.DjangoModelFactory):
         )
 
 
+class EmbeddingModelStatusFactory(factory.django.DjangoModelFactory):
+    """What a worker found loading a configured embedding model: it could not."""
+
+    class Meta:
+        model = EmbeddingModelStatus
+
+    model = factory.Sequence(lambda n: f"path:/srv/models/embedder-{n}")  # a configured folder
+    error = "the worker lacks the embedding libraries (No module named 'sentence_transformers')"
+
+
 class EmbeddingFactory(factory.django.DjangoModelFactory):
     """The vector of ``text`` (a parameter): unit length, ``dim`` float32 values."""
 
@@ -578,6 +595,18 @@ class RunFactory(factory.django.DjangoModelFactory):
     )
     judge_hash = factory.LazyAttribute(
         lambda r: planning.judge_hash(r.endpoint, r.temperature) if r.endpoint else ""
+    )
+
+
+class RunInsightsFactory(factory.django.DjangoModelFactory):
+    """A finished run's stored analytics (figures as the worker writes them, abridged)."""
+
+    class Meta:
+        model = RunInsights
+
+    run = factory.SubFactory(RunFactory, status=Run.Status.DONE)
+    figures = factory.LazyAttribute(
+        lambda i: {"run": i.run.pk, "mode": i.run.mode, "criteria": [], "redundant": []}
     )
 
 

@@ -20,7 +20,7 @@ from annotation.projects.api import ProjectScopedMixin
 from annotation.reviews import queues as queue_services
 from annotation.reviews import selectors as review_selectors
 from annotation.reviews.agreement import Comparison, Figure, agreement_report, reference_name
-from annotation.reviews.forms import QUEUE_PLANS
+from annotation.reviews.forms import QUEUE_PLAN_CHOICES
 from annotation.reviews.models import ReviewQueue
 
 
@@ -54,9 +54,7 @@ class QueueCreateSerializer(serializers.Serializer[Any]):
     """A queue of the project's imported preference pairs, as the Reviews page makes it."""
 
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    plan = serializers.ChoiceField(
-        choices=[(p.value, p.label) for p in QUEUE_PLANS], default=ReviewQueue.Plan.ALL
-    )
+    plan = serializers.ChoiceField(choices=QUEUE_PLAN_CHOICES, default=ReviewQueue.Plan.ALL)
     k = serializers.IntegerField(
         min_value=1, required=False, allow_null=True, default=None, help_text="Pairs to sample."
     )

@@ -16,6 +16,7 @@ QUEUE_PLANS = (
     ReviewQueue.Plan.RANDOM,
     ReviewQueue.Plan.STRATIFIED,
 )  # the plans that make sense for preference pairs (no judge confidence to filter on)
+QUEUE_PLAN_CHOICES = [(p.value, p.label) for p in QUEUE_PLANS]
 
 
 class QueueForm(forms.Form):

@@ -19,7 +19,7 @@ as ``choix.opt_pairwise`` defines it; Kendall's τ-b.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,8 @@ class Stat:
 
 
 def _defined(values: np.ndarray) -> np.ndarray:
-    return ~np.isnan(values)
+    defined: np.ndarray = ~np.isnan(values)
+    return defined
 
 
 # --- per criterion -----------------------------------------------------------------------
@@ -90,7 +91,7 @@ def rest_scores(verdicts: np.ndarray, points: np.ndarray, criterion: int) -> np.
     positive = weights[weights > 0].sum()
     if positive <= 0:
         return np.full(verdicts.shape[0], np.nan)
-    scores = (np.nan_to_num(others) * weights).sum(axis=1) / positive
+    scores: np.ndarray = (np.nan_to_num(others) * weights).sum(axis=1) / positive
     scores[np.isnan(others).any(axis=1)] = np.nan
     return scores
 
@@ -198,7 +199,7 @@ class SignalNoise:
     noise_from: str  # "samples" or "bootstrap"
 
 
-def signal_to_noise(measurements: dict[str, Sequence[float]], noise_from: str) -> SignalNoise:
+def signal_to_noise(measurements: Mapping[str, Sequence[float]], noise_from: str) -> SignalNoise:
     """Heineman et al. (2025). ``measurements``: per source, repeated measurements of its
     mean score (one per sample, or per bootstrap replicate over prompts)."""
     means = {s: float(np.mean(m)) for s, m in measurements.items() if len(m)}
@@ -226,7 +227,7 @@ def signal_to_noise(measurements: dict[str, Sequence[float]], noise_from: str) -
 
 
 def bootstrap_source_means(
-    scores: dict[str, Sequence[float]], replicates: int = 200, seed: int = 0
+    scores: Mapping[str, Sequence[float]], replicates: int = 200, seed: int = 0
 ) -> dict[str, list[float]]:
     """Per source, the mean score of ``replicates`` seeded resamples of its responses: the
     repeated measurements of ``signal_to_noise`` when the run has one sample."""
@@ -388,3 +389,13 @@ def longer_wins(pairs: Sequence[tuple[int, int, str]]) -> Stat:
     if n == 0:
         return Stat.undefined("no pair of responses of different lengths")
     return Stat(wins / n, int(n))
+
+
+def phi_from_counts(n11: int, n10: int, n01: int, n00: int) -> Stat:
+    """φ of two 0/1 variables from their 2×2 counts (both met, only the first, only the
+    second, neither): equal to Pearson's r on the vectors."""
+    n = n11 + n10 + n01 + n00
+    margins = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
+    if margins == 0:
+        return Stat.undefined("one class only: a criterion has the same verdict throughout", n)
+    return Stat((n11 * n00 - n10 * n01) / math.sqrt(margins), n)

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.db.models import Count, Field, Q, QuerySet, Sum
 from django.utils import timezone
 
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+from scoring.runs.signals import run_finished
 
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "cost")
 VERDICT_FIELDS = (
@@ -80,7 +81,9 @@ def _refresh(run: Run, *, finish: bool = False) -> None:
         ending: dict[str, Any] = {"status": Run.Status.DONE, "finished_at": timezone.now()}
         if counts["failed"] and not counts["done"]:
             ending.update(status=Run.Status.FAILED, note=_all_failed_note(links))
-        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**ending)
+        if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**ending):
+            run_id = run.pk
+            transaction.on_commit(lambda: run_finished.send(sender=Run, run_id=run_id))
 
 
 def _all_failed_note(links: QuerySet[RunJudgment]) -> str:

@@ -30,6 +30,8 @@ FORMAT_VERSION = 1
 STUDIO_VERSION = "0.1.0"  # when the package is not installed (pyproject.toml's version)
 EXCLUDED = {
     "scoring.Embedding": "derived from texts; recomputed on demand",
+    "scoring.EmbeddingModelStatus": "what a worker last found when loading the model; found again",
+    "scoring.RunInsights": "derived from a run's judgments; computed again when asked",
     "scoring.Export": "snapshot files on disk; export again",
     "annotation.ImportJob": "a record of uploads being imported; the data they wrote is backed up",
     "authtoken.Token": "a credential",

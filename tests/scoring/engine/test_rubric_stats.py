@@ -180,3 +180,15 @@ def test_length_bias_and_longer_wins():
     )
     pairs = [(100, 50, "a"), (10, 20, "a"), (30, 30, "b"), (5, 8, "tie")]
     assert rs.longer_wins(pairs) == rs.Stat((1 + 0 + 0.5) / 3, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_phi_from_counts_is_pearson(seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.random(50) < 0.4).astype(float)
+    y = np.where(rng.random(50) < 0.7, x, 1 - x)
+    counts = [int(((x == a) & (y == b)).sum()) for a, b in ((1, 1), (1, 0), (0, 1), (0, 0))]
+    assert rs.phi_from_counts(*counts).value == pytest.approx(
+        stats.pearsonr(x, y).statistic, abs=1e-12
+    )
+    assert rs.phi_from_counts(5, 0, 3, 0).value is None
