@@ -2,6 +2,7 @@ from django.urls import path
 
 from scoring.coauthoring import api as coauthor_api
 from scoring.datasets import api as dataset_api
+from scoring.insights import api as insights_api
 from scoring.judges import api as judge_api
 from scoring.runs import api as run_api
 
@@ -57,5 +58,10 @@ urlpatterns = [
         "projects/<slug:slug>/runs/<int:pk>/review-queue/",
         run_api.RunReviewQueueApi.as_view(),
         name="api-run-review-queue",
+    ),
+    path(
+        "projects/<slug:slug>/analytics/runs/<int:pk>/",
+        insights_api.RunAnalyticsApi.as_view(),
+        name="api-run-analytics",
     ),
 ]

@@ -4,6 +4,7 @@ from annotation.reviews import agreement_views as views_agreement
 from scoring.analytics import views as analytics_views
 from scoring.coauthoring import views as coauthor_views
 from scoring.datasets import views as dataset_views
+from scoring.insights import views as insights_views
 from scoring.judges import views as judge_views
 from scoring.runs import verdict_views
 from scoring.runs import views as run_views
@@ -76,6 +77,22 @@ urlpatterns = [
         name="run_response",
     ),
     path("p/<slug:slug>/agreement/", views_agreement.agreement_page, name="agreement"),
+    path("p/<slug:slug>/analytics/", insights_views.analytics_page, name="analytics"),
+    path(
+        "p/<slug:slug>/analytics/<int:run_id>/compute/",
+        insights_views.analytics_compute,
+        name="analytics_compute",
+    ),
+    path(
+        "p/<slug:slug>/analytics/<int:run_id>/critique/",
+        insights_views.analytics_critique,
+        name="analytics_critique",
+    ),
+    path(
+        "p/<slug:slug>/analytics/<int:run_id>/<slug:table>.csv",
+        insights_views.analytics_csv,
+        name="analytics_csv",
+    ),
     path("p/<slug:slug>/agreement.csv", views_agreement.agreement_csv, name="agreement_csv"),
     path("p/<slug:slug>/exports/", dataset_views.exports_page, name="exports"),
     path("p/<slug:slug>/exports/<int:export_id>/", dataset_views.export_card, name="export"),

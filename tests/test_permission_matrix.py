@@ -56,6 +56,7 @@ from annotation.rubrics.services import CriterionInput
 from scoring.coauthoring.models import CoauthorJob, Proposal
 from scoring.datasets.models import Export
 from scoring.datasets.services import export_directory
+from scoring.insights.models import RunInsights
 from scoring.judges.models import JudgeEndpoint
 from scoring.runs import services as run_services
 from scoring.runs.models import Run
@@ -179,6 +180,10 @@ RULES: dict[str, Rule] = {
     "scoring:run_review_queue": page(POST=EDITOR),
     "scoring:run_response": page(GET=VIEWER),
     "scoring:agreement": page(GET=VIEWER),
+    "scoring:analytics": page(GET=VIEWER),
+    "scoring:analytics_compute": page(POST=EDITOR),
+    "scoring:analytics_critique": page(POST=EDITOR),
+    "scoring:analytics_csv": page(GET=VIEWER),
     "scoring:agreement_csv": page(GET=EDITOR),  # per-item verdicts: editors and owners
     "scoring:exports": page(GET=VIEWER, POST=EDITOR),
     "scoring:export": page(GET=VIEWER),
@@ -201,6 +206,7 @@ RULES: dict[str, Rule] = {
     "api-run-results": api(pk="run", GET=VIEWER, OPTIONS=VIEWER),
     "api-run-control": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
     "api-run-review-queue": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
+    "api-run-analytics": api(pk="run", GET=VIEWER, OPTIONS=VIEWER),
 }
 
 # URL keywords that name an object of the fixture (the others: slug, op, number, name, key).
@@ -298,6 +304,7 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
     run = run_services.run_create(
         project=project, actor=owner, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
     )
+    RunInsights.objects.create(run=run, figures={"criteria": [], "redundant": []})
     queue = queue_services.queue_from_labels(project=project, actor=owner, labels=[label], name="q")
     slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     body = b'{"messages": []}\n'
@@ -384,6 +391,8 @@ def _value(world: World, rule: Rule | None, keyword: str, objects: dict[str, obj
         return "train.jsonl"
     if keyword == "key":  # an import format's template
         return "healthbench"
+    if keyword == "table":  # an analytics table
+        return "criteria"
     if keyword == "uidb64":
         return "MQ"
     if keyword == "token":
@@ -576,6 +585,7 @@ def test_every_url_has_a_rule_and_every_rule_a_url():
                 "uidb64",
                 "token",
                 "key",
+                "table",
                 *OBJECT_KWARGS,
                 *rule.ids,
             )

@@ -82,8 +82,11 @@ def job_start(
     label_ids: Sequence[int] = (),
     reference: str = "",
     endpoint_id: object = None,
+    analytics: dict[str, Any] | None = None,
 ) -> CoauthorJob:
-    """Queue a co-authoring job; the worker picks it up once this transaction commits."""
+    """Queue a co-authoring job; the worker picks it up once this transaction commits.
+    ``analytics``: what the Analytics tab found (the flagged criteria with their figures),
+    carried into the proposals' notes."""
     if kind not in Kind.values:
         raise ApplicationError(f"Unknown action “{kind}”.")
     endpoint = endpoint_for(project, endpoint_id)
@@ -122,6 +125,8 @@ def job_start(
         if len(reference) > MAX_REFERENCE:
             raise ApplicationError(f"The reference passage is over {MAX_REFERENCE:,} characters.")
         params["reference"] = reference
+    if analytics:
+        params["analytics"] = analytics
     options = coauthor_settings(project)
     params.update(
         style=options.style, tries=options.contrastive_tries, rounds=options.refine_rounds

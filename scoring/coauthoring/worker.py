@@ -196,7 +196,15 @@ def _write(job: CoauthorJob, item: Item, results: list[engine.ActionResult]) -> 
                     "base_number": item.base_number,
                     "base_criteria": base,
                     "criteria": criteria,
-                    "notes": {**result.notes, **(item.selection or {})},
+                    "notes": {
+                        **result.notes,
+                        **(item.selection or {}),
+                        **(
+                            {"analytics": job.params["analytics"]}
+                            if "analytics" in job.params
+                            else {}
+                        ),
+                    },
                     "model": job.model,
                     "template_version": result.template_version,
                     "status": Proposal.Status.FAILED if result.error else Proposal.Status.PENDING,

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
+from annotation.errors import ApplicationError
+from annotation.prompts.models import Prompt
+from annotation.rubrics.models import RubricVersion
+from scoring.coauthoring.models import CoauthorJob
+from scoring.coauthoring.services import job_start
 from scoring.insights.compute import run_figures
 from scoring.insights.models import RunInsights
 from scoring.insights.tasks import run_insights
@@ -52,3 +59,58 @@ def on_run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
 
 def insights_of(*, run: Run) -> RunInsights | None:
     return RunInsights.objects.filter(run=run).first()
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a criterion of the figures lives now: its rubric and that rubric's prompt."""
+
+    rubric_id: int
+    prompt_id: int | None
+
+
+def criterion_places(figures: dict[str, Any]) -> dict[str, Place]:
+    """criterion key → its rubric (from the version the run judged), in one query."""
+    versions = {c["version"] for c in figures.get("criteria", []) if c.get("version")}
+    rows = RubricVersion.objects.filter(pk__in=versions).values_list(
+        "pk", "rubric_id", "rubric__prompt_id"
+    )
+    by_version = {pk: Place(rubric, prompt) for pk, rubric, prompt in rows}
+    return {
+        c["key"]: by_version[c["version"]]
+        for c in figures.get("criteria", [])
+        if c.get("version") in by_version
+    }
+
+
+def critique_send(*, run: Run, key: str, actor: User) -> CoauthorJob:
+    """Send the flagged criteria of the rubric that holds ``key`` to the co-author's
+    Critique, their reasons and figures carried into the proposal's notes. The proposal
+    changes nothing until a person accepts it."""
+    insights = insights_of(run=run)
+    if insights is None or not insights.figures:
+        raise ApplicationError("This run's analytics are not computed yet.")
+    figures = insights.figures
+    places = criterion_places(figures)
+    place = places.get(key)
+    if place is None:
+        raise ApplicationError("That criterion is not in this run's analytics.")
+    if place.prompt_id is None:
+        raise ApplicationError(
+            "A project-wide criterion: Critique works on a prompt's rubric. Open it in the editor."
+        )
+    flagged = [
+        {"text": c["text"], "reasons": [f["reason"] for f in c["flags"]]}
+        for c in figures["criteria"]
+        if c["flags"] and places.get(c["key"]) == place
+    ]
+    if not flagged:
+        raise ApplicationError("No criterion of this rubric is flagged in this run.")
+    prompt = Prompt.objects.get(pk=place.prompt_id)
+    return job_start(
+        project=run.project,
+        actor=actor,
+        kind=CoauthorJob.Kind.CRITIQUE,
+        prompt=prompt,
+        analytics={"run": run.pk, "criteria": flagged},
+    )
