@@ -31,7 +31,7 @@ MIN_PAIRS = 5
 NOISY_ABOVE = 0.2  # flips between samples on more than a fifth of the responses
 MIN_REPEATS = 10
 MIN_CO_JUDGED = 10  # responses two criteria must share to be called redundant
-MIN_SATURATED = 4  # responses a criterion must have been judged on to be called saturated
+MIN_SATURATED = 3  # responses a criterion must have been judged on to be called saturated
 
 
 def stat(value: rs.Stat) -> dict[str, Any]:
@@ -114,9 +114,9 @@ def _labels(project_id: int, response_ids: Iterable[int]) -> list[PreferenceLabe
 def _flags(entry: dict[str, Any], redundant: list[dict[str, Any]]) -> list[dict[str, str]]:
     flags = []
     rate, r = entry["hit_rate"], entry["discrimination"]
-    if entry["saturated"] and rate["n"] >= MIN_SATURATED:
-        flags.append({"kind": "saturated", "reason": f"Met by {rate['value']:.0%} of "
-                      f"{rate['n']} responses: it cannot tell them apart."})  # fmt: skip
+    if entry["saturated"] and entry["responses"] >= MIN_SATURATED:
+        flags.append({"kind": "saturated", "reason": f"Met by {rate['value']:.0%} of the "
+                      f"{entry['responses']} responses judged: it cannot tell them apart."})  # fmt: skip
     if r["value"] is not None and r["n"] >= MIN_RESPONSES:
         wrong_way = r["value"] < 0 if entry["points"] > 0 else r["value"] > 0
         if wrong_way and abs(r["value"]) >= WEAK_R:
@@ -186,6 +186,7 @@ def _criterion_figures(
             "points": c.points,
             "version": c.version,
             "hit_rate": stat(rate),
+            "responses": len(c.first) or len(c.verdicts),
             "by_source": by_source,
             "saturated": rs.saturated(rate),
             "discrimination": stat(rs.pearson(verdicts, np.asarray(c.rests))),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from typing import Any
 
 from django import forms
@@ -22,6 +23,7 @@ from annotation.http import SignedInRequest
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import ProjectAccess
+from annotation.rubrics.models import Rubric
 from scoring.coauthoring.forms import id_field
 from scoring.insights import services as insights_services
 from scoring.insights.models import RunInsights
@@ -100,12 +102,63 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "figures": figures,
         "criteria": criteria,
         "flagged": [c for c in criteria if c["flags"]],
+        "flag_groups": _flag_groups(project, criteria, places),
+        "flag_kinds": _flag_kinds(criteria),
         "sources": sources,
         "tail_rows": tail_rows,
         "can_edit": access.can_edit,
         "charts": json.dumps(_charts(figures)) if figures else "",
     }
     return render(request, "scoring/analytics.html", context)
+
+
+KIND_NAMES = {
+    "saturated": "saturated",
+    "reversed": "against the rest of the rubric",
+    "no_signal": "no signal",
+    "inconsistent": "inconsistent with the labels",
+    "noisy": "noisy",
+    "redundant": "redundant",
+}
+
+
+def _flag_kinds(criteria: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    counts = Counter(f["kind"] for c in criteria for f in c["flags"])
+    return [(KIND_NAMES.get(kind, kind), n) for kind, n in counts.most_common()]
+
+
+def _flag_groups(
+    project: Project, criteria: list[dict[str, Any]], places: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The flagged criteria by rubric (what Critique and the editor work on), the rubrics
+    with the most flags first."""
+    groups: dict[int | None, dict[str, Any]] = {}
+    for c in criteria:
+        if not c["flags"]:
+            continue
+        place = places.get(c["key"])
+        rubric_id = place.rubric_id if place else None
+        group = groups.setdefault(
+            rubric_id, {"rubric_id": rubric_id, "criteria": [], "kinds": Counter()}
+        )
+        group["criteria"].append(c)
+        group["kinds"].update(f["kind"] for f in c["flags"])
+        group["prompt_scoped"] = bool(place and place.prompt_id)
+    titles = dict(
+        Rubric.objects.filter(project=project, pk__in=[g for g in groups if g]).values_list(
+            "pk", "title"
+        )
+    )
+    out = []
+    for rubric_id, group in groups.items():
+        group["title"] = titles.get(rubric_id, "A rubric no longer in the project") if rubric_id else "Unknown rubric"  # fmt: skip
+        group["editor"] = reverse("annotation:rubric_page", args=[project.slug, rubric_id]) if rubric_id in titles else ""  # fmt: skip
+        group["summary"] = ", ".join(
+            f"{n} {KIND_NAMES.get(k, k)}" for k, n in group["kinds"].most_common()
+        )
+        group["key"] = group["criteria"][0]["key"]
+        out.append(group)
+    return sorted(out, key=lambda g: (-len(g["criteria"]), g["title"]))
 
 
 def _charts(figures: dict[str, Any]) -> dict[str, Any]:

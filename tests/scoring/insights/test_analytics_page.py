@@ -57,12 +57,12 @@ def test_the_page_shows_the_figures_and_says_why_one_is_undefined(
     client.force_login(viewer)
     html = client.get(reverse("scoring:analytics", args=[project.slug])).content.decode()
     assert f"run #{run.pk}" in html and 'id="criteria-table"' in html
-    assert "Recommends rest only" in html and "Met by 0% of 4 responses" in html
+    assert "Recommends rest only" in html and "Met by 0% of the 4 responses judged" in html
     assert "one class only: every response has the same verdict" in html  # undefined, with why
     assert "one sample per response: run with samples ≥ 2" in html
     assert 'id="tail-table"' in html and "From the preference labels" in html
     assert "No pairwise run has finished in this project." in html
-    assert "Send to Critique" not in html  # a viewer reads; editors act
+    assert "Send these to Critique" not in html  # a viewer reads; editors act
     assert 'id="analytics-data"' in html and "js/analytics-chart.js" in html
     rows = list(csv.reader(io.StringIO(client.get(
         reverse("scoring:analytics_csv", args=[project.slug, run.pk, "criteria"])
@@ -89,7 +89,7 @@ def test_a_flagged_criterion_goes_to_critique_with_its_figures(
     )
     client.force_login(editor)
     html = client.get(reverse("scoring:analytics", args=[project.slug])).content.decode()
-    assert "Send to Critique" in html and "Open in the editor" in html
+    assert "Send these to Critique" in html and "Open the rubric in the editor" in html
     url = reverse("scoring:analytics_critique", args=[project.slug, run.pk])
     answer = eager(lambda: client.post(url, {"key": rest["key"]}, follow=True))
     job = CoauthorJob.objects.get(kind="critique")
@@ -97,7 +97,7 @@ def test_a_flagged_criterion_goes_to_critique_with_its_figures(
     analytics = job.params["analytics"]
     assert analytics["run"] == run.pk
     assert any(
-        c["text"] == "Recommends rest only" and "Met by 0% of 4" in c["reasons"][0]
+        c["text"] == "Recommends rest only" and "Met by 0% of the 4 responses" in c["reasons"][0]
         for c in analytics["criteria"]
     )
     assert "Sent to Critique" in answer.content.decode()
