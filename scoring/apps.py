@@ -7,8 +7,10 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self) -> None:
+        from annotation.reviews.signals import queue_settled
         from scoring import checks  # noqa: F401 - registers the system checks
-        from scoring.insights.services import on_run_finished
+        from scoring.insights.services import on_queue_settled, on_run_finished
         from scoring.runs.signals import run_finished
 
-        run_finished.connect(on_run_finished, dispatch_uid="scoring.insights")
+        run_finished.connect(on_run_finished, dispatch_uid="scoring.insights.run")
+        queue_settled.connect(on_queue_settled, dispatch_uid="scoring.insights.queue")

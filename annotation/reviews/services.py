@@ -26,6 +26,7 @@ from annotation.projects.services import audit
 from annotation.prompts.models import PreferenceLabel
 from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
 from annotation.reviews.queues import WINNERS, _rng
+from annotation.reviews.signals import queue_settled
 
 SHOWN = {"A": False, "B": True}  # the shown letter → "is it the item's b?" (before swapping)
 CANDIDATES_PER_TRY = 50
@@ -270,6 +271,11 @@ def _set_final(item: ReviewItem, winner: str, *, source: str, actor: User | None
             source=PreferenceLabel.Source.EXPERT, defaults={"created_by": item.final_by},
         )  # fmt: skip
     item.save(update_fields=["final", "final_source", "final_by", "final_at", "label"])
+    if winner and not ReviewItem.objects.filter(queue_id=item.queue_id, final="").exists():
+        project_id, queue_id = item.queue.project_id, item.queue_id
+        transaction.on_commit(
+            lambda: queue_settled.send(sender=ReviewItem, project_id=project_id, queue_id=queue_id)
+        )
     if old_label and old_label != item.label_id:
         still_used = ReviewItem.objects.filter(label_id=old_label).exists()
         if not still_used:

@@ -53,8 +53,30 @@ def insights_request(*, run: Run) -> None:
     transaction.on_commit(lambda: run_insights.apply_async((run_id,)))
 
 
+def _latest(project_id: int, *, pairwise: bool) -> Run | None:
+    runs = Run.objects.filter(project_id=project_id, status=Run.Status.DONE)
+    runs = runs.filter(mode=Run.Mode.PAIRWISE) if pairwise else runs.exclude(mode=Run.Mode.PAIRWISE)
+    return runs.order_by("-finished_at", "-pk").first()
+
+
 def on_run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
+    """A run's own analytics; a pairwise run also changes the leaderboard and the position
+    figures of the project's latest graded run."""
     run_insights.apply_async((run_id,))
+    run = Run.objects.filter(pk=run_id).first()
+    if run is not None and run.mode == Run.Mode.PAIRWISE:
+        graded = _latest(run.project_id, pairwise=False)
+        if graded is not None:
+            run_insights.apply_async((graded.pk,))
+
+
+def on_queue_settled(sender: Any, project_id: int, queue_id: int, **kwargs: Any) -> None:
+    """New expert labels change label agreement, tail accuracy and the labels' leaderboard
+    of the project's latest runs."""
+    for pairwise in (False, True):
+        run = _latest(project_id, pairwise=pairwise)
+        if run is not None:
+            run_insights.apply_async((run.pk,))
 
 
 def insights_of(*, run: Run) -> RunInsights | None:

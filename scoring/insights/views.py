@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from typing import Any
 
@@ -107,7 +106,7 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "sources": sources,
         "tail_rows": tail_rows,
         "can_edit": access.can_edit,
-        "charts": json.dumps(_charts(figures)) if figures else "",
+        "charts": _charts(figures) if figures else None,
     }
     return render(request, "scoring/analytics.html", context)
 

@@ -131,3 +131,32 @@ def test_a_run_not_finished_is_left_alone(world, editor, judge):
     )
     assert insights_compute(run_id=run.pk) is None and not RunInsights.objects.exists()
     assert insights_compute(run_id=999999) is None
+
+
+def test_figures_follow_a_pairwise_run_and_a_settled_review_queue(
+    world, editor, reviewer, judge, eager
+):
+    from annotation.reviews import queues as queue_services
+    from annotation.reviews import services as review_services
+
+    graded = _run(eager, world, editor, judge, mode=Run.Mode.PER_CRITERION)
+    assert RunInsights.objects.get(run=graded).figures["leaderboard"]["pairwise"] is None
+    pairwise = _run(eager, world, editor, judge, mode=Run.Mode.PAIRWISE)
+    figures = RunInsights.objects.get(run=graded).figures  # computed again
+    assert figures["leaderboard"]["pairwise"]["run"] == pairwise.pk and figures["labels"] == 12
+
+    labels = list(PreferenceLabel.objects.filter(prompt__project=world))
+    queue = queue_services.queue_from_labels(
+        project=world, actor=editor, labels=labels, overlap=1, name="q"
+    )
+
+    def review_all() -> None:
+        while (slot := review_services.slot_next(queue=queue, reviewer=reviewer)) is not None:
+            review_services.review_commit(slot=slot, reviewer=reviewer, shown="A")
+
+    eager(review_all)
+    assert (
+        RunInsights.objects.get(run=graded).figures["labels"]
+        == 12 + PreferenceLabel.objects.filter(source="expert").count()
+    )
+    assert PreferenceLabel.objects.filter(source="expert").exists()
