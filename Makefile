@@ -31,12 +31,13 @@ screenshots: venv ## Browser test; screenshots of the main pages land in var/scr
 
 .PHONY: help venv run test lint format screenshots bench bench-gpu
 
-bench: venv ## Benchmarks: import, editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL)
+bench: venv ## Benchmarks: import, editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL), rubric analytics (100k judgments)
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_editor.py
 	$(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_local_judge.py --size small
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_insights.py
 
 bench-gpu: venv ## Local judge benchmark at full size on CUDA (0.5B and 1.5B, bf16)
 	$(PY) benchmarks/bench_local_judge.py --size 0.5b --device cuda

@@ -269,22 +269,23 @@ def tail_accuracy(
 # --- leaderboard --------------------------------------------------------------------------
 
 
-def _win_matrix(n: int, comparisons: Sequence[tuple[int, int, float]]) -> np.ndarray:
+def _win_matrix(n: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray) -> np.ndarray:
     """wins[i, j]: how often i beat j, a tie counting one half to each."""
     wins = np.zeros((n, n))
-    for a, b, outcome in comparisons:  # outcome: 1 a won, 0 b won, 0.5 tie
-        wins[a, b] += outcome
-        wins[b, a] += 1 - outcome
+    np.add.at(wins, (a, b), outcome)  # outcome: 1 a won, 0 b won, 0.5 tie
+    np.add.at(wins, (b, a), 1 - outcome)
     return wins
 
 
-def bradley_terry(
-    n: int, comparisons: Sequence[tuple[int, int, float]], alpha: float = BT_ALPHA
-) -> np.ndarray:
-    """Log-strengths θ maximising Σ wins_ij · log σ(θ_i − θ_j) − α‖θ‖² (Newton's method).
-    Ties are half-wins. Equals ``choix.opt_pairwise(n, data, alpha=2α)`` on the data with
-    every win written twice and every tie once each way."""
-    wins = _win_matrix(n, comparisons)
+def _columns(
+    comparisons: Sequence[tuple[int, int, float]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data = np.asarray(comparisons, dtype=float).reshape(-1, 3)
+    return data[:, 0].astype(int), data[:, 1].astype(int), data[:, 2]
+
+
+def _fit(wins: np.ndarray, alpha: float) -> np.ndarray:
+    n = wins.shape[0]
     theta = np.zeros(n)
     games = wins + wins.T
     for _ in range(100):
@@ -298,6 +299,15 @@ def bradley_terry(
         if np.abs(step).max() < 1e-12:
             break
     return theta
+
+
+def bradley_terry(
+    n: int, comparisons: Sequence[tuple[int, int, float]], alpha: float = BT_ALPHA
+) -> np.ndarray:
+    """Log-strengths θ maximising Σ wins_ij · log σ(θ_i − θ_j) − α‖θ‖² (Newton's method).
+    Ties are half-wins. Equals ``choix.opt_pairwise(n, data, alpha=2α)`` on the data with
+    every win written twice and every tie once each way."""
+    return _fit(_win_matrix(n, *_columns(comparisons)), alpha)
 
 
 @dataclass(frozen=True)
@@ -323,18 +333,15 @@ def leaderboard(
     n = len(sources)
     if not comparisons:
         return []
-    theta = bradley_terry(n, comparisons, alpha)
+    a, b, outcome = _columns(comparisons)
+    theta = _fit(_win_matrix(n, a, b, outcome), alpha)
     rng = np.random.default_rng(seed)
-    data = list(comparisons)
     draws = np.empty((replicates, n))
     for k in range(replicates):
-        picks = rng.integers(0, len(data), size=len(data))
-        draws[k] = bradley_terry(n, [data[i] for i in picks], alpha)
+        picks = rng.integers(0, a.size, size=a.size)
+        draws[k] = _fit(_win_matrix(n, a[picks], b[picks], outcome[picks]), alpha)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    counts = np.zeros(n, dtype=int)
-    for a, b, _ in data:
-        counts[a] += 1
-        counts[b] += 1
+    counts = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
     board = [
         Strength(sources[i], float(theta[i]), float(low[i]), float(high[i]), int(counts[i]))
         for i in range(n)

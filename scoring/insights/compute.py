@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db.models.functions import Length
 
-from annotation.prompts.models import PreferenceLabel
+from annotation.prompts.models import PreferenceLabel, Response
+from scoring.engine import aggregate
 from scoring.engine import rubric_stats as rs
-from scoring.runs.models import Run
+from scoring.runs.models import Run, RunJudgment
+from scoring.runs.modes.base import Unit
 from scoring.runs.modes.registry import mode_for
 from scoring.runs.results import PairResult, RunResults, run_results
 
@@ -32,6 +34,100 @@ NOISY_ABOVE = 0.2  # flips between samples on more than a fifth of the responses
 MIN_REPEATS = 10
 MIN_CO_JUDGED = 10  # responses two criteria must share to be called redundant
 MIN_SATURATED = 3  # responses a criterion must have been judged on to be called saturated
+
+
+@dataclass(frozen=True)
+class _Resp:
+    pk: int
+    source: str
+    prompt_id: int
+    length: int
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    met: bool | None
+    error: str
+
+
+@dataclass
+class _Result:
+    response: _Resp
+    sample: int
+    score: float | None
+    verdicts: list[tuple[dict[str, Any], _Verdict | None]]
+
+
+@dataclass
+class _Graded:
+    """A graded run's verdicts, read lean (ids and booleans, no explanations)."""
+
+    responses: list[_Result]
+
+
+@dataclass(frozen=True)
+class _Label:
+    chosen_id: int
+    rejected_id: int
+    chosen_source: str
+    rejected_source: str
+    chosen_length: int
+    rejected_length: int
+
+
+def _graded(run: Run) -> _Graded:
+    """The verdicts of a per-criterion or grouped run per (response, sample), with each
+    response's HealthBench score (None when a verdict is missing or failed), in a few
+    queries of plain values: fast at 100k judgments."""
+    judging_mode = mode_for(run.mode)
+    units = [
+        Unit.from_stored(u)
+        for c in run.chunks.filter(retry=False).order_by("index")
+        for u in c.units
+    ]
+    verdicts = {
+        key: _Verdict(met, "failed" if error else "")
+        for key, met, error in RunJudgment.objects.filter(run=run).values_list(
+            "judgment__key", "judgment__met", "judgment__error"
+        )
+    }
+    ids = {u.response_id for u in units}
+    rows = Response.objects.filter(pk__in=ids).annotate(length=Length("content"))
+    responses = {pk: _Resp(pk, source, prompt, length) for pk, source, prompt, length in rows.values_list("pk", "source", "prompt_id", "length")}  # fmt: skip
+    results: dict[tuple[int, int], _Result] = {}
+    for unit in units:
+        result = results.setdefault(
+            (unit.response_id, unit.sample),
+            _Result(responses[unit.response_id], unit.sample, None, []),
+        )
+        for criterion, key in judging_mode.result_slots(unit):
+            result.verdicts.append((criterion, verdicts.get(key)))
+    for result in results.values():
+        if all(v is not None and not v.error and v.met is not None for _, v in result.verdicts):
+            result.score = aggregate.healthbench_score(
+                [c["points"] for c, _ in result.verdicts], [v.met for _, v in result.verdicts if v]
+            )
+    return _Graded(sorted(results.values(), key=lambda r: (r.response.prompt_id, r.response.source, r.response.pk, r.sample)))  # fmt: skip
+
+
+def _lean(results: RunResults) -> _Graded:
+    """A holistic run's results in the same shape (scores, no per-criterion verdicts)."""
+    return _Graded([
+        _Result(_Resp(r.response.pk, r.response.source, r.response.prompt_id, len(r.response.content)), r.sample, r.score, [])
+        for r in results.responses
+    ])  # fmt: skip
+
+
+def _all_labels(project_id: int) -> list[_Label]:
+    rows = PreferenceLabel.objects.filter(prompt__project_id=project_id).annotate(
+        chosen_length=Length("chosen__content"), rejected_length=Length("rejected__content")
+    )
+    return [
+        _Label(*row)
+        for row in rows.values_list(
+            "chosen_id", "rejected_id", "chosen__source", "rejected__source", "chosen_length", "rejected_length"
+        )
+    ]  # fmt: skip
 
 
 def stat(value: rs.Stat) -> dict[str, Any]:
@@ -57,7 +153,7 @@ def _verdict(judgment: Any) -> float:
     return 1.0 if judgment.met else 0.0
 
 
-def _criteria(results: RunResults) -> dict[str, _Criterion]:
+def _criteria(results: _Graded) -> dict[str, _Criterion]:
     """Each criterion's verdicts with the score of its response on the rest of the rubric."""
     criteria: dict[str, _Criterion] = {}
     for result in results.responses:
@@ -86,7 +182,7 @@ def _criteria(results: RunResults) -> dict[str, _Criterion]:
     return criteria
 
 
-def _co_judged(results: RunResults) -> dict[tuple[str, str], list[int]]:
+def _co_judged(results: _Graded) -> dict[tuple[str, str], list[int]]:
     """2×2 counts (both met, first only, second only, neither) of every two criteria judged
     on the same responses (sample 0)."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -103,12 +199,12 @@ def _co_judged(results: RunResults) -> dict[tuple[str, str], list[int]]:
     return counts
 
 
-def _labels(project_id: int, response_ids: Iterable[int]) -> list[PreferenceLabel]:
-    ids = set(response_ids)
-    labels = PreferenceLabel.objects.filter(prompt__project_id=project_id).select_related(
-        "chosen", "rejected"
-    )
-    return [label for label in labels if label.chosen_id in ids and label.rejected_id in ids]
+def _labels(labels: list[_Label], response_ids: set[int]) -> list[_Label]:
+    return [
+        label
+        for label in labels
+        if label.chosen_id in response_ids and label.rejected_id in response_ids
+    ]
 
 
 def _flags(entry: dict[str, Any], redundant: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -146,7 +242,7 @@ def _flags(entry: dict[str, Any], redundant: list[dict[str, Any]]) -> list[dict[
 
 
 def _criterion_figures(
-    results: RunResults, labels: list[PreferenceLabel]
+    results: _Graded, labels: list[_Label]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     criteria = _criteria(results)
     redundant: list[dict[str, Any]] = []
@@ -198,7 +294,7 @@ def _criterion_figures(
     return out, redundant
 
 
-def _scores(results: RunResults) -> dict[int, dict[int, float]]:
+def _scores(results: _Graded) -> dict[int, dict[int, float]]:
     """sample → response → score (defined scores only)."""
     out: dict[int, dict[int, float]] = defaultdict(dict)
     for r in results.responses:
@@ -207,7 +303,7 @@ def _scores(results: RunResults) -> dict[int, dict[int, float]]:
     return out
 
 
-def _snr(results: RunResults, seed: int) -> dict[str, Any]:
+def _snr(results: _Graded, seed: int) -> dict[str, Any]:
     by_source: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in results.responses:
         if r.score is not None:
@@ -228,7 +324,7 @@ def _snr(results: RunResults, seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _tail(scores: dict[int, float], labels: list[PreferenceLabel]) -> dict[str, Any]:
+def _tail(scores: dict[int, float], labels: list[_Label]) -> dict[str, Any]:
     pairs = [
         (scores[label.chosen_id], scores[label.rejected_id])
         for label in labels
@@ -280,17 +376,25 @@ def latest_pairwise_run(run: Run) -> Run | None:
 def run_figures(run: Run) -> dict[str, Any]:
     """Every figure of the Analytics tab for ``run``: JSON types only."""
     judging_mode = mode_for(run.mode)
-    results = run_results(run, with_verdicts=not judging_mode.compares_pairs)
+    pair_results: RunResults | None = None
+    if judging_mode.compares_pairs:
+        pair_results = run_results(run)
+        results = _Graded([])
+    elif run.mode == Run.Mode.HOLISTIC:
+        results = _lean(run_results(run))
+    else:
+        results = _graded(run)
     seed = run.pk
     figures: dict[str, Any] = {"run": run.pk, "mode": run.mode, "samples": run.samples}
     scores = _scores(results)
     first = scores.get(0, {})
-    response_ids = {r.response.pk for r in results.responses} | {
-        x.pk for p in results.pairs for x in (p.a, p.b)
-    }
-    labels = _labels(run.project_id, response_ids)
+    response_ids = {r.response.pk for r in results.responses}
+    if pair_results is not None:
+        response_ids |= {x.pk for p in pair_results.pairs for x in (p.a, p.b)}
+    all_labels = _all_labels(run.project_id)
+    labels = _labels(all_labels, response_ids)
     figures["labels"] = len(labels)
-    if results.responses and any(r.verdicts for r in results.responses):
+    if any(r.verdicts for r in results.responses):
         figures["criteria"], figures["redundant"] = _criterion_figures(results, labels)
         figures["criteria_why"] = ""
     else:
@@ -307,38 +411,31 @@ def run_figures(run: Run) -> dict[str, Any]:
     figures["mean_scores"] = figures["snr"]["means"] if figures["snr"] else {}
 
     pairwise_run = latest_pairwise_run(run)
-    pair_results = (
-        results if pairwise_run is run else (run_results(pairwise_run) if pairwise_run else None)
-    )
+    if pairwise_run is not None and pairwise_run is not run:
+        pair_results = run_results(pairwise_run)
     leaderboard: dict[str, Any] = {}
     if pair_results is not None and pairwise_run is not None:
         comparisons = _pair_comparisons(pair_results.pairs)
         leaderboard["pairwise"] = {"run": pairwise_run.pk, **_with_tau(_board(comparisons, seed), figures["mean_scores"])}  # fmt: skip
     else:
         leaderboard["pairwise"] = None
-    expert = [(label.chosen.source, label.rejected.source, 1.0) for label in _all_labels(run.project_id) if label.chosen.source != label.rejected.source]  # fmt: skip
+    expert = [(label.chosen_source, label.rejected_source, 1.0) for label in all_labels if label.chosen_source != label.rejected_source]  # fmt: skip
     leaderboard["labels"] = (
         _with_tau(_board(expert, seed), figures["mean_scores"]) if expert else None
     )
     figures["leaderboard"] = leaderboard
-    figures["bias"] = _bias(results, first, pairwise_run, pair_results, run.project_id)
+    figures["bias"] = _bias(results, first, pairwise_run, pair_results, all_labels)
     return figures
 
 
-def _all_labels(project_id: int) -> list[PreferenceLabel]:
-    return list(
-        PreferenceLabel.objects.filter(prompt__project_id=project_id).select_related("chosen", "rejected")
-    )  # fmt: skip
-
-
 def _bias(
-    results: RunResults,
+    results: _Graded,
     first: dict[int, float],
     pairwise_run: Run | None,
     pair_results: RunResults | None,
-    project_id: int,
+    labels: list[_Label],
 ) -> dict[str, Any]:
-    lengths = {r.response.pk: len(r.response.content) for r in results.responses}
+    lengths = {r.response.pk: r.response.length for r in results.responses}
     ids = [rid for rid in first if rid in lengths]
     out: dict[str, Any] = {
         "length_score": stat(rs.length_bias([lengths[i] for i in ids], [first[i] for i in ids])),
@@ -366,8 +463,7 @@ def _bias(
     else:
         out["position"] = None
         out["longer_wins_judge"] = stat(rs.Stat.undefined("no pairwise run in this project"))
-    expert = _all_labels(project_id)
     out["longer_wins_labels"] = stat(rs.longer_wins([
-        (len(label.chosen.content), len(label.rejected.content), "a") for label in expert
-    ]) if expert else rs.Stat.undefined("no preference labels in this project"))  # fmt: skip
+        (label.chosen_length, label.rejected_length, "a") for label in labels
+    ]) if labels else rs.Stat.undefined("no preference labels in this project"))  # fmt: skip
     return out

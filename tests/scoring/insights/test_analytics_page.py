@@ -134,3 +134,17 @@ def test_the_figures_over_the_api(api, project, editor, viewer, judge, eager):
     RunInsights.objects.all().delete()
     answer = api.get(url)
     assert answer.status_code == 409 and "not computed yet" in answer.json()["detail"]
+
+
+def test_the_page_reads_stored_figures_in_a_bounded_number_of_queries(
+    client, project, editor, judge, eager, django_assert_max_num_queries
+):
+    _world(project, editor)
+    _finished(eager, project, editor, judge, mode=Run.Mode.PER_CRITERION)
+    client.force_login(editor)
+    url = reverse("scoring:analytics", args=[project.slug])
+    client.get(url)
+    with django_assert_max_num_queries(
+        12
+    ):  # whatever the run's size (benchmarks/bench_insights.py)
+        assert client.get(url).status_code == 200
