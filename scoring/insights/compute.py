@@ -16,8 +16,10 @@ import numpy as np
 from django.db.models.functions import Length
 
 from annotation.prompts.models import PreferenceLabel, Response
+from scoring.analytics.vector_store import stored_vectors
 from scoring.engine import aggregate
 from scoring.engine import rubric_stats as rs
+from scoring.judges.models import text_hash
 from scoring.runs.models import Run, RunJudgment
 from scoring.runs.modes.base import Unit
 from scoring.runs.modes.registry import mode_for
@@ -233,6 +235,14 @@ def _flags(entry: dict[str, Any], redundant: list[dict[str, Any]]) -> list[dict[
     if flips["value"] is not None and flips["n"] >= MIN_REPEATS and flips["value"] > NOISY_ABOVE:
         flags.append({"kind": "noisy", "reason": f"The judge's verdict flips between samples on "
                       f"{flips['value']:.0%} of {flips['n']} responses."})  # fmt: skip
+    judges = entry["noise"].get("judges_flips", {})
+    if (
+        judges.get("value") is not None
+        and judges["n"] >= MIN_REPEATS
+        and judges["value"] > NOISY_ABOVE
+    ):
+        flags.append({"kind": "noisy", "reason": f"Two judges disagree on {judges['value']:.0%} of "
+                      f"the {judges['n']} responses both graded."})  # fmt: skip
     for pair in redundant:
         if entry["key"] in (pair["a"], pair["b"]):
             other = pair["b_text"] if entry["key"] == pair["a"] else pair["a_text"]
@@ -242,9 +252,10 @@ def _flags(entry: dict[str, Any], redundant: list[dict[str, Any]]) -> list[dict[
 
 
 def _criterion_figures(
-    results: _Graded, labels: list[_Label]
+    results: _Graded, labels: list[_Label], other: _Graded | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     criteria = _criteria(results)
+    theirs = _criteria(other) if other is not None else {}
     redundant: list[dict[str, Any]] = []
     for (a, b), (n11, n10, n01, n00) in sorted(_co_judged(results).items()):
         n = n11 + n10 + n01 + n00
@@ -255,6 +266,16 @@ def _criterion_figures(
                 "agreement": agreement, "n": n, "phi": stat(rs.phi_from_counts(n11, n10, n01, n00)),
             })  # fmt: skip
     redundant.sort(key=lambda p: (-p["agreement"], p["a"], p["b"]))
+    vectors = stored_vectors(
+        {t for p in redundant for t in (p["a_text"].strip(), p["b_text"].strip())}
+    )
+    for pair in redundant:
+        va, vb = (vectors.get(text_hash(pair[k].strip())) for k in ("a_text", "b_text"))
+        pair["cosine"] = (
+            stat(rs.Stat(float(np.dot(va, vb)), 2))
+            if va is not None and vb is not None
+            else stat(rs.Stat.undefined("texts not embedded yet: the editor's Near duplicates panel embeds them"))
+        )  # fmt: skip
     out: list[dict[str, Any]] = []
     for c in criteria.values():
         verdicts = np.asarray(c.verdicts)
@@ -276,6 +297,16 @@ def _criterion_figures(
         else:
             none = stat(rs.Stat.undefined("one sample per response: run with samples ≥ 2"))
             noise_figures = {"flips": none, "kappa": none}
+        if other is None:
+            judges = stat(rs.Stat.undefined("no other judge's run graded these responses"))
+            noise_figures.update(judges_flips=judges, judges_kappa=judges)
+        else:
+            mine, their = c.first, theirs[c.key].first if c.key in theirs else {}
+            shared = [rid for rid in mine if rid in their]
+            between = rs.judge_noise(
+                np.asarray([mine[r] for r in shared]), np.asarray([their[r] for r in shared])
+            )
+            noise_figures.update(judges_flips=stat(between.flips), judges_kappa=stat(between.kappa))
         entry = {
             "key": c.key,
             "text": c.text,
@@ -363,6 +394,19 @@ def _with_tau(board: list[dict[str, Any]], means: dict[str, float]) -> dict[str,
     return {"board": board, "tau": stat(tau), "sources_in_both": len(both)}
 
 
+def _second_judge(run: Run) -> Run | None:
+    """The project's latest other finished per-criterion or grouped run by another judge
+    (model or template): its verdicts on the same responses measure judge-to-judge noise."""
+    if run.mode not in (Run.Mode.PER_CRITERION, Run.Mode.GROUPED):
+        return None
+    return (
+        Run.objects.filter(project_id=run.project_id, status=Run.Status.DONE,
+                           mode__in=[Run.Mode.PER_CRITERION, Run.Mode.GROUPED])
+        .exclude(pk=run.pk).exclude(judge_hash=run.judge_hash)
+        .order_by("-finished_at", "-pk").first()
+    )  # fmt: skip
+
+
 def latest_pairwise_run(run: Run) -> Run | None:
     if mode_for(run.mode).compares_pairs:
         return run
@@ -394,8 +438,11 @@ def run_figures(run: Run) -> dict[str, Any]:
     all_labels = _all_labels(run.project_id)
     labels = _labels(all_labels, response_ids)
     figures["labels"] = len(labels)
+    second = _second_judge(run) if results.responses else None
+    figures["second_judge"] = {"run": second.pk, "model": second.model} if second else None
     if any(r.verdicts for r in results.responses):
-        figures["criteria"], figures["redundant"] = _criterion_figures(results, labels)
+        other = _graded(second) if second is not None else None
+        figures["criteria"], figures["redundant"] = _criterion_figures(results, labels, other)
         figures["criteria_why"] = ""
     else:
         figures["criteria"], figures["redundant"] = [], []

@@ -32,6 +32,7 @@ from scoring.runs.models import Run
 
 class RunChoice(forms.Form):
     run = id_field("Run")
+    rubric = id_field("Rubric")
 
 
 class CritiqueForm(forms.Form):
@@ -70,6 +71,14 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
     figures = insights.figures if insights else {}
     places = insights_services.criterion_places(figures) if figures else {}
     criteria = figures.get("criteria", [])
+    rubric_id = choice.cleaned_data.get("rubric") if choice.is_valid() else None
+    rubric = Rubric.objects.filter(project=project, pk=rubric_id).first() if rubric_id else None
+    if rubric_id and rubric is None:
+        raise Http404("No such rubric in this project.")
+    if rubric is not None:  # one rubric's criteria, from its editor
+        criteria = [
+            c for c in criteria if (place := places.get(c["key"])) and place.rubric_id == rubric.pk
+        ]
     for c in criteria:
         place = places.get(c["key"])
         c["editor"] = (
@@ -97,6 +106,7 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "access": access,
         "runs": runs,
         "run": run,
+        "rubric": rubric,
         "insights": insights,
         "figures": figures,
         "criteria": criteria,
@@ -257,7 +267,7 @@ def _rows(figures: dict[str, Any], table: str) -> list[list[Any]]:
         rows: list[list[Any]] = [[
             "key", "text", "points", "hit_rate", "responses", *[f"hit_rate:{s}" for s in sources],
             "saturated", "point_biserial", "label_agreement", "informative_pairs", "flip_rate",
-            "kappa", "flags",
+            "kappa", "judges_flip_rate", "judges_kappa", "flags",
         ]]  # fmt: skip
         for c in figures["criteria"]:
             rows.append([
@@ -265,13 +275,14 @@ def _rows(figures: dict[str, Any], table: str) -> list[list[Any]]:
                 *[c["by_source"].get(s, {}).get("value") for s in sources], c["saturated"],
                 c["discrimination"]["value"], c["label_agreement"]["value"], c["label_agreement"]["n"],
                 c["noise"]["flips"]["value"], c["noise"]["kappa"]["value"],
+                c["noise"].get("judges_flips", {}).get("value"), c["noise"].get("judges_kappa", {}).get("value"),
                 "; ".join(f["kind"] for f in c["flags"]),
             ])  # fmt: skip
         return rows
     if table == "redundant":
-        rows = [["a", "a_text", "b", "b_text", "agreement", "phi", "responses"]]
+        rows = [["a", "a_text", "b", "b_text", "agreement", "phi", "responses", "text_cosine"]]
         for p in figures["redundant"]:
-            rows.append([p["a"], p["a_text"], p["b"], p["b_text"], p["agreement"], p["phi"]["value"], p["n"]])  # fmt: skip
+            rows.append([p["a"], p["a_text"], p["b"], p["b_text"], p["agreement"], p["phi"]["value"], p["n"], p.get("cosine", {}).get("value")])  # fmt: skip
         return rows
     rows = [["from", "source", "theta", "low", "high", "comparisons", "mean_score"]]
     means = figures.get("mean_scores", {})

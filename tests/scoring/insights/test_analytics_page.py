@@ -148,3 +148,25 @@ def test_the_page_reads_stored_figures_in_a_bounded_number_of_queries(
         12
     ):  # whatever the run's size (benchmarks/bench_insights.py)
         assert client.get(url).status_code == 200
+
+
+def test_one_rubrics_criteria_from_its_editor(client, project, editor, judge, eager):
+    prompts = _world(project, editor)
+    _finished(eager, project, editor, judge, mode=Run.Mode.PER_CRITERION)
+    client.force_login(editor)
+    rubric = prompts[0].rubrics.get()
+    editor_page = client.get(
+        reverse("annotation:prompt_detail", args=[project.slug, prompts[0].pk])
+    )
+    link = f"{reverse('scoring:analytics', args=[project.slug])}?rubric={rubric.pk}"
+    assert link in editor_page.content.decode()
+    html = client.get(link).content.decode()
+    assert f"<strong>{rubric.title}</strong>" in html
+    table = html[html.index('id="criteria-table"') :]
+    table = table[table.index("<tbody>") : table.index("</tbody>")]
+    assert table.count("<tr") == len(CRITERIA)  # this rubric's criteria only, not all 48
+    assert "Case 1" not in html and "Case 0" in html
+    assert (
+        client.get(f"{reverse('scoring:analytics', args=[project.slug])}?rubric=999999").status_code
+        == 404
+    )

@@ -160,3 +160,35 @@ def test_figures_follow_a_pairwise_run_and_a_settled_review_queue(
         == 12 + PreferenceLabel.objects.filter(source="expert").count()
     )
     assert PreferenceLabel.objects.filter(source="expert").exists()
+
+
+def test_a_second_judge_measures_judge_noise_and_stored_embeddings_give_the_text_cosine(
+    world, owner, editor, judge, eager
+):
+    from scoring.judges import services as judge_services
+    from tests.factories import EmbeddingFactory
+
+    first = _run(eager, world, editor, judge, mode=Run.Mode.PER_CRITERION)
+    figures = RunInsights.objects.get(run=first).figures
+    assert figures["second_judge"] is None
+    emergency = next(c for c in figures["criteria"] if c["text"] == CRITERIA[0][0])
+    assert (
+        emergency["noise"]["judges_flips"]["why"] == "no other judge's run graded these responses"
+    )
+    (pair,) = figures["redundant"]
+    assert "not embedded yet" in pair["cosine"]["why"]
+
+    other = judge_services.endpoint_save(
+        project=world, actor=owner,
+        data={"name": "second", "base_url": judge.base_url, "model": "fake-judge-2"},
+    )  # fmt: skip
+    EmbeddingFactory(text=CRITERIA[0][0], values=(0.6, 0.8, 0.0, 0.0))
+    EmbeddingFactory(text=CRITERIA[1][0], values=(0.8, 0.6, 0.0, 0.0))
+    second = _run(eager, world, editor, other, mode=Run.Mode.PER_CRITERION)
+    figures = RunInsights.objects.get(run=second).figures
+    assert figures["second_judge"] == {"run": first.pk, "model": "fake-judge"}
+    emergency = next(c for c in figures["criteria"] if c["text"] == CRITERIA[0][0])
+    assert emergency["noise"]["judges_flips"] == {"value": 0.0, "n": 24, "why": ""}
+    assert emergency["noise"]["judges_kappa"]["value"] == 1.0
+    (pair,) = figures["redundant"]
+    assert pair["cosine"]["value"] == pytest.approx(0.96)  # 0.6·0.8 + 0.8·0.6
