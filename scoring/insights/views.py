@@ -153,14 +153,15 @@ def _flag_groups(
         group["criteria"].append(c)
         group["kinds"].update(f["kind"] for f in c["flags"])
         group["prompt_scoped"] = bool(place and place.prompt_id)
-    titles = dict(
-        Rubric.objects.filter(project=project, pk__in=[g for g in groups if g]).values_list(
-            "pk", "title"
-        )
-    )
+    rubrics = Rubric.objects.filter(
+        project=project, pk__in=[g for g in groups if g]
+    ).select_related("prompt")
+    titles = {r.pk: r.title for r in rubrics}
+    asked = {r.pk: r.prompt.last_user_message if r.prompt else "" for r in rubrics}
     out = []
     for rubric_id, group in groups.items():
         group["title"] = titles.get(rubric_id, "A rubric no longer in the project") if rubric_id else "Unknown rubric"  # fmt: skip
+        group["asked"] = asked.get(rubric_id, "") if rubric_id else ""
         group["editor"] = reverse("annotation:rubric_page", args=[project.slug, rubric_id]) if rubric_id in titles else ""  # fmt: skip
         group["summary"] = ", ".join(
             f"{n} {KIND_NAMES.get(k, k)}" for k, n in group["kinds"].most_common()

@@ -59,7 +59,8 @@ def test_the_page_shows_the_figures_and_says_why_one_is_undefined(
     assert f"run #{run.pk}" in html and 'id="criteria-table"' in html
     assert "Recommends rest only" in html and "Met by 0% of the 4 responses judged" in html
     assert "one class only: every response has the same verdict" in html  # undefined, with why
-    assert "one sample per response: run with samples ≥ 2" in html
+    assert "Judge noise between samples: not measured, one sample per response" in html
+    assert "Judge noise between judges: not measured" in html and "Flips (samples)" not in html
     assert 'id="tail-table"' in html and "From the preference labels" in html
     assert "No pairwise run has finished in this project." in html
     assert "Send these to Critique" not in html  # a viewer reads; editors act
