@@ -223,7 +223,7 @@ def analytics_critique(request: SignedInRequest, slug: str, run_id: int) -> Http
     return redirect("annotation:prompt_detail", slug=slug, prompt_id=job.prompt_id)
 
 
-TABLES = ("criteria", "redundant", "leaderboard")
+TABLES = ("criteria", "redundant", "leaderboard", "summary")
 
 
 @login_required
@@ -284,6 +284,22 @@ def _rows(figures: dict[str, Any], table: str) -> list[list[Any]]:
         rows = [["a", "a_text", "b", "b_text", "agreement", "phi", "responses", "text_cosine"]]
         for p in figures["redundant"]:
             rows.append([p["a"], p["a_text"], p["b"], p["b_text"], p["agreement"], p["phi"]["value"], p["n"], p.get("cosine", {}).get("value")])  # fmt: skip
+        return rows
+    if table == "summary":  # the rubric's and the judge's figures, one per row
+        rows = [["figure", "value", "n", "why"]]
+        snr = figures.get("snr") or {}
+        named = [(f"snr:{k}", snr.get(k)) for k in ("signal", "noise", "snr")]
+        named += [(f"tail_accuracy:{k}", v) for k, v in (figures.get("tail") or {}).items()]
+        bias = figures.get("bias") or {}
+        named += [
+            (f"bias:{k}", bias.get(k))
+            for k in ("length_score", "longer_wins_judge", "longer_wins_labels")
+        ]
+        position = bias.get("position") or {}
+        named += [(f"bias:position_{k}", position.get(k)) for k in ("consistent", "first_shown")]
+        for name, figure in named:
+            if figure:
+                rows.append([name, figure["value"], figure["n"], figure["why"]])
         return rows
     rows = [["from", "source", "theta", "low", "high", "comparisons", "mean_score"]]
     means = figures.get("mean_scores", {})
