@@ -180,7 +180,16 @@ def test_an_owner_makes_an_account_for_a_colleague_who_then_approves(page, live_
     )
     names = [name for name, _ in tabs]
     # Settings reads the guidelines (owners edit them); no Import, Judges or Co-author batch.
-    assert names == ["Prompts", "Members", "Settings", "Runs", "Reviews", "Agreement", "Exports"]
+    assert names == [
+        "Prompts",
+        "Members",
+        "Settings",
+        "Runs",
+        "Reviews",
+        "Agreement",
+        "Analytics",
+        "Exports",
+    ]
     for name, href in tabs:
         answer = colleague.goto(href)
         assert answer is not None and answer.status == 200, (name, answer and answer.status)
