@@ -9,7 +9,6 @@ import io
 from collections import Counter
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -23,20 +22,11 @@ from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.rubrics.models import Rubric
-from scoring.coauthoring.forms import id_field
 from scoring.insights import services as insights_services
+from scoring.insights.forms import AnalyticsChoiceForm, CritiqueForm
 from scoring.insights.models import RunInsights
 from scoring.runs import selectors as run_selectors
 from scoring.runs.models import Run
-
-
-class RunChoice(forms.Form):
-    run = id_field("Run")
-    rubric = id_field("Rubric")
-
-
-class CritiqueForm(forms.Form):
-    key = forms.CharField(max_length=64)
 
 
 def _access(request: SignedInRequest, slug: str, role: Role = Role.VIEWER) -> ProjectAccess:
@@ -61,7 +51,7 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
     project = access.project
     runs = _finished_runs(project)
-    choice = RunChoice(request.GET)
+    choice = AnalyticsChoiceForm(request.GET)
     run_id = choice.cleaned_data["run"] if choice.is_valid() else None
     if run_id is not None:
         run: Run | None = run_selectors.run_get(project=project, run_id=run_id)
@@ -219,7 +209,8 @@ def analytics_critique(request: SignedInRequest, slug: str, run_id: int) -> Http
         "Sent to Critique: its proposal appears in the prompt's co-author panel, with these "
         "figures in its notes; nothing changes until someone accepts it.",
     )
-    assert job.prompt_id is not None
+    if job.prompt_id is None:  # critique_send always names a prompt; kept for the type
+        return redirect(reverse("scoring:analytics", args=[slug]) + f"?run={run.pk}")
     return redirect("annotation:prompt_detail", slug=slug, prompt_id=job.prompt_id)
 
 
