@@ -21,10 +21,7 @@ from annotation.reviews.agreement import agreement_report, reference_name
 from annotation.reviews.agreement_rows import CSV_HEADER, review_rows
 from annotation.reviews.forms import QueueChoiceForm
 from annotation.reviews.models import ReviewQueue
-
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
-# injection"): such text cells are written with a leading apostrophe.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from annotation.spreadsheets import csv_cell
 
 
 def _scope(
@@ -57,18 +54,6 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
         "can_download": access.can_edit,
     }
     return render(request, "scoring/agreement.html", context)
-
-
-def csv_cell(value: object) -> object:
-    """The value as written to the CSV: None empty, booleans as true/false, text that a
-    spreadsheet would run as a formula behind an apostrophe."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 class _Line:

@@ -81,25 +81,20 @@ def pearson(x: np.ndarray, y: np.ndarray) -> Stat:
     return Stat(float(np.clip((dx * dy).sum() / (sx * sy), -1.0, 1.0)), n)
 
 
-def rest_scores(verdicts: np.ndarray, points: np.ndarray, criterion: int) -> np.ndarray:
-    """Each response's HealthBench score on the rubric without ``criterion``: the points of
-    the other met criteria over their positive points; NaN where another verdict is missing
-    or no other criterion has positive points."""
-    keep = np.ones(points.size, dtype=bool)
-    keep[criterion] = False
-    others, weights = verdicts[:, keep], points[keep]
-    positive = weights[weights > 0].sum()
-    if positive <= 0:
-        return np.full(verdicts.shape[0], np.nan)
-    scores: np.ndarray = (np.nan_to_num(others) * weights).sum(axis=1) / positive
-    scores[np.isnan(others).any(axis=1)] = np.nan
+def rest_scores(points: np.ndarray, verdicts: np.ndarray) -> np.ndarray:
+    """One response's score on the rest of its rubric, for each criterion: the HealthBench
+    score (points of the met items over the positive points) of the other criteria. NaN
+    where another criterion's verdict is missing, or no other criterion has positive points.
+    A criterion's point-biserial correlation with these scores is its discrimination."""
+    positive = np.where(points > 0, points, 0.0)
+    rest_positive = positive.sum() - positive
+    known = _defined(verdicts)
+    met = np.where(known, np.nan_to_num(verdicts) * points, 0.0)
+    missing = ~known
+    others_missing = missing.sum() - missing
+    scores: np.ndarray = (met.sum() - met) / np.where(rest_positive > 0, rest_positive, 1.0)
+    scores[(others_missing > 0) | (rest_positive <= 0)] = np.nan
     return scores
-
-
-def discrimination(verdicts: np.ndarray, points: np.ndarray, criterion: int) -> Stat:
-    """Point-biserial correlation between the criterion's verdict and the score on the rest
-    of the rubric. For a pitfall (negative points) a good criterion correlates negatively."""
-    return pearson(verdicts[:, criterion], rest_scores(verdicts, points, criterion))
 
 
 def label_agreement(verdicts: np.ndarray, points: float, pairs: Sequence[tuple[int, int]]) -> Stat:
@@ -152,39 +147,6 @@ def judge_noise(first: np.ndarray, second: np.ndarray) -> Noise:
         return Noise(none, none)
     flips = Stat(float((first[both] != second[both]).mean()), n)
     return Noise(flips, cohen_kappa_binary(first, second))
-
-
-def phi(x: np.ndarray, y: np.ndarray) -> Stat:
-    """The φ coefficient of two 0/1 vectors (Pearson's r of binary variables)."""
-    return pearson(x, y)
-
-
-@dataclass(frozen=True)
-class Redundant:
-    a: int
-    b: int
-    agreement: float  # share of responses where both verdicts are the same
-    phi: Stat
-    n: int
-
-
-def redundant_pairs(
-    verdicts: np.ndarray, threshold: float = REDUNDANT_AGREEMENT, min_n: int = 10
-) -> list[Redundant]:
-    """Pairs of criteria whose verdicts agree on at least ``threshold`` of the responses
-    both were judged on (at least ``min_n`` of them), most agreeing first."""
-    found = []
-    columns = verdicts.shape[1]
-    for i in range(columns):
-        for j in range(i + 1, columns):
-            both = _defined(verdicts[:, i]) & _defined(verdicts[:, j])
-            n = int(both.sum())
-            if n < min_n:
-                continue
-            agreement = float((verdicts[both, i] == verdicts[both, j]).mean())
-            if agreement >= threshold:
-                found.append(Redundant(i, j, agreement, phi(verdicts[:, i], verdicts[:, j]), n))
-    return sorted(found, key=lambda r: (-r.agreement, r.a, r.b))
 
 
 # --- per rubric / per project ------------------------------------------------------------

@@ -159,20 +159,14 @@ def _criteria(results: _Graded) -> dict[str, _Criterion]:
     """Each criterion's verdicts with the score of its response on the rest of the rubric."""
     criteria: dict[str, _Criterion] = {}
     for result in results.responses:
-        pairs = [(c, _verdict(j)) for c, j in result.verdicts]
-        positive = sum(float(c["points"]) for c, _ in pairs if float(c["points"]) > 0)
-        met = sum(float(c["points"]) * v for c, v in pairs if not math.isnan(v))
-        missing = sum(1 for _, v in pairs if math.isnan(v))
-        for c, v in pairs:
-            points = float(c["points"])
-            rest_positive = positive - max(points, 0.0)
-            others_missing = missing - (1 if math.isnan(v) else 0)
-            if others_missing or rest_positive <= 0:
-                rest = math.nan
-            else:
-                rest = (met - (0.0 if math.isnan(v) else points * v)) / rest_positive
+        if not result.verdicts:
+            continue
+        points = np.asarray([float(c["points"]) for c, _ in result.verdicts])
+        values = np.asarray([_verdict(j) for _, j in result.verdicts])
+        rests = rs.rest_scores(points, values)
+        for (c, _), v, rest in zip(result.verdicts, values.tolist(), rests.tolist(), strict=True):
             entry = criteria.setdefault(
-                c["key"], _Criterion(c["key"], c["text"], points, c.get("version"))
+                c["key"], _Criterion(c["key"], c["text"], float(c["points"]), c.get("version"))
             )
             entry.verdicts.append(v)
             entry.rests.append(rest)

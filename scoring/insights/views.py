@@ -22,6 +22,7 @@ from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Project, Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.rubrics.models import Rubric
+from annotation.spreadsheets import csv_cell
 from scoring.insights import services as insights_services
 from scoring.insights.forms import AnalyticsChoiceForm, CritiqueForm
 from scoring.insights.models import RunInsights
@@ -39,10 +40,6 @@ def _finished_runs(project: Project) -> list[Run]:
         .select_related("endpoint")
         .order_by("-finished_at", "-pk")[:50]
     )
-
-
-def _fmt(value: Any) -> str:
-    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 @login_required
@@ -228,29 +225,12 @@ def analytics_csv(request: SignedInRequest, slug: str, run_id: int, table: str) 
     out = io.StringIO()
     writer = csv.writer(out)
     for row in _rows(insights.figures, table):
-        writer.writerow([_csv_cell(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
         f'attachment; filename="{project.slug}-run-{run.pk}-{table}.csv"'
     )
     return response
-
-
-def _csv_cell(value: Any) -> str:
-    text = _fmt(value)
-    return (
-        "'" + text
-        if text.startswith(("=", "+", "-", "@", "\t", "\r")) and not _number(text)
-        else text
-    )
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _rows(figures: dict[str, Any], table: str) -> list[list[Any]]:

@@ -22,30 +22,43 @@ def _verdicts(rng: np.random.Generator, n: int, m: int, missing: float = 0.1) ->
     return v
 
 
+def _rest_by_hand(points, row, c):  # type: ignore[no-untyped-def]
+    """The HealthBench score of the other criteria, written out."""
+    others = [k for k in range(len(points)) if k != c]
+    if any(np.isnan(row[k]) for k in others):
+        return np.nan
+    positive = sum(points[k] for k in others if points[k] > 0)
+    return sum(points[k] * row[k] for k in others) / positive if positive > 0 else np.nan
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_discrimination_is_scipys_point_biserial_on_the_rest_score(seed):
     rng = np.random.default_rng(seed)
     verdicts = _verdicts(rng, 60, 6)
     points = np.array([5.0, 3.0, -4.0, 2.0, 8.0, -2.0])
+    rests = np.stack([rs.rest_scores(points, row) for row in verdicts])
     for c in range(6):
-        got = rs.discrimination(verdicts, points, c)
-        rest = rs.rest_scores(verdicts, points, c)
-        both = ~np.isnan(verdicts[:, c]) & ~np.isnan(rest)
-        want = stats.pointbiserialr(verdicts[both, c], rest[both]).statistic
+        by_hand = np.array([_rest_by_hand(points, row, c) for row in verdicts])
+        np.testing.assert_allclose(rests[:, c], by_hand, rtol=1e-12, equal_nan=True)
+        got = rs.pearson(verdicts[:, c], rests[:, c])
+        both = ~np.isnan(verdicts[:, c]) & ~np.isnan(rests[:, c])
+        want = stats.pointbiserialr(verdicts[both, c], rests[both, c]).statistic
         assert got.n == int(both.sum())
         assert got.value == pytest.approx(want, abs=1e-12)
 
 
 def test_rest_score_is_healthbench_without_the_criterion():
-    verdicts = np.array([[1.0, 0.0, 1.0, 1.0]])
     points = np.array([7.0, 5.0, 10.0, -6.0])
-    # Without the 10-point item: (7 − 6) / 12.
-    assert rs.rest_scores(verdicts, points, 2)[0] == pytest.approx(1 / 12)
+    rests = rs.rest_scores(points, np.array([1.0, 0.0, 1.0, 1.0]))
+    assert rests[2] == pytest.approx(1 / 12)  # without the 10-point item: (7 − 6) / 12
+    assert rests[0] == pytest.approx((10 - 6) / 15)
+    missing = rs.rest_scores(points, np.array([1.0, np.nan, 1.0, 1.0]))
+    assert np.isnan(missing[0]) and missing[1] == pytest.approx((7 + 10 - 6) / 17)
+    assert np.isnan(rs.rest_scores(np.array([3.0, -2.0]), np.array([1.0, 0.0]))[0])
 
 
 def test_undefined_figures_say_why():
-    one_class = np.ones((10, 2))
-    assert "one class only" in rs.discrimination(one_class, np.array([1.0, 1.0]), 0).why
+    assert "one class only" in rs.pearson(np.ones(10), np.arange(10.0)).why
     assert rs.hit_rate(np.full(4, np.nan)).why == "no verdict for this criterion"
     assert "too few" in rs.pearson(np.array([1.0, 0.0]), np.array([0.1, 0.2])).why
     assert rs.label_agreement(np.array([1.0, 1.0]), 3.0, [(0, 1)]).why.startswith("its verdicts")
@@ -79,19 +92,6 @@ def test_label_agreement_favours_the_chosen_for_a_positive_criterion_and_not_for
     assert rs.label_agreement(verdicts, 5.0, pairs) == rs.Stat(0.5, 2)
     assert rs.label_agreement(verdicts, -5.0, pairs) == rs.Stat(0.5, 2)
     assert rs.label_agreement(np.array([0.0, 1.0]), -5.0, [(0, 1)]) == rs.Stat(1.0, 1)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_redundant_pairs_and_phi(seed):
-    rng = np.random.default_rng(seed)
-    base = (rng.random(100) < 0.5).astype(float)
-    copy = base.copy()
-    copy[:2] = 1 - copy[:2]  # 98 % agreement
-    other = (rng.random(100) < 0.5).astype(float)
-    verdicts = np.stack([base, other, copy], axis=1)
-    (found,) = rs.redundant_pairs(verdicts)
-    assert (found.a, found.b, found.agreement, found.n) == (0, 2, 0.98, 100)
-    assert found.phi.value == pytest.approx(stats.pearsonr(base, copy).statistic, abs=1e-12)
 
 
 def test_signal_to_noise_on_a_worked_example():
