@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--script", metavar="RULES.json", help="JSON list of reply rules")
     parser.add_argument(
+        "--follow-injections",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model that follows instructions to the grader hidden in a response "
+        "(repeatable; '*' for every model); the others ignore them",
+    )
+    parser.add_argument(
         "--allow-remote", action="store_true", help="permit a non-loopback --host (never in tests)"
     )
     return parser
@@ -78,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             hang_seconds=args.hang_seconds,
             seed=args.seed,
             rules=load_rules(args.script) if args.script else [],
+            follow_injections=args.follow_injections,
         )
     except (OSError, ValueError) as exc:
         print(f"fakellm: {exc}", file=sys.stderr)

@@ -211,7 +211,12 @@ class _ChatCompletions:
                 spec = response_format.get("json_schema") or {}
                 schema = spec.get("schema")
                 if isinstance(schema, dict):
-                    judged = judge.answer(str(spec.get("name", "")), schema, text)
+                    judged = judge.answer(
+                        str(spec.get("name", "")),
+                        schema,
+                        text,
+                        follow_injections=config.follows_injections(str(request.get("model"))),
+                    )
                     if judged is not None:
                         return json.dumps(judged)
                     return json.dumps(_SchemaFaker(schema, digest).generate(schema))

@@ -96,12 +96,18 @@ class FakeConfig:
     hang_seconds: float = 30.0
     seed: int = 0
     rules: list[Rule] = field(default_factory=list)
+    # Models that follow instructions to the grader hidden in a response ("*": every model);
+    # the others recognise such instructions and grade as if they were not there.
+    follow_injections: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.models, str):
             raise ValueError("models must be a list of model names")
         self.rules = [_as_rule(r) for r in self.rules]
         self.models = [str(m) for m in self.models]
+        if isinstance(self.follow_injections, str):
+            raise ValueError("follow_injections must be a list of model names")
+        self.follow_injections = [str(m) for m in self.follow_injections]
         self.validate()
 
     def validate(self) -> None:
@@ -132,13 +138,18 @@ class FakeConfig:
         current["seed"] = int(current["seed"])
         current["models"] = list(current["models"])
         current["rules"] = list(current["rules"])
+        current["follow_injections"] = list(current["follow_injections"])
         return FakeConfig(**current)
+
+    def follows_injections(self, model: str) -> bool:
+        return "*" in self.follow_injections or model in self.follow_injections
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, the same shape ``POST /_config`` accepts."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["rules"] = [r.to_dict() for r in self.rules]
         data["models"] = list(self.models)
+        data["follow_injections"] = list(self.follow_injections)
         return data
 
 

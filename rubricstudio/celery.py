@@ -28,6 +28,7 @@ TASK_PACKAGES = [
     "scoring.coauthoring",
     "scoring.datasets",
     "scoring.insights",
+    "scoring.probes",
     "scoring.runs",
 ]
 app.autodiscover_tasks(TASK_PACKAGES)

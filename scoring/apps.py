@@ -10,7 +10,9 @@ class ScoringConfig(AppConfig):
         from annotation.reviews.signals import queue_settled
         from scoring import checks  # noqa: F401 - registers the system checks
         from scoring.insights.services import on_queue_settled, on_run_finished
+        from scoring.probes.services import on_run_finished as on_probe_run_finished
         from scoring.runs.signals import run_finished
 
         run_finished.connect(on_run_finished, dispatch_uid="scoring.insights.run")
+        run_finished.connect(on_probe_run_finished, dispatch_uid="scoring.probes.run")
         queue_settled.connect(on_queue_settled, dispatch_uid="scoring.insights.queue")

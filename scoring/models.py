@@ -11,4 +11,5 @@ from scoring.judges.models import (  # noqa: F401
     JudgeEndpoint,
     LLMProvider,
 )
+from scoring.probes.models import Probe, ProbeVariant  # noqa: F401
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment  # noqa: F401

@@ -117,7 +117,9 @@ def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
     project = OuterRef("pk")
     return projects.annotate(
         n_prompts=_count(Prompt.objects.filter(project=project), "project"),
-        n_responses=_count(Response.objects.filter(prompt__project=project), "prompt__project"),
+        n_responses=_count(
+            Response.objects.filter(prompt__project=project).without_probes(), "prompt__project"
+        ),
         n_rubrics=_count(Rubric.objects.filter(project=project), "project"),
         n_criteria=_count(
             Criterion.objects.filter(

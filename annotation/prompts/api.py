@@ -153,6 +153,6 @@ class ResponseListApi(ProjectScopedMixin, generics.ListAPIView[Response]):
         params = self.request.query_params
         if params.get("prompt", "").isdigit():
             qs = qs.filter(prompt_id=int(params["prompt"]))
-        if params.get("source"):
-            qs = qs.filter(source=params["source"])
-        return qs
+        # a judge probe's copies only when their source is asked for
+        source = params.get("source")
+        return qs.filter(source=source) if source else qs.without_probes()

@@ -54,6 +54,16 @@ class Prompt(models.Model):
         return ""
 
 
+PROBE_SOURCE_PREFIX = "probe:"  # perturbed copies a judge probe made of a response
+
+
+class ResponseQuerySet(models.QuerySet["Response"]):
+    def without_probes(self) -> ResponseQuerySet:
+        """The responses people and models wrote: a judge probe's perturbed copies
+        (source ``probe:<kind>``) are left out of runs, exports and pages unless chosen."""
+        return self.exclude(source__startswith=PROBE_SOURCE_PREFIX)
+
+
 class Response(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
     source = models.CharField(max_length=200, help_text='Model name, or "human".')
@@ -61,6 +71,8 @@ class Response(models.Model):
     content_hash = models.CharField(max_length=64, editable=False)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ResponseQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

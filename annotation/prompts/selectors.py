@@ -52,10 +52,10 @@ def prompt_get(*, project: Project, prompt_id: int) -> Prompt:
     return prompt
 
 
-def response_sources(*, project: Project) -> list[str]:
-    return list(
-        Response.objects.filter(prompt__project=project)
-        .order_by("source")
-        .values_list("source", flat=True)
-        .distinct()
-    )
+def response_sources(*, project: Project, probes: bool = False) -> list[str]:
+    """The sources of the project's responses; ``probes``: with those of judge probes'
+    perturbed copies (``probe:<kind>``), which a run may choose."""
+    responses = Response.objects.filter(prompt__project=project)
+    if not probes:
+        responses = responses.without_probes()
+    return list(responses.order_by("source").values_list("source", flat=True).distinct())

@@ -30,7 +30,7 @@ def prompt_detail(request: SignedInRequest, slug: str, prompt_id: int) -> HttpRe
     )
     context.update(
         {
-            "responses": prompt.responses.order_by("source", "id"),
+            "responses": prompt.responses.without_probes().order_by("source", "id"),
             "project_rubrics": rubric_selectors.project_wide_criteria(project=project),
             "previous": neighbours.filter(id__lt=prompt.pk).order_by("-id").first(),
             "next": neighbours.filter(id__gt=prompt.pk).order_by("id").first(),

@@ -64,7 +64,7 @@ def _panel(request: HttpRequest, project: Any, prompt: Prompt, **extra: Any) -> 
         "options": options,
         "endpoints": list(judge_selectors.endpoints_of(project=project)),
         "labels": list(coauthor_selectors.preference_labels(prompt=prompt)),
-        "has_responses": prompt.responses.count() >= 2,
+        "has_responses": prompt.responses.without_probes().count() >= 2,
         "kinds": CoauthorJob.Kind,
         **extra,
     }

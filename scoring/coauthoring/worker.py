@@ -78,7 +78,7 @@ def _items(job: CoauthorJob) -> list[Item]:
         selection = None
         if job.kind == Kind.REFINE:
             # More than 8 responses: 8 spread by embedding, so the two best are not near twins.
-            rows = prompt.responses.order_by("id").values_list("id", "content")
+            rows = prompt.responses.without_probes().order_by("id").values_list("id", "content")
             picked, how = vector_store.diverse_responses(
                 list(rows[: vector_store.REFINE_CANDIDATES])
             )

@@ -112,14 +112,14 @@ def card_facts(project: Project, options: ExportOptions) -> dict[str, Any]:
         total += 1
         negative += points < 0
     sizes = sorted(per_version.values())
-    runs = Run.objects.filter(project=project).exclude(status=Run.Status.QUEUED)
+    runs = Run.objects.without_probes().filter(project=project).exclude(status=Run.Status.QUEUED)
     judges = sorted(
         {
             (e or "", m, t)
             for e, m, t in runs.values_list("endpoint__name", "model", "template_version")
         }
     )
-    sources = Response.objects.filter(prompt__project=project)
+    sources = Response.objects.filter(prompt__project=project).without_probes()
     if options.sources:
         sources = sources.filter(Q(source__in=options.sources))
     return {

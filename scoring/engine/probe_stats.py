@@ -39,7 +39,7 @@ class Interval:
     why: str = ""
 
 
-def _flips(o: Observation, *, skip: str = "") -> tuple[int, int]:
+def verdict_flips(o: Observation, *, skip: str = "") -> tuple[int, int]:
     """(verdicts that changed, verdicts compared) of one observation."""
     changed = compared = 0
     for key, before in o.original.items():
@@ -70,7 +70,7 @@ def flip_rate(
 ) -> Interval:
     """The share of criterion verdicts that changed, over every compared verdict, with a
     bootstrap interval over responses."""
-    counts = np.asarray([_flips(o) for o in observations], dtype=float).reshape(-1, 2)
+    counts = np.asarray([verdict_flips(o) for o in observations], dtype=float).reshape(-1, 2)
     kept = counts[counts[:, 1] > 0]
     if kept.size == 0:
         return Interval(None, None, None, 0, "no verdict to compare")
@@ -122,7 +122,7 @@ def specificity(observations: Sequence[Observation]) -> Stat:
     """Causal probes: the share of the other criteria's verdicts that stayed put."""
     changed = compared = 0
     for o in observations:
-        c, n = _flips(o, skip=o.target)
+        c, n = verdict_flips(o, skip=o.target)
         changed, compared = changed + c, compared + n
     if compared == 0:
         return Stat.undefined("no other criterion judged before and after")

@@ -394,8 +394,9 @@ def _second_judge(run: Run) -> Run | None:
     if run.mode not in (Run.Mode.PER_CRITERION, Run.Mode.GROUPED):
         return None
     return (
-        Run.objects.filter(project_id=run.project_id, status=Run.Status.DONE,
-                           mode__in=[Run.Mode.PER_CRITERION, Run.Mode.GROUPED])
+        Run.objects.without_probes()
+        .filter(project_id=run.project_id, status=Run.Status.DONE,
+                mode__in=[Run.Mode.PER_CRITERION, Run.Mode.GROUPED])
         .exclude(pk=run.pk).exclude(judge_hash=run.judge_hash)
         .order_by("-finished_at", "-pk").first()
     )  # fmt: skip
@@ -405,7 +406,8 @@ def latest_pairwise_run(run: Run) -> Run | None:
     if mode_for(run.mode).compares_pairs:
         return run
     return (
-        Run.objects.filter(project_id=run.project_id, mode=Run.Mode.PAIRWISE, status=Run.Status.DONE)
+        Run.objects.without_probes()
+        .filter(project_id=run.project_id, mode=Run.Mode.PAIRWISE, status=Run.Status.DONE)
         .order_by("-finished_at", "-pk")
         .first()
     )  # fmt: skip

@@ -54,17 +54,19 @@ def insights_request(*, run: Run) -> None:
 
 
 def _latest(project_id: int, *, pairwise: bool) -> Run | None:
-    runs = Run.objects.filter(project_id=project_id, status=Run.Status.DONE)
+    runs = Run.objects.without_probes().filter(project_id=project_id, status=Run.Status.DONE)
     runs = runs.filter(mode=Run.Mode.PAIRWISE) if pairwise else runs.exclude(mode=Run.Mode.PAIRWISE)
     return runs.order_by("-finished_at", "-pk").first()
 
 
 def on_run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
     """A run's own analytics; a pairwise run also changes the leaderboard and the position
-    figures of the project's latest graded run."""
+    figures of the project's latest graded run. A judge probe's run has its own report."""
+    run = Run.objects.without_probes().filter(pk=run_id).first()
+    if run is None:
+        return
     run_insights.apply_async((run_id,))
-    run = Run.objects.filter(pk=run_id).first()
-    if run is not None and run.mode == Run.Mode.PAIRWISE:
+    if run.mode == Run.Mode.PAIRWISE:
         graded = _latest(run.project_id, pairwise=False)
         if graded is not None:
             run_insights.apply_async((graded.pk,))

@@ -36,7 +36,8 @@ def _access(request: SignedInRequest, slug: str, role: Role = Role.VIEWER) -> Pr
 
 def _finished_runs(project: Project) -> list[Run]:
     return list(
-        Run.objects.filter(project=project, status__in=[Run.Status.DONE, Run.Status.FAILED])
+        Run.objects.without_probes()
+        .filter(project=project, status__in=[Run.Status.DONE, Run.Status.FAILED])
         .select_related("endpoint")
         .order_by("-finished_at", "-pk")[:50]
     )

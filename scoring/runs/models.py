@@ -17,6 +17,13 @@ from annotation.prompts.models import Response
 from scoring.judges.models import BilledUsage, JudgeEndpoint
 
 
+class RunQuerySet(models.QuerySet["Run"]):
+    def without_probes(self) -> RunQuerySet:
+        """Runs over the project's own responses: a judge probe's run (which judged
+        perturbed copies) stays out of analytics, exports and judge pairs."""
+        return self.filter(probe__isnull=True)
+
+
 class Run(BilledUsage):
     class Mode(models.TextChoices):
         PER_CRITERION = "per_criterion", "Per criterion"
@@ -75,6 +82,8 @@ class Run(BilledUsage):
         null=True, blank=True, help_text="Set while the run is paused."
     )
     paused_seconds = models.FloatField(default=0.0, help_text="Time spent paused before now.")
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

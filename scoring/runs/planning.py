@@ -92,7 +92,7 @@ class Plan:
     input_chars: int
 
 
-def _criteria_by_prompt(
+def criteria_by_prompt(
     project: Project, prompt_ids: set[int], policy: str
 ) -> dict[int | None, list[dict[str, Any]]]:
     """Each prompt's effective rubric (project-wide criteria, then its own), from the
@@ -139,11 +139,18 @@ def plan_units(
     pair_plan: str = "",
     baseline_source: str = "",
     pairs_per_prompt: int = 3,
+    response_ids: list[int] | None = None,
 ) -> Plan:
-    """Every unit of work of a run, with its judgment keys, in a deterministic order."""
+    """Every unit of work of a run, with its judgment keys, in a deterministic order.
+    ``response_ids``: exactly these responses (a judge probe's); otherwise those of
+    ``sources``, or every source but a probe's perturbed copies."""
     responses = Response.objects.filter(prompt__project=project).order_by("prompt_id", "id")
-    if sources:
+    if response_ids is not None:
+        responses = responses.filter(pk__in=response_ids)
+    elif sources:
         responses = responses.filter(source__in=sources)
+    else:
+        responses = responses.without_probes()
     if prompt_ids:
         responses = responses.filter(prompt_id__in=prompt_ids)
     judging_mode = _check_options(mode, samples, pair_plan, baseline_source, pairs_per_prompt)
@@ -153,7 +160,7 @@ def plan_units(
     rows = cast(list[dict[str, Any]], list(responses.values(*fields)))
     for row in rows:  # what the judge is shown of a response: its text and its conversation
         row["seen"] = judgment_key(row["id"], row["content_hash"], row.pop("prompt__messages"))
-    criteria = _criteria_by_prompt(project, {r["prompt_id"] for r in rows}, versions)
+    criteria = criteria_by_prompt(project, {r["prompt_id"] for r in rows}, versions)
     spec = PlanSpec(
         judge=judge_hash(endpoint, temperature), version=template_version(endpoint, mode),
         samples=samples, pair_plan=pair_plan, baseline_source=baseline_source,

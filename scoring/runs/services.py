@@ -55,8 +55,10 @@ def run_create(  # type: ignore[no-untyped-def]
     pairs_per_prompt: int = 3,
     budget: float | None = None,
     name: str = "",
+    response_ids: list[int] | None = None,
 ) -> Run:
-    """Plan the run, store its chunks and queue them once this transaction commits."""
+    """Plan the run, store its chunks and queue them once this transaction commits.
+    ``response_ids``: judge exactly these responses (a judge probe's)."""
     if versions not in Run.Versions.values:
         raise ApplicationError(f"Unknown version policy “{versions}”.")
     if temperature is not None and not 0 <= temperature <= 2:
@@ -68,7 +70,7 @@ def run_create(  # type: ignore[no-untyped-def]
         project=project, endpoint=endpoint, mode=mode, sources=list(sources or []),
         prompt_ids=list(prompt_ids or []), versions=versions, samples=samples,
         temperature=temperature, pair_plan=pair_plan, baseline_source=baseline_source,
-        pairs_per_prompt=pairs_per_prompt,
+        pairs_per_prompt=pairs_per_prompt, response_ids=response_ids,
     )  # fmt: skip
     run = Run.objects.create(
         project=project, endpoint=endpoint, created_by=actor, name=name[:200], mode=mode,
@@ -86,6 +88,36 @@ def run_create(  # type: ignore[no-untyped-def]
     audit(project=project, actor=actor, action="run.create", target=str(run.pk), mode=mode)
     _enqueue(run, range(math.ceil(len(plan.units) / size)))
     return run
+
+
+@transaction.atomic
+def run_extend(*, run: Run, response_ids: list[int]) -> int:
+    """Judge more responses in a run, with its judge, mode, versions and samples (a judge
+    probe's rewrites, made once its originals were judged): their chunks are added and
+    queued, and a finished run runs again. Returns the judgments added."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.status != Run.Status.DONE:
+        raise ApplicationError(f"This run is {run.get_status_display().lower()}, not done.")
+    if run.endpoint is None:
+        raise ApplicationError("The run's judge endpoint was deleted.")
+    plan = plan_units(
+        project=run.project, endpoint=run.endpoint, mode=run.mode, sources=[], prompt_ids=[],
+        versions=run.versions, samples=run.samples, temperature=run.temperature,
+        pair_plan=run.pair_plan, baseline_source=run.baseline_source,
+        pairs_per_prompt=run.pairs_per_prompt, response_ids=response_ids,
+    )  # fmt: skip
+    size = chunk_size(run.mode, run.endpoint, len(plan.units))
+    first = (run.chunks.order_by("-index").values_list("index", flat=True).first() or 0) + 1
+    starts = range(0, len(plan.units), size)
+    RunChunk.objects.bulk_create(
+        RunChunk(run=run, index=first + i, units=[u.to_stored() for u in plan.units[s : s + size]])
+        for i, s in enumerate(starts)
+    )
+    run.total += plan.judgments
+    run.status, run.finished_at = Run.Status.RUNNING, None
+    run.save(update_fields=["total", "status", "finished_at"])
+    _enqueue(run, [first + i for i in range(len(starts))])
+    return plan.judgments
 
 
 def _enqueue(run: Run, indexes: Iterable[int]) -> None:

@@ -80,7 +80,7 @@ def prompt_verdicts(
 ) -> PromptVerdicts | None:
     """The run's verdicts on the prompt's responses (sample 0), against ``current``, the
     rubric's criteria now (key and text); None when the run judged none of them."""
-    ids = set(Response.objects.filter(prompt=prompt).values_list("pk", flat=True))
+    ids = set(Response.objects.filter(prompt=prompt).without_probes().values_list("pk", flat=True))
     results = run_results(run, with_verdicts=True, response_ids=ids)
     columns = [r for r in results.responses if r.sample == 0]
     if not columns:

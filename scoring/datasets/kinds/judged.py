@@ -85,6 +85,7 @@ def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
     def batches() -> Iterator[list[tuple[Any, ...]]]:
         chunks = (
             RunChunk.objects.filter(run__project_id=project_id, run__mode=mode, retry=False)
+            .filter(run__probe__isnull=True)  # a judge probe judged perturbed copies
             .exclude(run__status=Run.Status.QUEUED)
             .order_by("run_id", "index")
             .values_list("pk", flat=True)
@@ -143,4 +144,6 @@ def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) 
 
 def judgment_count(project: Project, mode: str) -> int:
     """An upper bound of the distillation rows of ``mode``, for progress."""
-    return RunJudgment.objects.filter(run__project=project, run__mode=mode).count()
+    return RunJudgment.objects.filter(
+        run__project=project, run__mode=mode, run__probe__isnull=True
+    ).count()

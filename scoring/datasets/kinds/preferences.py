@@ -224,7 +224,8 @@ def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[Jud
 
     sources = set(options.sources)
     out: dict[int, list[JudgePair]] = defaultdict(list)
-    runs = Run.objects.filter(project=project, status=Run.Status.DONE).order_by("pk")
+    runs = Run.objects.without_probes().filter(project=project, status=Run.Status.DONE)
+    runs = runs.order_by("pk")
     for run in runs.filter(mode=Run.Mode.PAIRWISE):
         for pair in run_results(run).pairs:
             if pair.failed or pair.sample or pair.winner == "tie":
