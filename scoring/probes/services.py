@@ -118,7 +118,12 @@ def _sample(
     responses = Response.objects.filter(prompt__project=project).without_probes()
     if sources:
         responses = responses.filter(source__in=sources)
-    rows = [dict(r) for r in responses.order_by("pk").values("pk", "prompt_id", "content")]
+    rows = [
+        {"pk": pk, "prompt_id": prompt_id, "content": content}
+        for pk, prompt_id, content in responses.order_by("pk").values_list(
+            "pk", "prompt_id", "content"
+        )
+    ]
     criteria = planning.criteria_by_prompt(project, {r["prompt_id"] for r in rows}, versions)
     rows = [r for r in rows if criteria.get(r["prompt_id"], criteria[None])]
     if not rows:
