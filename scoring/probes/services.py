@@ -118,7 +118,7 @@ def _sample(
     responses = Response.objects.filter(prompt__project=project).without_probes()
     if sources:
         responses = responses.filter(source__in=sources)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"pk": pk, "prompt_id": prompt_id, "content": content}
         for pk, prompt_id, content in responses.order_by("pk").values_list(
             "pk", "prompt_id", "content"
