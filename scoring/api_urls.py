@@ -4,6 +4,7 @@ from scoring.coauthoring import api as coauthor_api
 from scoring.datasets import api as dataset_api
 from scoring.insights import api as insights_api
 from scoring.judges import api as judge_api
+from scoring.probes import api as probes_api
 from scoring.runs import api as run_api
 
 urlpatterns = [
@@ -63,5 +64,11 @@ urlpatterns = [
         "projects/<slug:slug>/analytics/runs/<int:pk>/",
         insights_api.RunAnalyticsApi.as_view(),
         name="api-run-analytics",
+    ),
+    path("projects/<slug:slug>/probes/", probes_api.ProbeListApi.as_view(), name="api-probes"),
+    path(
+        "projects/<slug:slug>/probes/<int:pk>/",
+        probes_api.ProbeDetailApi.as_view(),
+        name="api-probe",
     ),
 ]

@@ -6,6 +6,7 @@ from scoring.coauthoring import views as coauthor_views
 from scoring.datasets import views as dataset_views
 from scoring.insights import views as insights_views
 from scoring.judges import views as judge_views
+from scoring.probes import views as probe_views
 from scoring.runs import verdict_views
 from scoring.runs import views as run_views
 
@@ -54,6 +55,9 @@ urlpatterns = [
         name="job_cancel",
     ),
     path("p/<slug:slug>/runs/", run_views.runs_page, name="runs"),
+    path("p/<slug:slug>/probes/", probe_views.probes_page, name="probes"),
+    path("p/<slug:slug>/probes/<int:probe_id>/", probe_views.probe_page, name="probe"),
+    path("p/<slug:slug>/probes/<int:probe_id>/report.csv", probe_views.probe_csv, name="probe_csv"),
     path(
         "p/<slug:slug>/prompts/<int:prompt_id>/verdicts/",
         verdict_views.prompt_verdicts_panel,

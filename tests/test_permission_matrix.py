@@ -58,6 +58,7 @@ from scoring.datasets.models import Export
 from scoring.datasets.services import export_directory
 from scoring.insights.models import RunInsights
 from scoring.judges.models import JudgeEndpoint
+from scoring.probes.models import Probe
 from scoring.runs import services as run_services
 from scoring.runs.models import Run
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
@@ -184,6 +185,9 @@ RULES: dict[str, Rule] = {
     "scoring:analytics_compute": page(POST=EDITOR),
     "scoring:analytics_critique": page(POST=EDITOR),
     "scoring:analytics_csv": page(GET=VIEWER),
+    "scoring:probes": page(GET=VIEWER, POST=EDITOR),
+    "scoring:probe": page(GET=VIEWER),
+    "scoring:probe_csv": page(GET=VIEWER),
     "scoring:agreement_csv": page(GET=EDITOR),  # per-item verdicts: editors and owners
     "scoring:exports": page(GET=VIEWER, POST=EDITOR),
     "scoring:export": page(GET=VIEWER),
@@ -207,6 +211,8 @@ RULES: dict[str, Rule] = {
     "api-run-control": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
     "api-run-review-queue": api(pk="run", POST=EDITOR, OPTIONS=VIEWER),
     "api-run-analytics": api(pk="run", GET=VIEWER, OPTIONS=VIEWER),
+    "api-probes": api(GET=VIEWER, POST=EDITOR, OPTIONS=VIEWER),
+    "api-probe": api(pk="probe", GET=VIEWER, OPTIONS=VIEWER),
 }
 
 # URL keywords that name an object of the fixture (the others: slug, op, number, name, key).
@@ -223,6 +229,7 @@ OBJECT_KWARGS = {
     "run_id": "run",
     "response_id": "response",
     "export_id": "export",
+    "probe_id": "probe",
 }
 OK_STATUSES = {200, 201, 204, 301, 302, 303, 400, 409}
 MD5 = "django.contrib.auth.hashers.MD5PasswordHasher"
@@ -305,6 +312,13 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
         project=project, actor=owner, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
     )
     RunInsights.objects.create(run=run, figures={"criteria": [], "redundant": []})
+    probe_run = run_services.run_create(
+        project=project, actor=owner, endpoint=endpoint, mode=Run.Mode.PER_CRITERION
+    )
+    probe = Probe.objects.create(
+        project=project, run=probe_run, kinds=["padding"], sample=1, phase=Probe.Phase.DONE,
+        report={"kinds": [], "noise": {"value": None, "why": "one sample"}},
+    )  # fmt: skip
     queue = queue_services.queue_from_labels(project=project, actor=owner, labels=[label], name="q")
     slot = review_services.slot_next(queue=queue, reviewer=reviewer)
     body = b'{"messages": []}\n'
@@ -340,6 +354,7 @@ def _objects(project: Project, owner, reviewer) -> dict[str, object]:  # type: i
         "job": job,
         "proposal": proposal,
         "run": run,
+        "probe": probe,
         "queue": queue,
         "slot": slot,
         "export": export,

@@ -129,7 +129,7 @@ def _kind(
     }
     if kind == perturb.INJECTION:
         entry["raised"] = _stat(raised(observations))
-        entry["goal"] = _goal(flips.value, INJECTION_GOAL, f"< {INJECTION_GOAL:.0%}")
+        entry["goal"] = _goal(flips.value, INJECTION_GOAL, f"under {100 * INJECTION_GOAL:g} %")
         by_position: dict[str, list[Observation]] = defaultdict(list)
         for v, o in pairs:
             by_position[str(v.detail.get("position", ""))].append(o)

@@ -77,7 +77,7 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "project": project,
         "access": access,
         "can_run": access.can_edit,
-        "runs": Run.objects.filter(project=project).select_related("endpoint")[:50],
+        "runs": Run.objects.filter(project=project).select_related("endpoint", "probe")[:50],
         "endpoints": judge_selectors.endpoints_of(project=project),
         "sources": prompt_selectors.response_sources(project=project, probes=True),
         "modes": Run.Mode.choices,

@@ -1,0 +1,52 @@
+"""Page input for judge probes: the form that starts one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from annotation.forms import DefaultChoiceField, TextField, count_field
+from scoring.coauthoring.forms import id_field
+from scoring.probes.services import KIND_LABELS, MAX_SAMPLE, MODES
+from scoring.runs.models import Run
+
+
+class _Sources(forms.MultipleChoiceField):
+    """Response sources by name; an unknown one matches no response (the sampler says so)."""
+
+    def valid_value(self, value: str) -> bool:
+        return True
+
+
+class ProbeForm(forms.Form):
+    name = TextField(required=False, max_length=200, label="The name")
+    endpoint = id_field("Judge")
+    rewriter = id_field("Rewriting endpoint")
+    mode = DefaultChoiceField(
+        choices=[(m, Run.Mode(m).label) for m in MODES], default=Run.Mode.PER_CRITERION
+    )
+    versions = DefaultChoiceField(choices=Run.Versions.choices, default=Run.Versions.LATEST)
+    kinds = forms.MultipleChoiceField(
+        choices=list(KIND_LABELS.items()),
+        label="What to probe",
+        error_messages={"required": "Choose at least one kind of probe."},
+    )
+    sources = _Sources(required=False)
+    sample = count_field("Responses to probe", low=1, high=MAX_SAMPLE)
+    seed = count_field("Seed", required=False)
+    samples = count_field("Samples per judgment", low=1, high=5, required=False)
+
+    def probe_options(self) -> dict[str, Any]:
+        """The options ``probe_create`` takes (but the endpoints)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "mode": data["mode"],
+            "versions": data["versions"],
+            "kinds": data["kinds"],
+            "sources": [s for s in data["sources"] if s],
+            "sample": data["sample"],
+            "seed": data["seed"] or 0,
+            "samples": data["samples"] or 1,
+        }
