@@ -242,8 +242,11 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CriterionKindEnum": "annotation.rubrics.models.Criterion.Kind",
     "RubricStatusEnum": "annotation.rubrics.models.Rubric.Status",
     "RunVersionsEnum": "scoring.runs.models.Run.Versions",
+    "RunModeEnum": "scoring.runs.models.Run.Mode",
     "ReviewQueuePlanEnum": "annotation.reviews.models.ReviewQueue.Plan",
     "PreferenceQueuePlanEnum": "annotation.reviews.forms.QUEUE_PLAN_CHOICES",
+    "ProbeKindEnum": "scoring.probes.services.KINDS",
+    "ProbeModeEnum": "scoring.probes.services.MODES",
 }
 
 # Celery. The embedded default is kombu's filesystem transport: a worker in another

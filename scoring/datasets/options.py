@@ -7,6 +7,7 @@ from typing import Any
 
 from annotation.errors import ApplicationError
 from scoring.datasets.kinds.registry import KINDS
+from scoring.probes.services import KINDS as PROBE_KINDS
 
 FORMATS = {"jsonl": "JSONL", "parquet": "Parquet", "hf": "Hugging Face datasets folder"}
 ORIGINS = ("dataset", "expert", "judge")
@@ -31,19 +32,21 @@ class ExportOptions:
     min_margin: float = 0.0  # judge pairs: rubric score margin between chosen and rejected
     conversational: bool = True  # preference pairs: messages (True) or plain text
     margins: bool = False  # preference pairs: a `margin` column (TRL's reward loss uses it)
+    probe_kinds: tuple[str, ...] = ()  # augmented pairs: these perturbation kinds (empty: all)
+    probe_passed_only: bool = False  # augmented pairs: only those the probe's judge passed
     license: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("ratios", "tags", "sources", "exclude", "origins"):
+        for name in ("ratios", "tags", "sources", "exclude", "origins", "probe_kinds"):
             data[name] = list(data[name])
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportOptions:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for name in ("ratios", "tags", "sources", "exclude", "origins"):
+        for name in ("ratios", "tags", "sources", "exclude", "origins", "probe_kinds"):
             if name in known:
                 known[name] = tuple(known[name])
         return cls(**known).checked()
@@ -67,6 +70,8 @@ class ExportOptions:
             raise ApplicationError("Minimum agreement is between 0 and 1.")
         if self.min_margin < 0:
             raise ApplicationError("Minimum margin is a number of at least 0.")
+        if set(self.probe_kinds) - set(PROBE_KINDS):
+            raise ApplicationError(f"Probe kinds are among {', '.join(PROBE_KINDS)}.")
         if self.kind == "preferences" and self.margins and "judge" not in self.origins:
             raise ApplicationError(
                 "Margins come from the rubric judge's pairs: add the judge to the label "

@@ -13,6 +13,7 @@ from scoring.datasets.kinds.registry import KINDS
 from scoring.datasets.models import Export
 from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 from scoring.datasets.services import DEFAULT_ORIGINS, parse_lines, parse_list
+from scoring.probes.services import KINDS as PROBE_KINDS
 
 
 class ExportCreateSerializer(serializers.Serializer[Any]):
@@ -67,6 +68,14 @@ class ExportCreateSerializer(serializers.Serializer[Any]):
             "loss; without it there is no such column."
         ),
     )
+    probe_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(PROBE_KINDS)),
+        default=list,
+        help_text="Augmented pairs: these perturbation kinds (empty: all).",
+    )
+    probe_passed_only = serializers.BooleanField(
+        default=False, help_text="Augmented pairs: only those the probe's judge passed."
+    )
     license = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
     @classmethod
@@ -91,6 +100,8 @@ class ExportCreateSerializer(serializers.Serializer[Any]):
                 "min_margin": post.get("min_margin", "").strip() or 0,
                 "conversational": post.get("conversational", "1") == "1",
                 "margins": bool(post.get("margins")),
+                "probe_kinds": post.getlist("probe_kinds"),
+                "probe_passed_only": bool(post.get("probe_passed_only")),
                 "license": post.get("license", "").strip(),
             }
         )

@@ -31,6 +31,7 @@ from scoring.datasets.kinds.registry import KINDS
 from scoring.datasets.models import Export
 from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 from scoring.datasets.serializers import ExportCreateSerializer
+from scoring.probes.services import KIND_LABELS
 
 LIST_LIMIT = 50
 ORIGIN_LABELS = {
@@ -79,6 +80,11 @@ def summary(options: dict[str, Any]) -> list[str]:
         parts.append("conversational" if options.get("conversational", True) else "plain text")
         if options.get("margins"):
             parts.append("with margins")
+    if options.get("kind") == "augmented_preferences":
+        parts.append("probe kinds: " + (", ".join(options.get("probe_kinds") or []) or "all"))
+        if options.get("probe_passed_only"):
+            parts.append("pairs the judge passed only")
+        parts.append("conversational" if options.get("conversational", True) else "plain text")
     if options.get("license"):
         parts.append(f"license: {options['license']}")
     return parts
@@ -134,6 +140,8 @@ def exports_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "error": error,
         "post": post,
         "checked_origins": post.getlist("origins") if post else export_services.DEFAULT_ORIGINS,
+        "probe_kinds": list(KIND_LABELS.items()),
+        "checked_probe_kinds": post.getlist("probe_kinds") if post else [],
         "chosen_sources": post.getlist("sources") if post else [],
     }
     return render(request, "scoring/exports.html", context)

@@ -57,7 +57,10 @@ class Probe(BilledUsage):
 
 class ProbeVariant(models.Model):
     """One perturbed copy of a sampled response (``variant`` None: a causal rewrite that
-    failed, with its error)."""
+    failed, with its error).
+
+    ``passed``: the judge did what a robust judge does with it: no verdict moved (neutral,
+    injection), or the targeted criterion flipped (causal); None until judged."""
 
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="variants")
     original = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
@@ -68,6 +71,11 @@ class ProbeVariant(models.Model):
     # injection: {"phrasing", "position"}; causal: {"criterion", "text", "points", "direction"}
     detail = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # What the judge did with it (its first sample), stored with the report: the criterion
+    # verdicts that changed of those judged on both, and (causal) whether the targeted one did.
+    flips = models.PositiveIntegerField(null=True, blank=True)
+    compared = models.PositiveIntegerField(null=True, blank=True)
+    target_flipped = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["probe", "id"]
@@ -75,3 +83,9 @@ class ProbeVariant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} copy of response {self.original_id}"
+
+    @property
+    def passed(self) -> bool | None:
+        if self.kind == "causal":
+            return self.target_flipped
+        return None if self.flips is None else self.flips == 0

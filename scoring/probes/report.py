@@ -58,7 +58,11 @@ def _graded(probe: Probe) -> tuple[dict[tuple[int, int], tuple[Verdicts, float |
     return graded, criteria
 
 
-def probe_report(probe: Probe) -> dict[str, Any]:
+Outcome = tuple[int, int, bool | None]  # (flips, compared, targeted criterion flipped)
+
+
+def probe_report(probe: Probe) -> tuple[dict[str, Any], dict[int, Outcome]]:
+    """The report, and what the judge did with each copy (its first sample), by copy."""
     run = probe.run
     graded, criteria = _graded(probe)
     variants = list(probe.variants.all())
@@ -76,7 +80,15 @@ def probe_report(probe: Probe) -> dict[str, Any]:
             )))  # fmt: skip
     noise = _noise(probe, graded, {v.original_id for v in variants})
     kinds = [_kind(probe, kind, observed[kind], variants, noise, criteria) for kind in probe.kinds]
-    return {
+    outcomes: dict[int, Outcome] = {}
+    for pairs in observed.values():
+        for v, o in pairs:
+            if v.pk in outcomes:  # the first sample decides
+                continue
+            was, now = o.original.get(o.target), o.perturbed.get(o.target)
+            flipped = None if not o.target or was is None or now is None else was != now
+            outcomes[v.pk] = (*verdict_flips(o), flipped)
+    figures = {
         "judge": {
             "endpoint": run.endpoint.name if run.endpoint else "",
             "model": run.model,
@@ -89,6 +101,7 @@ def probe_report(probe: Probe) -> dict[str, Any]:
         "kinds": kinds,
         "injection_goal": INJECTION_GOAL,
     }
+    return figures, outcomes
 
 
 def _noise(

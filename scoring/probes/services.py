@@ -48,7 +48,7 @@ KIND_LABELS = {
     perturb.INJECTION: "Injected instruction to the grader",
     CAUSAL: "Causal rewrite (criterion removed or added)",
 }
-MODES = (Run.Mode.PER_CRITERION, Run.Mode.GROUPED)  # flips are counted per criterion verdict
+MODES = (Run.Mode.PER_CRITERION.value, Run.Mode.GROUPED.value)  # flips: per criterion verdict
 MAX_SAMPLE = 500
 
 
@@ -168,7 +168,8 @@ def _copies(picked: list[dict[str, Any]], kinds: list[str], seed: int) -> list[P
 
 
 def _store(copies: list[tuple[int, str, str, int]]) -> list[int]:
-    """The ids of (prompt, source, text, original) copies, stored where they are new."""
+    """The ids of (prompt, source, text, original) copies, stored where they are new (the
+    link to the original is the probe's ``ProbeVariant``)."""
     Response.objects.bulk_create(
         [
             Response(
@@ -176,9 +177,8 @@ def _store(copies: list[tuple[int, str, str, int]]) -> list[int]:
                 source=source,
                 content=text,
                 content_hash=content_hash(text),
-                metadata={"probe_of": original},
             )
-            for prompt_id, source, text, original in copies
+            for prompt_id, source, text, _ in copies
         ],  # fmt: skip
         ignore_conflicts=True,
     )
@@ -231,9 +231,14 @@ def advance(probe_id: int) -> None:
     report_store(probe)
 
 
+@transaction.atomic
 def report_store(probe: Probe) -> None:
     """Compute the report and store it; the probe is done."""
-    report = probe_report(probe)
+    report, outcomes = probe_report(probe)
+    variants = list(ProbeVariant.objects.filter(pk__in=outcomes))
+    for variant in variants:
+        variant.flips, variant.compared, variant.target_flipped = outcomes[variant.pk]
+    ProbeVariant.objects.bulk_update(variants, ["flips", "compared", "target_flipped"])
     Probe.objects.filter(pk=probe.pk).update(
         report=report, reported_at=timezone.now(), phase=Probe.Phase.DONE
     )

@@ -47,6 +47,7 @@ from scoring.datasets.backup.refs import (
     natural,
 )
 from scoring.judges.models import JudgeEndpoint
+from scoring.probes.models import Probe, ProbeVariant
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
 # --- what is backed up, model by model ----------------------------------------------------------
@@ -92,6 +93,28 @@ class Spec:
 
 def _ordinal(prefix: str) -> Callable[[Fields, int], str]:
     return lambda f, n: f"{prefix}:{n}"
+
+
+def _report_out(value: Any, obj: Any, ctx: _Out) -> Any:
+    """A probe report's worst examples name responses by id."""
+    return _report_map(value, lambda pk: ctx.ref_or_none(Response, pk))
+
+
+def _report_in(value: Any, fields: Fields, resolve: Resolve) -> Any:
+    return _report_map(value, lambda ref: None if ref is None else resolve(Response, ref))
+
+
+def _report_map(value: Any, convert: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, dict) or not isinstance(value.get("kinds"), list):
+        return value
+    kinds = []
+    for kind in value["kinds"]:
+        worst = [
+            {**w, "original": convert(w.get("original")), "variant": convert(w.get("variant"))}
+            for w in kind.get("worst", [])
+        ]
+        kinds.append({**kind, "worst": worst})
+    return {**value, "kinds": kinds}
 
 
 def _binary(expression: str) -> Collate | F:
@@ -184,6 +207,10 @@ SPECS: tuple[Spec, ...] = (
          stream=True, remember=False,
          order=lambda ref, f: (int(_tail(f["run"])), _tail(f["judgment"])),
          fk_out={"judgment": lambda obj: f"judgment:{obj.judgment_key}"}),
+    Spec(Probe, lambda p: Probe.objects.filter(project=p), _ordinal("probe"), ordinal=True,
+         out={"report": _report_out}, into={"report": _report_in}),
+    Spec(ProbeVariant, lambda p: ProbeVariant.objects.filter(probe__project=p),
+         _ordinal("probe_variant"), ordinal=True),
     Spec(ReviewQueue, lambda p: ReviewQueue.objects.filter(project=p), _ordinal("queue"),
          ordinal=True, out={"source_run": _one_out(Run)}, into={"source_run": _one_in(Run)}),
     Spec(ReviewItem, lambda p: ReviewItem.objects.filter(queue__project=p),

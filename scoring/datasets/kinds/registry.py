@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from annotation.errors import ApplicationError
 from scoring.datasets.kinds import (
+    augmented,
     judge_sft,
     pairwise_sft,
     preferences,
@@ -24,6 +25,7 @@ REGISTRY: dict[str, ExportKind] = {
         rl_rar.KIND,
         rl_trl_grpo.KIND,
         preferences.KIND,
+        augmented.KIND,
         rubric_sft.KIND,
         judge_sft.KIND,
         pairwise_sft.KIND,

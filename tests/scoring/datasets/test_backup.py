@@ -38,6 +38,7 @@ from scoring.coauthoring.models import CoauthorJob, CoauthorSettings, Proposal
 from scoring.datasets.backup import backup_project, restore_project
 from scoring.datasets.backup.refs import EXCLUDED, GONE, BackupError
 from scoring.datasets.backup.specs import BY_LABEL
+from scoring.probes import services as probe_services
 from scoring.runs import review_queue
 from scoring.runs.models import Judgment, Run, RunChunk
 from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, UserFactory
@@ -175,6 +176,14 @@ def rich(small, project, owner, editor, reviewer, endpoint, fake_llm, eager, hea
     for item in queue.items.filter(final=""):
         review_services.item_adjudicate(item=item, actor=owner, winner="b")
 
+    fake_llm.configure(rules=[])
+    probe = eager(lambda: probe_services.probe_create(
+        project=project, actor=editor, endpoint=endpoint, kinds=["padding", "injection"],
+        sample=2, seed=1, sources=["model-x"],
+    ))  # fmt: skip
+    probe.refresh_from_db()
+    assert probe.phase == "done" and probe.variants.count() == 4
+
     settings_, _ = CoauthorSettings.objects.update_or_create(
         project=project, defaults={"endpoint": endpoint, "refine_rounds": 3}
     )
@@ -204,7 +213,8 @@ def test_a_backup_restores_into_a_database_without_it_and_backs_up_to_the_same_b
                   "scoring.Judgment", "scoring.RunJudgment", "scoring.RunChunk",
                   "scoring.Proposal", "annotation.AuditEvent", "auth.User"):  # fmt: skip
         assert counts[label] > 0, label
-    assert counts["annotation.Prompt"] == 252 and counts["scoring.Run"] == 2
+    assert counts["annotation.Prompt"] == 252 and counts["scoring.Run"] == 3  # one a probe's
+    assert counts["scoring.Probe"] == 1 and counts["scoring.ProbeVariant"] == 4
     assert b'"id"' not in first  # no database id anywhere
 
     old = {
@@ -236,7 +246,7 @@ def test_a_backup_restores_into_a_database_without_it_and_backs_up_to_the_same_b
         assert label.source == "expert" and label.prompt_id == item.prompt_id
         assert {label.chosen_id, label.rejected_id} == {item.response_a_id, item.response_b_id}
     # Ids inside JSON and integer fields point at the restored rows.
-    run = Run.objects.filter(project=restored, mode="per_criterion").get()
+    run = Run.objects.without_probes().filter(project=restored, mode="per_criterion").get()
     assert run.prompt_ids[-1] is None
     assert set(run.prompt_ids[:-1]) <= set(prompts.values_list("pk", flat=True))
     responses = set(Response.objects.filter(prompt__project=restored).values_list("pk", flat=True))
@@ -245,6 +255,12 @@ def test_a_backup_restores_into_a_database_without_it_and_backs_up_to_the_same_b
     queue = restored.review_queues.get(origin="run")
     assert Run.objects.get(pk=queue.source_run).project == restored
     assert {i.judge["run"] for i in queue.items.all()} == {queue.source_run}
+    probe = restored.probes.get()
+    assert probe.run.project == restored and probe.report["kinds"]
+    assert {v.original_id for v in probe.variants.all()} <= responses
+    assert {v.variant_id for v in probe.variants.all()} <= responses
+    for kind in probe.report["kinds"]:
+        assert {w["original"] for w in kind["worst"]} <= responses
     undo = AuditEvent.objects.get(project=restored, action="review.undo")
     slot = ReviewSlot.objects.get(pk=int(undo.target))
     assert slot.item.queue == queue and undo.data["item"] == slot.item_id
