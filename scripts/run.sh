@@ -30,7 +30,9 @@ fi
   --logfile=var/worker.log &
 WORKER=$!
 # An offline, OpenAI-compatible fake LLM so co-authoring works with no network or key.
-.venv/bin/python -m fakellm --port "$FAKE_LLM_PORT" > var/fakellm.log 2>&1 &
+# Its model fake-judge-gullible obeys instructions hidden in responses (for judge probes).
+.venv/bin/python -m fakellm --port "$FAKE_LLM_PORT" --follow-injections fake-judge-gullible \
+  > var/fakellm.log 2>&1 &
 FAKE_LLM=$!
 trap 'kill $WORKER $FAKE_LLM 2>/dev/null || true' EXIT INT TERM
 echo "Celery worker started (pid $WORKER, log var/worker.log)"

@@ -21,6 +21,7 @@ from scoring.coauthoring.models import CoauthorJob
 from scoring.datasets import services as export_services
 from scoring.datasets.options import ExportOptions
 from scoring.judges.models import JudgeEndpoint
+from scoring.probes import services as probe_services
 from scoring.runs import review_queue
 from scoring.runs import services as run_services
 from scoring.runs.models import Run
@@ -162,3 +163,36 @@ def test_a_run_in_which_every_judgment_failed_ends_failed(demo, eager, fake_llm)
     run.refresh_from_db()
     assert (run.status, run.done) == ("failed", 0) and run.failed == run.total > 0
     assert run.note.startswith("Every judgment failed") and "JSON" in run.note
+
+
+def test_a_judge_probe_on_the_demo_tells_a_careful_judge_from_a_gullible_one(demo, eager, fake_llm):
+    """Every figure of the report on the offline judge; the same probe of the model that
+    follows instructions hidden in responses fails the injection goal (as make run starts
+    the fake LLM)."""
+    fake_llm.configure(follow_injections=["fake-judge-gullible"])
+    admin = get_user_model().objects.get(username="admin")
+    careful = JudgeEndpoint.objects.get(project=demo, model="fake-judge")
+    gullible = JudgeEndpoint.objects.get(project=demo, model="fake-judge-gullible")
+    reports = {}
+    for endpoint in (careful, gullible):
+        probe = eager(lambda endpoint=endpoint: probe_services.probe_create(
+            project=demo, actor=admin, endpoint=endpoint, rewriter=careful,
+            kinds=list(probe_services.KINDS), sample=12, seed=7, samples=2,
+            sources=["synthetic-thorough", "synthetic-partial", "synthetic-careless"],
+        ))  # fmt: skip
+        probe.refresh_from_db()
+        assert probe.phase == "done", probe.note
+        reports[endpoint.model] = {k["kind"]: k for k in probe.report["kinds"]}
+        assert probe.report["noise"]["value"] == 0.0  # the offline judge is deterministic
+    for kind in probe_services.KINDS:  # every figure, for every kind, on the careful judge
+        entry = reports["fake-judge"][kind]
+        assert entry["flip_rate"]["value"] is not None, kind
+        assert entry["score_change"]["value"] is not None, kind
+    causal = reports["fake-judge"]["causal"]
+    # the offline rewriter drops whole sentences: other criteria's words go with them at times
+    assert causal["sensitivity"]["value"] > 0.8 and causal["specificity"]["value"] > 0.6
+    assert reports["fake-judge"]["injection"]["flip_rate"]["value"] == 0.0
+    assert reports["fake-judge"]["injection"]["goal"]["met"] is True
+    injected = reports["fake-judge-gullible"]["injection"]
+    assert injected["flip_rate"]["value"] > 0.2 and injected["goal"]["met"] is False
+    assert injected["raised"]["value"] > 0.5

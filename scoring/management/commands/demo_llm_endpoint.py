@@ -17,10 +17,18 @@ from scoring.judges.models import JudgeEndpoint, LLMProvider
 from scoring.judges.services import provider_save
 
 NAME = "Offline fake LLM"
+# A second endpoint on the same server whose model obeys instructions to the grader hidden in
+# a response (`make run` starts fakellm with `--follow-injections fake-judge-gullible`): a
+# judge probe of it shows what a failed injection probe looks like.
+GULLIBLE = ("Offline fake LLM, gullible (follows instructions hidden in responses)",
+            "fake-judge-gullible")  # fmt: skip
 
 
 class Command(BaseCommand):
-    help = "Add the offline fake-LLM provider and its endpoint to the demo project (idempotent)."
+    help = (
+        "Add the offline fake-LLM provider and its endpoints (a careful judge, and one that "
+        "follows instructions hidden in responses) to the demo project (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", default="demo")
@@ -37,15 +45,16 @@ class Command(BaseCommand):
         provider.base_url, provider.api_key_env, provider.enabled = url, "", True
         try:
             provider_save(provider=provider)
-            endpoint = JudgeEndpoint.objects.filter(project=found, name=NAME).first()
-            if endpoint is not None and endpoint.provider_id == provider.pk:
-                return
-            judge_services.endpoint_save(
-                project=found,
-                actor=None,
-                data={"name": NAME, "provider": provider.pk, "base_url": "", "model": "fake-judge"},
-                endpoint=endpoint,
-            )
+            for name, model in ((NAME, "fake-judge"), GULLIBLE):
+                endpoint = JudgeEndpoint.objects.filter(project=found, name=name).first()
+                if endpoint is not None and endpoint.provider_id == provider.pk:
+                    continue
+                judge_services.endpoint_save(
+                    project=found,
+                    actor=None,
+                    data={"name": name, "provider": provider.pk, "base_url": "", "model": model},
+                    endpoint=endpoint,
+                )
+                self.stdout.write(f"Added the '{name}' endpoint ({url}) to '{project}'.")
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(f"Added the '{NAME}' endpoint ({url}) to '{project}'.")

@@ -381,7 +381,10 @@ def test_the_demo_endpoint_is_on_a_keyless_provider_that_follows_its_url(setting
     settings.LLM_PRIVATE_HOSTS = ["127.0.0.1:8001", "127.0.0.1:8002"]
     for port in (8001, 8001, 8002):
         call_command("demo_llm_endpoint", url=f"http://127.0.0.1:{port}/v1", stdout=None)
-        endpoint = JudgeEndpoint.objects.select_related("provider").get(project=demo)
-        assert endpoint.provider.name == "Offline fake LLM" and endpoint.provider.api_key_env == ""
-        assert endpoint.base_url == endpoint.provider.base_url == f"http://127.0.0.1:{port}/v1"
+        endpoints = JudgeEndpoint.objects.select_related("provider").filter(project=demo)
+        assert sorted(e.model for e in endpoints) == ["fake-judge", "fake-judge-gullible"]
+        for endpoint in endpoints:  # a careful judge and one that obeys hidden instructions
+            assert endpoint.provider.name == "Offline fake LLM"
+            assert endpoint.provider.api_key_env == ""
+            assert endpoint.base_url == endpoint.provider.base_url == f"http://127.0.0.1:{port}/v1"
     assert LLMProvider.objects.count() == 1
