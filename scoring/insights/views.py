@@ -26,6 +26,7 @@ from annotation.spreadsheets import csv_cell
 from scoring.insights import services as insights_services
 from scoring.insights.forms import AnalyticsChoiceForm, CritiqueForm
 from scoring.insights.models import RunInsights
+from scoring.probes import selectors as probe_selectors
 from scoring.runs import selectors as run_selectors
 from scoring.runs.models import Run
 
@@ -105,6 +106,7 @@ def analytics_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "tail_rows": tail_rows,
         "can_edit": access.can_edit,
         "charts": _charts(figures) if figures else None,
+        "probes": probe_selectors.latest_per_judge(project=project),
     }
     return render(request, "scoring/analytics.html", context)
 

@@ -28,6 +28,7 @@ from scoring.probes import services as probe_services
 from scoring.probes.diff import word_diff
 from scoring.probes.forms import ProbeForm
 from scoring.probes.models import Probe
+from scoring.probes.selectors import headline, pct, shown_headline
 from scoring.probes.services import KIND_LABELS, MODES
 from scoring.runs.models import Run
 
@@ -81,10 +82,7 @@ def probes_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "project": project,
         "access": access,
         "can_run": access.can_edit,
-        "probes": [
-            (p, {k: pct(v) if isinstance(v, float) else v for k, v in _headline(p.report).items()})
-            for p in probes
-        ],
+        "probes": [(p, shown_headline(headline(p.report))) for p in probes],
         "endpoints": judge_selectors.endpoints_of(project=project),
         "sources": prompt_selectors.response_sources(project=project),
         "modes": [(m, Run.Mode(m).label) for m in MODES],
@@ -96,27 +94,6 @@ def probes_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "chosen_sources": request.POST.getlist("sources"),
     }
     return render(request, "scoring/probes.html", context)
-
-
-def _headline(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures a list shows: the injection flip rate, the worst neutral flip rate,
-    causal sensitivity and specificity (None where not probed or undefined)."""
-    kinds = {k["kind"]: k for k in report.get("kinds", [])}
-    neutral = [
-        k["flip_rate"]["value"]
-        for name, k in kinds.items()
-        if name in ("padding", "reformat", "flattery", "reorder")
-        and k["flip_rate"]["value"] is not None
-    ]
-    causal = kinds.get("causal", {})
-    injection = kinds.get("injection", {})
-    return {
-        "injection": injection.get("flip_rate", {}).get("value"),
-        "injection_met": injection.get("goal", {}).get("met"),
-        "neutral": max(neutral) if neutral else None,
-        "sensitivity": causal.get("sensitivity", {}).get("value"),
-        "specificity": causal.get("specificity", {}).get("value"),
-    }
 
 
 @login_required
@@ -151,10 +128,6 @@ def _with_examples(kinds: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({**kind, "label": KIND_LABELS.get(kind["kind"], kind["kind"]), "worst": worst,
                     "shown": _shown(kind)})  # fmt: skip
     return out
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
 
 
 def _interval(figure: dict[str, Any], *, percent: bool) -> str:

@@ -99,3 +99,26 @@ def test_the_api_starts_a_probe_and_returns_its_report(probe_project, editor, ju
     assert [k["kind"] for k in detail["report"]["kinds"]] == ["reformat", "injection"]
     assert detail["report"]["kinds"][1]["goal"]["met"] is True
     assert api.get(base).json()["results"][0]["id"] == detail["id"]
+
+
+def test_the_analytics_tab_summarises_the_latest_probe_of_each_judge(
+    probe_project, owner, editor, judge, fake_llm, eager, client
+):
+    from tests.scoring.probes.conftest import endpoint_for
+
+    fake_llm.configure(follow_injections=["fake-judge-gullible"])
+    gullible = endpoint_for(probe_project, owner, fake_llm, "gullible", "fake-judge-gullible")
+    client.force_login(editor)
+    url = reverse("scoring:analytics", args=[probe_project.slug])
+    assert "No judge has been probed yet" in client.get(url).content.decode()
+    for endpoint in (judge, judge, gullible):  # the careful judge twice: its latest shows
+        eager(lambda endpoint=endpoint: post_probe(
+            client, probe_project, endpoint, kinds=["injection"], rewriter=""
+        ))  # fmt: skip
+    page = client.get(url).content.decode()
+    section = page[page.index('id="judge-probes"') :]
+    latest = Probe.objects.filter(run__endpoint=judge).order_by("-pk").first()
+    first = Probe.objects.filter(run__endpoint=judge).order_by("pk").first()
+    assert f"#{latest.pk}" in section and f">#{first.pk}<" not in section
+    assert '<span class="ok-text">0.0 %</span>' in section  # the careful judge
+    assert '<span class="issue issue-error">' in section  # the gullible one misses the goal
