@@ -73,6 +73,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Judge pairs: only those decided the same in both presentation orders.",
         )
+        probes = parser.add_argument_group("judge probes' pairs (--kind augmented_preferences)")
+        probes.add_argument(
+            "--probe-kinds", default="", help="Comma-separated perturbation kinds (default: all)."
+        )
+        probes.add_argument(
+            "--probe-passed-only",
+            action="store_true",
+            help="Only the pairs the probe's judge passed.",
+        )
 
     def handle(self, *args: Any, **o: Any) -> None:
         project = Project.objects.filter(slug=o["project"]).first()
@@ -99,6 +108,8 @@ class Command(BaseCommand):
                 min_agreement=_number(o["min_agreement"], "--min-agreement"),
                 min_margin=_number(o["min_margin"], "--min-margin") or 0.0,
                 consistent_only=o["consistent_only"],
+                probe_kinds=export_services.parse_list(o["probe_kinds"]),
+                probe_passed_only=o["probe_passed_only"],
             )
             export = export_services.export_create(
                 project=project, actor=None, options=options, enqueue=False

@@ -114,3 +114,22 @@ def test_trl_reward_trainer_takes_a_step_on_the_preference_rows(
     assert trainer.state.global_step == 1
     assert math.isfinite(result.training_loss) and result.training_loss > 0
     assert any(name.startswith("score.") for name in changed(trainer.model, before))
+
+
+def test_the_command_exports_the_chosen_kinds(probed, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    out = tmp_path / "out"
+    call_command(
+        "export_dataset", "--project", probed.slug, "--kind", "augmented_preferences",
+        "--format", "jsonl", "--out", str(out), "--probe-kinds", "injection,flattery",
+        "--probe-passed-only", stdout=io.StringIO(),
+    )  # fmt: skip
+    import json
+
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in rows} == {"injection", "flattery"}
+    assert len(rows) == ProbeVariant.objects.filter(kind__in=["injection", "flattery"]).count()
+    assert all(r["judge_passed"] for r in rows)
