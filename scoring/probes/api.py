@@ -36,7 +36,13 @@ class ProbeCreateSerializer(serializers.Serializer[Any]):
     kinds = serializers.ListField(child=serializers.ChoiceField(choices=KINDS), min_length=1)
     sample = serializers.IntegerField(min_value=1, max_value=MAX_SAMPLE)
     seed = serializers.IntegerField(min_value=0, required=False, default=0)
-    samples = serializers.IntegerField(min_value=1, max_value=5, required=False, default=1)
+    samples = serializers.IntegerField(
+        min_value=1,
+        max_value=5,
+        required=False,
+        default=2,
+        help_text="2 or more: the report also measures the judge's own noise.",
+    )
     mode = serializers.ChoiceField(choices=list(MODES), default=Run.Mode.PER_CRITERION)
     versions = serializers.ChoiceField(choices=Run.Versions.choices, default=Run.Versions.LATEST)
     sources = serializers.ListField(

@@ -48,5 +48,5 @@ class ProbeForm(forms.Form):
             "sources": [s for s in data["sources"] if s],
             "sample": data["sample"],
             "seed": data["seed"] or 0,
-            "samples": data["samples"] or 1,
+            "samples": data["samples"] or 2,
         }
