@@ -124,7 +124,12 @@ def _with_examples(kinds: list[dict[str, Any]]) -> list[dict[str, Any]]:
             left, right = word_diff(
                 texts.get(example["original"], ""), texts.get(example["variant"], "")
             )
-            worst.append({**example, "left": left, "right": right})
+            moved = [
+                c for c in example["criteria"]
+                if c["before"] != c["after"] or c["key"] == example["target"]
+            ]  # fmt: skip
+            kept = [c for c in example["criteria"] if c not in moved]
+            worst.append({**example, "left": left, "right": right, "moved": moved, "kept": kept})
         out.append({**kind, "label": KIND_LABELS.get(kind["kind"], kind["kind"]), "worst": worst,
                     "shown": _shown(kind)})  # fmt: skip
     return out
