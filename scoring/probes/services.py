@@ -205,9 +205,14 @@ def on_run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
 def advance(probe_id: int) -> None:
     """Once the probe's run is done: write the causal rewrites and judge them in the same
     run (when asked for and not yet done), else compute the report. Safe to repeat: a
-    redelivered task rewrites only what has no rewrite yet, and a report is recomputed."""
+    redelivered task rewrites only what has no rewrite yet, and a report is recomputed
+    (as it is when failed judgments of a finished probe were retried)."""
     probe = Probe.objects.select_related("run", "rewriter").filter(pk=probe_id).first()
-    if probe is None or probe.phase in (Probe.Phase.DONE, Probe.Phase.FAILED):
+    if probe is None or probe.phase == Probe.Phase.FAILED:
+        return
+    if probe.phase == Probe.Phase.DONE:
+        if probe.run.status == Run.Status.DONE:
+            report_store(probe)
         return
     run = probe.run
     if run.status != Run.Status.DONE:

@@ -131,3 +131,19 @@ def test_a_probe_needs_a_writing_endpoint_for_causal_rewrites(probe_project, edi
         not Probe.objects.exists()
         and not Response.objects.filter(source__startswith="probe:").exists()
     )
+
+
+def test_retried_failures_update_the_report(probe_project, editor, judge, eager, fake_llm):
+    from fakellm.config import Rule
+    from scoring.runs import services as run_services
+
+    fake_llm.configure(rules=[Rule("thermometer", "I would rather not answer in JSON.")])
+    probe = start(eager, probe_project, editor, judge, kinds=["padding"])
+    assert probe.phase == Probe.Phase.DONE and probe.run.failed > 0
+    before = by_kind(probe)["padding"]["flip_rate"]["n"]
+    fake_llm.configure(rules=[])
+    eager(lambda: run_services.run_retry_failed(run=probe.run, actor=editor))
+    probe.refresh_from_db()
+    probe.run.refresh_from_db()
+    assert probe.run.failed == 0 and probe.phase == Probe.Phase.DONE
+    assert by_kind(probe)["padding"]["flip_rate"]["n"] > before
