@@ -48,6 +48,7 @@ from scoring.judges.models import (
     LLMProvider,
     text_hash,
 )
+from scoring.probes.models import Probe, ProbeVariant
 from scoring.runs import planning
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 
@@ -693,3 +694,39 @@ class RunJudgmentFactory(factory.django.DjangoModelFactory):
         response__prompt__project=factory.SelfAttribute("....run.project"),
     )
     reused = False
+
+
+class ProbeFactory(factory.django.DjangoModelFactory):
+    """A judge probe of one response, padded, on a run of its project, not judged yet."""
+
+    class Meta:
+        model = Probe
+
+    project = factory.SubFactory(ProjectFactory)
+    run = factory.SubFactory(RunFactory, project=factory.SelfAttribute("..project"))
+    kinds = factory.LazyFunction(lambda: ["padding"])
+    sample = 1
+    seed = 0
+    phase = Probe.Phase.JUDGING
+
+
+class ProbeVariantFactory(factory.django.DjangoModelFactory):
+    """A padded copy of a response of the probe's project, stored as a ``probe:padding``
+    response of the same prompt."""
+
+    class Meta:
+        model = ProbeVariant
+
+    probe = factory.SubFactory(ProbeFactory)
+    original = factory.SubFactory(
+        ResponseFactory, prompt__project=factory.SelfAttribute("...probe.project")
+    )
+    variant = factory.SubFactory(
+        ResponseFactory,
+        prompt=factory.SelfAttribute("..original.prompt"),
+        source="probe:padding",
+        content=factory.LazyAttribute(
+            lambda r: f"{r.factory_parent.original.content} That matters."
+        ),
+    )
+    kind = "padding"
