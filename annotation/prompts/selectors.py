@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from annotation.projects.models import Project
-from annotation.prompts.models import Prompt, Response
+from annotation.prompts.models import PROBE_SOURCE_PREFIX, Prompt, Response
 from annotation.rubrics.models import (
     Rubric,
 )
@@ -27,7 +27,11 @@ def prompt_list(
         Prompt.objects.filter(project=project)
         .annotate(
             has_rubric=Exists(rubrics),
-            response_count=Count("responses", distinct=True),
+            response_count=Count(  # a judge probe's copies are not the prompt's responses
+                "responses",
+                filter=~Q(responses__source__startswith=PROBE_SOURCE_PREFIX),
+                distinct=True,
+            ),
         )
         .select_related(None)
         .order_by("id")

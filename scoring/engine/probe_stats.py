@@ -28,6 +28,7 @@ class Observation:
     original_score: float | None
     perturbed_score: float | None
     target: str = ""  # causal: the criterion the rewrite removed or added
+    expected: bool | None = None  # causal: the targeted verdict the rewrite should give
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,22 @@ def raised(observations: Sequence[Observation]) -> Stat:
     return Stat(sum(b > a for a, b in scored) / len(scored), len(scored))
 
 
+def target_hit(o: Observation) -> bool | None:
+    """Whether the targeted criterion's verdict on the rewrite is the intended one (``expected``,
+    else a change from the original's); None when either verdict is missing."""
+    before, after = o.original.get(o.target), o.perturbed.get(o.target)
+    if not o.target or before is None or after is None:
+        return None
+    return after == o.expected if o.expected is not None else after != before
+
+
 def sensitivity(observations: Sequence[Observation]) -> Stat:
-    """Causal probes: the share whose targeted criterion flipped, as the rewrite intended."""
-    judged = [o for o in observations if o.target and o.original.get(o.target) is not None
-              and o.perturbed.get(o.target) is not None]  # fmt: skip
-    if not judged:
+    """Causal probes: the share whose targeted criterion went the way the rewrite intended
+    (met after an addition, not met after a removal)."""
+    hits = [hit for o in observations if (hit := target_hit(o)) is not None]
+    if not hits:
         return Stat.undefined("no causal probe with the targeted criterion judged before and after")
-    return Stat(
-        sum(o.original[o.target] != o.perturbed[o.target] for o in judged) / len(judged),
-        len(judged),
-    )
+    return Stat(sum(hits) / len(hits), len(hits))
 
 
 def specificity(observations: Sequence[Observation]) -> Stat:

@@ -23,7 +23,6 @@ class Probe(BilledUsage):
 
     class Phase(models.TextChoices):
         JUDGING = "judging", "Judging the originals and their neutral and injected copies"
-        REWRITING = "rewriting", "Writing the causal rewrites"
         JUDGING_REWRITES = "judging_rewrites", "Judging the causal rewrites"
         DONE = "done", "Report ready"
         FAILED = "failed", "Failed"

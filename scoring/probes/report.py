@@ -25,6 +25,7 @@ from scoring.engine.probe_stats import (
     score_change,
     sensitivity,
     specificity,
+    target_hit,
     verdict_flips,
 )
 from scoring.engine.rubric_stats import Stat
@@ -74,9 +75,11 @@ def probe_report(probe: Probe) -> tuple[dict[str, Any], dict[int, Outcome]]:
             before, after = graded.get((v.original_id, sample)), graded.get((v.variant_id, sample))
             if before is None or after is None:
                 continue
+            direction = v.detail.get("direction")
             observed[v.kind].append((v, Observation(
                 v.kind, before[0], after[0], before[1], after[1],
                 target=str(v.detail.get("criterion", "")),
+                expected=None if direction is None else direction == "add",
             )))  # fmt: skip
     noise = _noise(probe, graded, {v.original_id for v in variants})
     kinds = [_kind(probe, kind, observed[kind], variants, noise, criteria) for kind in probe.kinds]
@@ -85,9 +88,7 @@ def probe_report(probe: Probe) -> tuple[dict[str, Any], dict[int, Outcome]]:
         for v, o in pairs:
             if v.pk in outcomes:  # the first sample decides
                 continue
-            was, now = o.original.get(o.target), o.perturbed.get(o.target)
-            flipped = None if not o.target or was is None or now is None else was != now
-            outcomes[v.pk] = (*verdict_flips(o), flipped)
+            outcomes[v.pk] = (*verdict_flips(o), target_hit(o))
     figures = {
         "judge": {
             "endpoint": run.endpoint.name if run.endpoint else "",
@@ -110,6 +111,9 @@ def _noise(
     originals: set[int],
 ) -> dict[str, Any]:
     """The judge's own flip rate between the first two samples of the same original."""
+    if probe.run.is_local:
+        return {"value": 0.0, "low": 0.0, "high": 0.0, "n": 0,
+                "why": "a local judge reads probabilities: the same verdict every time"}  # fmt: skip
     if probe.run.samples < 2:
         return {"value": None, "low": None, "high": None, "n": 0,
                 "why": "one sample per judgment: probe with 2 samples to measure it"}  # fmt: skip

@@ -73,7 +73,8 @@ def probe_create(  # type: ignore[no-untyped-def]
     name: str = "",
 ) -> Probe:
     """Sample ``sample`` responses (seeded) among those with a rubric, store their
-    perturbed copies and start the run that judges originals and copies."""
+    perturbed copies and start the run that judges originals and copies (with one sample
+    for a local judge, whose verdicts do not vary)."""
     unknown = set(kinds) - set(KINDS)
     if not kinds or unknown:
         raise ApplicationError(f"Choose what to probe among {', '.join(KINDS)}.")
@@ -92,6 +93,8 @@ def probe_create(  # type: ignore[no-untyped-def]
             )
     else:
         rewriter = None
+    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        samples = 1  # a local judge reads probabilities: the same answer every time
     picked = _sample(project, sources, versions, sample, seed)
     copies = _copies(picked, [k for k in kinds if k != CAUSAL], seed)
     run = run_services.run_create(
@@ -204,36 +207,42 @@ def on_run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
 
 def advance(probe_id: int) -> None:
     """Once the probe's run is done: write the causal rewrites and judge them in the same
-    run (when asked for and not yet done), else compute the report. Safe to repeat: a
-    redelivered task rewrites only what has no rewrite yet, and a report is recomputed
-    (as it is when failed judgments of a finished probe were retried)."""
-    probe = Probe.objects.select_related("run", "rewriter").filter(pk=probe_id).first()
-    if probe is None or probe.phase == Probe.Phase.FAILED:
-        return
-    if probe.phase == Probe.Phase.DONE:
-        if probe.run.status == Run.Status.DONE:
-            report_store(probe)
-        return
-    run = probe.run
-    if run.status != Run.Status.DONE:
-        Probe.objects.filter(pk=probe.pk).update(
-            phase=Probe.Phase.FAILED,
-            note=f"The run is {run.get_status_display().lower()}. {run.note}".strip(),
+    run (when asked for and not yet done), else compute the report.
+
+    One transaction, the probe's row locked: a second delivery of the task waits, then finds
+    the run judging the rewrites (and leaves) or the report stored; a worker that dies while
+    rewriting leaves nothing behind, and the redelivered task starts the rewrites again. A
+    finished probe's report is computed again (after its failed judgments were retried)."""
+    with transaction.atomic():
+        probe = (
+            Probe.objects.select_for_update()
+            .select_related("run", "rewriter")
+            .filter(pk=probe_id)
+            .first()
         )
-        return
-    if CAUSAL in probe.kinds and probe.phase in (Probe.Phase.JUDGING, Probe.Phase.REWRITING):
-        Probe.objects.filter(pk=probe.pk).update(phase=Probe.Phase.REWRITING)
-        try:
-            new = _rewrite(probe)
-        except (ApplicationError, GatewayError) as exc:
-            new, probe.note = [], f"The causal rewrites could not be written: {exc.message}"
-            Probe.objects.filter(pk=probe.pk).update(note=probe.note)
-        if new:
-            with transaction.atomic():
-                run_services.run_extend(run=run, response_ids=new)
-                Probe.objects.filter(pk=probe.pk).update(phase=Probe.Phase.JUDGING_REWRITES)
-            return  # the run finishes again once the rewrites are judged
-    report_store(probe)
+        if probe is None or probe.phase == Probe.Phase.FAILED:
+            return
+        run = probe.run
+        if run.status in (Run.Status.FAILED, Run.Status.CANCELLED):
+            Probe.objects.filter(pk=probe.pk).update(
+                phase=Probe.Phase.FAILED,
+                note=f"The run is {run.get_status_display().lower()}. {run.note}".strip(),
+            )
+            return
+        if run.status != Run.Status.DONE:  # still judging: the task comes again when it ends
+            return
+        if probe.phase == Probe.Phase.JUDGING and CAUSAL in probe.kinds:
+            try:
+                with transaction.atomic():  # the rewrites are judged, or not stored at all
+                    new = _rewrite(probe)
+                    if new:
+                        run_services.run_extend(run=run, response_ids=new)
+                        Probe.objects.filter(pk=probe.pk).update(phase=Probe.Phase.JUDGING_REWRITES)
+                        return  # the run finishes again once the rewrites are judged
+            except (ApplicationError, GatewayError) as exc:
+                probe.note = f"No causal rewrite was judged: {exc.message}"
+                Probe.objects.filter(pk=probe.pk).update(note=probe.note)
+        report_store(probe)
 
 
 @transaction.atomic

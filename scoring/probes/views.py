@@ -178,7 +178,7 @@ def _shown(kind: dict[str, Any]) -> dict[str, str]:
 
 CSV_COLUMNS = [
     "kind", "copies", "failed_rewrites", "flip_rate", "flip_rate_low", "flip_rate_high",
-    "verdicts_compared_over_responses", "score_change", "score_change_low", "score_change_high",
+    "observations", "score_change", "score_change_low", "score_change_high",
     "raised_share", "sensitivity", "specificity", "goal", "goal_met", "judge_noise",
     "endpoint", "model", "template", "mode",
 ]  # fmt: skip

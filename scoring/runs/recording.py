@@ -54,9 +54,17 @@ def _default(name: str) -> Any:
 
 
 def _fail(run: Run, message: str) -> None:
-    Run.objects.filter(pk=run.pk).exclude(status=Run.Status.CANCELLED).update(
-        status=Run.Status.FAILED, note=message, finished_at=timezone.now()
-    )
+    if (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status=Run.Status.CANCELLED)
+        .update(status=Run.Status.FAILED, note=message, finished_at=timezone.now())
+    ):
+        _finished(run.pk)
+
+
+def _finished(run_id: int) -> None:
+    """Tell the rest of the studio once the transaction that ended the run commits."""
+    transaction.on_commit(lambda: run_finished.send(sender=Run, run_id=run_id))
 
 
 def _refresh(run: Run, *, finish: bool = False) -> None:
@@ -82,8 +90,7 @@ def _refresh(run: Run, *, finish: bool = False) -> None:
         if counts["failed"] and not counts["done"]:
             ending.update(status=Run.Status.FAILED, note=_all_failed_note(links))
         if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**ending):
-            run_id = run.pk
-            transaction.on_commit(lambda: run_finished.send(sender=Run, run_id=run_id))
+            _finished(run.pk)
 
 
 def _all_failed_note(links: QuerySet[RunJudgment]) -> str:

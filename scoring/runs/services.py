@@ -32,7 +32,7 @@ from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 from scoring.runs.modes.base import Unit
 from scoring.runs.modes.registry import mode_for
 from scoring.runs.planning import chunk_lease, chunk_size, judge_hash, plan_units, template_version
-from scoring.runs.recording import _refresh
+from scoring.runs.recording import _finished, _refresh
 from scoring.runs.tasks import score_chunk, score_chunk_local
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ def run_extend(*, run: Run, response_ids: list[int]) -> int:
         raise ApplicationError(f"This run is {run.get_status_display().lower()}, not done.")
     if run.endpoint is None:
         raise ApplicationError("The run's judge endpoint was deleted.")
+    judged = {u["r"] for units in run.chunks.values_list("units", flat=True) for u in units}
+    response_ids = [pk for pk in response_ids if pk not in judged]
+    if not response_ids:
+        raise ApplicationError("The run judges these responses already.")
     plan = plan_units(
         project=run.project, endpoint=run.endpoint, mode=run.mode, sources=[], prompt_ids=[],
         versions=run.versions, samples=run.samples, temperature=run.temperature,
@@ -114,8 +118,10 @@ def run_extend(*, run: Run, response_ids: list[int]) -> int:
         for i, s in enumerate(starts)
     )
     run.total += plan.judgments
+    if run.finished_at is not None:  # the time it stood finished is not judging time
+        run.paused_seconds += (timezone.now() - run.finished_at).total_seconds()
     run.status, run.finished_at = Run.Status.RUNNING, None
-    run.save(update_fields=["total", "status", "finished_at"])
+    run.save(update_fields=["total", "status", "finished_at", "paused_seconds"])
     _enqueue(run, [first + i for i in range(len(starts))])
     return plan.judgments
 
@@ -141,9 +147,12 @@ def run_pause(*, run: Run, actor) -> None:  # type: ignore[no-untyped-def]
 
 @transaction.atomic
 def run_cancel(*, run: Run, actor) -> None:  # type: ignore[no-untyped-def]
-    Run.objects.filter(pk=run.pk).exclude(
-        status__in=[Run.Status.DONE, Run.Status.CANCELLED]
-    ).update(status=Run.Status.CANCELLED, finished_at=timezone.now())
+    if (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status__in=[Run.Status.DONE, Run.Status.CANCELLED])
+        .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
+    ):
+        _finished(run.pk)
     audit(project=run.project, actor=actor, action="run.cancel", target=str(run.pk))
 
 

@@ -51,7 +51,8 @@ def runs_for_prompt(*, prompt: Prompt, limit: int = 20) -> list[Run]:
     """The project's per-criterion runs that covered this prompt, newest first (among the
     project's latest 200 such runs)."""
     runs = (
-        Run.objects.filter(project_id=prompt.project_id, mode=PER_CRITERION)
+        Run.objects.without_probes()
+        .filter(project_id=prompt.project_id, mode=PER_CRITERION)
         .exclude(status=Run.Status.CANCELLED)
         .select_related("endpoint")
         .order_by("-created_at", "-pk")[:200]

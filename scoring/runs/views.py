@@ -79,7 +79,7 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "can_run": access.can_edit,
         "runs": Run.objects.filter(project=project).select_related("endpoint", "probe")[:50],
         "endpoints": judge_selectors.endpoints_of(project=project),
-        "sources": prompt_selectors.response_sources(project=project, probes=True),
+        "sources": prompt_selectors.response_sources(project=project),
         "modes": Run.Mode.choices,
         "version_policies": Run.Versions.choices,
         "pair_plans": Run.PairPlan.choices,

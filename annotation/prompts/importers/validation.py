@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from annotation.prompts.importers.records import ROLES
+from annotation.prompts.models import PROBE_SOURCE_PREFIX
 
 MAX_ID_LENGTH = 200  # Prompt.external_id
 MAX_SOURCE_LENGTH = 200  # Response.source
@@ -112,6 +113,11 @@ def as_source(value: Any, where: str, default: str) -> str:
     source = as_str(value, where, non_empty=True).strip()
     if len(source) > MAX_SOURCE_LENGTH:
         raise InvalidRecord(f"{where} is longer than {MAX_SOURCE_LENGTH} characters")
+    if source.startswith(PROBE_SOURCE_PREFIX):
+        raise InvalidRecord(
+            f"{where} “{source}” starts with “{PROBE_SOURCE_PREFIX}”, which names a judge "
+            "probe's perturbed copies: rename the source"
+        )
     return source
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotation.errors import ApplicationError
+from annotation.prompts.models import PROBE_SOURCE_PREFIX
 
 if TYPE_CHECKING:
     from annotation.projects.models import Project
@@ -29,6 +30,12 @@ RUBRIC_HINT = (
 
 if TYPE_CHECKING:
     from scoring.datasets.options import ExportOptions
+
+
+def probe_copy(source: str, chosen: set[str]) -> bool:
+    """A judge probe's perturbed copy (source ``probe:<kind>``), which an export carries
+    only when its source is chosen by name."""
+    return source.startswith(PROBE_SOURCE_PREFIX) and source not in chosen
 
 
 def no_notes(**facts: Any) -> list[str]:

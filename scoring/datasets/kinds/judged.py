@@ -14,7 +14,7 @@ from django.db import connection
 
 from annotation.projects.models import Project
 from annotation.prompts.models import Response
-from scoring.datasets.kinds.base import Notes, Row, _batched
+from scoring.datasets.kinds.base import Notes, Row, _batched, probe_copy
 from scoring.datasets.kinds.prompts import prompt_rubrics
 from scoring.datasets.readahead import can_read_ahead, read_ahead
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
@@ -119,7 +119,7 @@ def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) 
     for row in _judged(project, mode):
         pk, explanation, model, template, prompt_pk, source, content, *rest = row
         prompt = kept.get(prompt_pk)
-        if prompt is None or (sources and source not in sources):
+        if prompt is None or (sources and source not in sources) or probe_copy(source, sources):
             continue
         messages, external_id, split = prompt
         if not pairwise:
@@ -131,7 +131,7 @@ def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) 
                           "split": split}  # fmt: skip
             continue
         shown, winner, detail, other_source, other = rest
-        if sources and other_source not in sources:
+        if (sources and other_source not in sources) or probe_copy(other_source, sources):
             continue
         verdicts = (json.loads(detail) if detail else {}).get("criteria") or {}
         criteria = [{"criterion": c["text"], "winner": str(verdicts.get(str(i), ""))}

@@ -20,6 +20,7 @@ from scoring.datasets.kinds.base import (
     Row,
     _batched,
     messages_type,
+    probe_copy,
     versions_field,
 )
 from scoring.datasets.kinds.prompts import PROMPT_BATCH, PromptRubric, _in_batch, prompt_rubrics
@@ -235,6 +236,8 @@ def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[Jud
             chosen, rejected = (pair.a, pair.b) if pair.winner == "a" else (pair.b, pair.a)
             if sources and not {chosen.source, rejected.source} <= sources:
                 continue
+            if probe_copy(chosen.source, sources) or probe_copy(rejected.source, sources):
+                continue
             margin = None if pair.probability is None else abs(2 * pair.probability - 1)
             out[pair.a.prompt_id].append(
                 JudgePair(pair.a.prompt_id, run.pk, chosen.pk, rejected.pk, margin, pair.consistent)
@@ -245,7 +248,7 @@ def _judge_pairs(project: Project, options: ExportOptions) -> dict[int, list[Jud
             response = result.response
             if result.sample or result.score is None:
                 continue
-            if sources and response.source not in sources:
+            if (sources and response.source not in sources) or probe_copy(response.source, sources):
                 continue
             scored[response.prompt_id].append((result.score, response.pk))
         for prompt_id, group in scored.items():

@@ -256,3 +256,17 @@ def test_json_array_file_and_broken_array(project, tmp_path):
     broken.write_text('[{"id": "r2", "query": "q"},')
     with pytest.raises(ApplicationError, match="broken.json"):
         prompt_services.data_import(project=project, path=broken)
+
+
+def test_a_source_named_like_a_judge_probes_copies_is_refused(project, tmp_path):
+    rows = [
+        {"prompt": "How do I treat a cold?", "response": "Rest.", "source": "model-a"},
+        {"prompt": "And a cough?", "response": "Honey.", "source": "probe:padding"},
+    ]
+    path = write_jsonl(tmp_path / "probe.jsonl", rows)
+    report = prompt_services.data_import(project=project, path=path, fmt="generic")
+    assert not report.ok and report.errors[0]["line"] == 2
+    assert (
+        "probe:" in report.errors[0]["reason"] and "rename the source" in report.errors[0]["reason"]
+    )
+    assert Response.objects.count() == 0

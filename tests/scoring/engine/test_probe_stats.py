@@ -66,3 +66,15 @@ def test_causal_sensitivity_and_specificity():
     assert ps.sensitivity(observations) == Stat(0.5, 2)  # the first rewrite flipped its target
     assert ps.specificity(observations) == Stat(1 - 1 / 4, 4)  # one of four others moved
     assert ps.sensitivity([_obs({"a": True}, {"a": False})]).value is None
+
+
+def test_sensitivity_counts_the_intended_direction_when_it_is_known():
+    from scoring.engine.probe_stats import Observation, sensitivity
+
+    removed = Observation("causal", {"a": True}, {"a": False}, 1.0, 0.0, target="a", expected=False)
+    wrong_way = Observation(
+        "causal", {"a": False}, {"a": True}, 0.0, 1.0, target="a", expected=False
+    )
+    added = Observation("causal", {"b": False}, {"b": True}, 0.0, 1.0, target="b", expected=True)
+    stat = sensitivity([removed, wrong_way, added])
+    assert (stat.value, stat.n) == (2 / 3, 3)  # a flip the wrong way is no hit

@@ -147,3 +147,37 @@ def test_retried_failures_update_the_report(probe_project, editor, judge, eager,
     probe.run.refresh_from_db()
     assert probe.run.failed == 0 and probe.phase == Probe.Phase.DONE
     assert by_kind(probe)["padding"]["flip_rate"]["n"] > before
+
+
+def test_a_task_delivered_while_the_run_judges_leaves_the_probe_alone_and_a_cancelled_run_ends_it(
+    probe_project, editor, judge, django_capture_on_commit_callbacks
+):
+    from scoring.runs import services as run_services
+
+    probe = probe_services.probe_create(  # queued: no worker has run its chunks
+        project=probe_project, actor=editor, endpoint=judge, kinds=["padding"], sample=3
+    )
+    probe_services.advance(probe.pk)  # a redelivered task, or one sent too early
+    probe.refresh_from_db()
+    assert probe.phase == Probe.Phase.JUDGING and probe.note == ""
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        run_services.run_cancel(run=probe.run, actor=editor)
+    assert sent  # run_finished, on commit
+    probe_services.advance(probe.pk)
+    probe.refresh_from_db()
+    assert probe.phase == Probe.Phase.FAILED and "cancelled" in probe.note
+
+
+def test_a_run_is_not_extended_with_responses_it_judges_already(
+    probe_project, editor, judge, eager
+):
+    from annotation.errors import ApplicationError
+    from scoring.runs import services as run_services
+
+    probe = start(eager, probe_project, editor, judge, kinds=["padding"])
+    total = probe.run.total
+    originals = list(probe.variants.values_list("original_id", flat=True))
+    with pytest.raises(ApplicationError, match="judges these responses already"):
+        run_services.run_extend(run=probe.run, response_ids=originals)
+    probe.run.refresh_from_db()
+    assert probe.run.total == total and probe.run.status == Run.Status.DONE
