@@ -122,7 +122,9 @@ def _with_examples(kinds: list[dict[str, Any]]) -> list[dict[str, Any]]:
         worst = []
         for example in kind.get("worst", []):
             left, right = word_diff(
-                texts.get(example["original"], ""), texts.get(example["variant"], "")
+                texts.get(example["original"], ""),
+                texts.get(example["variant"], ""),
+                context=CONTEXT,
             )
             moved = [
                 c for c in example["criteria"]
@@ -175,6 +177,8 @@ def _shown(kind: dict[str, Any]) -> dict[str, str]:
         shown["goal"] = goal["text"] + (f" ({pct(bound)})" if noise else "")
     return shown
 
+
+CONTEXT = 240  # characters of unchanged text shown beside each change of a worst example
 
 CSV_COLUMNS = [
     "kind", "copies", "failed_rewrites", "flip_rate", "flip_rate_low", "flip_rate_high",
