@@ -19,6 +19,7 @@ from scoring.probes import services as probe_services
 from scoring.probes.models import Probe
 from scoring.probes.services import KINDS, MAX_SAMPLE, MODES
 from scoring.runs.models import Run
+from scoring.runs.subsets import Subset, subset_prompt_ids
 
 
 class ProbeCreateSerializer(serializers.Serializer[Any]):
@@ -49,6 +50,12 @@ class ProbeCreateSerializer(serializers.Serializer[Any]):
         child=serializers.CharField(), required=False, default=list, help_text="Empty: all."
     )
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    prompts = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="External ids of the prompts to sample from (empty: every prompt).",
+    )
 
 
 class ProbeSerializer(serializers.ModelSerializer[Probe]):
@@ -87,6 +94,10 @@ class ProbeListApi(ProjectScopedMixin, generics.ListAPIView[Probe]):
         data = dict(serializer.validated_data)
         endpoint = coauthor_services.endpoint_for(project, data.pop("endpoint"), generating=False)
         rewriter_id = data.pop("rewriter")
+        external_ids = tuple(i.strip() for i in data.pop("prompts") if i.strip())
+        data["prompt_ids"] = subset_prompt_ids(
+            project=project, subset=Subset(external_ids=external_ids)
+        )
         rewriter = (
             coauthor_services.endpoint_for(project, rewriter_id, generating=True)
             if probe_services.CAUSAL in data["kinds"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -10,6 +11,7 @@ from annotation.forms import DefaultChoiceField, TextField, count_field
 from scoring.coauthoring.forms import id_field
 from scoring.probes.services import KIND_LABELS, MAX_SAMPLE, MODES
 from scoring.runs.models import Run
+from scoring.runs.subsets import Subset
 
 
 class _Sources(forms.MultipleChoiceField):
@@ -36,6 +38,12 @@ class ProbeForm(forms.Form):
     sample = count_field("Responses to probe", low=1, high=MAX_SAMPLE)
     seed = count_field("Seed", required=False)
     samples = count_field("Samples per judgment", low=1, high=5, required=False)
+    subset_ids = forms.CharField(required=False, label="Prompt ids")
+
+    def subset(self) -> Subset:
+        """The prompts to sample from: those external ids, or every prompt."""
+        ids = tuple(i for i in re.split(r"[\s,]+", self.cleaned_data["subset_ids"]) if i)
+        return Subset(external_ids=ids)
 
     def probe_options(self) -> dict[str, Any]:
         """The options ``probe_create`` takes (but the endpoints)."""

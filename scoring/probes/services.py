@@ -71,6 +71,7 @@ def probe_create(  # type: ignore[no-untyped-def]
     sources: Sequence[str] = (),
     rewriter: JudgeEndpoint | None = None,
     name: str = "",
+    prompt_ids: Sequence[int] = (),
 ) -> Probe:
     """Sample ``sample`` responses (seeded) among those with a rubric, store their
     perturbed copies and start the run that judges originals and copies (with one sample
@@ -95,7 +96,7 @@ def probe_create(  # type: ignore[no-untyped-def]
         rewriter = None
     if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
         samples = 1  # a local judge reads probabilities: the same answer every time
-    picked = _sample(project, sources, versions, sample, seed)
+    picked = _sample(project, sources, versions, sample, seed, prompt_ids)
     copies = _copies(picked, [k for k in kinds if k != CAUSAL], seed)
     run = run_services.run_create(
         project=project, actor=actor, endpoint=endpoint, mode=mode, versions=versions,
@@ -115,12 +116,20 @@ def probe_create(  # type: ignore[no-untyped-def]
 
 
 def _sample(
-    project: Project, sources: Sequence[str], versions: str, sample: int, seed: int
+    project: Project,
+    sources: Sequence[str],
+    versions: str,
+    sample: int,
+    seed: int,
+    prompt_ids: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
-    """``sample`` responses drawn with ``seed`` from those whose prompt has a rubric."""
+    """``sample`` responses drawn with ``seed`` from those whose prompt has a rubric (among
+    ``prompt_ids``' when given: a subset of the project, as a run takes)."""
     responses = Response.objects.filter(prompt__project=project).without_probes()
     if sources:
         responses = responses.filter(source__in=sources)
+    if prompt_ids:
+        responses = responses.filter(prompt_id__in=prompt_ids)
     rows: list[dict[str, Any]] = [
         {"pk": pk, "prompt_id": prompt_id, "content": content}
         for pk, prompt_id, content in responses.order_by("pk").values_list(

@@ -31,6 +31,7 @@ from scoring.probes.models import Probe
 from scoring.probes.selectors import headline, pct, shown_headline
 from scoring.probes.services import KIND_LABELS, MODES
 from scoring.runs.models import Run
+from scoring.runs.subsets import subset_prompt_ids
 
 
 def _access(request: SignedInRequest, slug: str, role: Role = Role.VIEWER) -> ProjectAccess:
@@ -68,9 +69,10 @@ def probes_page(request: SignedInRequest, slug: str) -> HttpResponse:
                 rewriter = coauthor_services.endpoint_for(
                     project, form.cleaned_data["rewriter"], generating=True
                 )
+            prompt_ids = subset_prompt_ids(project=project, subset=form.subset())
             probe = probe_services.probe_create(
                 project=project, actor=request.user, endpoint=endpoint, rewriter=rewriter,
-                **options,
+                prompt_ids=prompt_ids, **options,
             )  # fmt: skip
             return redirect("scoring:probe", slug=slug, probe_id=probe.pk)
         except ApplicationError as exc:  # shown in the form, which keeps what was typed

@@ -136,3 +136,27 @@ def test_long_unchanged_stretches_fold_so_the_change_stays_in_view():
     _, around = word_diff(body, middle, context=50)
     assert [op for op, _ in around] == ["fold", "same", "ins", "same", "fold"]
     assert word_diff("Short.", "Short. Longer.", context=100)[0] == [("same", "Short.")]
+
+
+def test_a_probe_samples_from_the_prompts_named(probe_project, editor, judge, eager, client, api):
+    from annotation.prompts.models import Prompt
+
+    two = list(Prompt.objects.filter(project=probe_project).order_by("pk")[:2])
+    client.force_login(editor)
+    ids = "\n".join(p.external_id for p in two)
+    eager(lambda: post_probe(client, probe_project, judge, kinds=["padding"], subset_ids=ids))
+    probe = Probe.objects.get()
+    assert probe.sample == 6  # every response of the two prompts (8 asked for)
+    assert {v.original.prompt_id for v in probe.variants.all()} == {p.pk for p in two}
+    page = post_probe(client, probe_project, judge, kinds=["padding"], subset_ids="no-such-id")
+    assert "No prompt of this project has the id no-such-id" in page.content.decode()
+    api.force_authenticate(editor)
+    made = eager(lambda: api.post(
+        f"/api/projects/{probe_project.slug}/probes/",
+        {"endpoint": judge.pk, "kinds": ["padding"], "sample": 2, "prompts": [two[0].external_id]},
+        format="json",
+    ))  # fmt: skip
+    assert made.status_code == 201
+    assert {
+        v.original.prompt_id for v in Probe.objects.get(pk=made.json()["id"]).variants.all()
+    } == {two[0].pk}
