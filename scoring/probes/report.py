@@ -30,6 +30,7 @@ from scoring.engine.probe_stats import (
 )
 from scoring.engine.rubric_stats import Stat
 from scoring.probes.models import Probe, ProbeVariant
+from scoring.runs.models import Run
 from scoring.runs.results import run_results
 
 WORST = 3  # examples shown per kind
@@ -90,6 +91,7 @@ def probe_report(probe: Probe) -> tuple[dict[str, Any], dict[int, Outcome]]:
                 continue
             outcomes[v.pk] = (*verdict_flips(o), target_hit(o))
     figures = {
+        "order_swap": _order_swap(probe, noise),
         "judge": {
             "endpoint": run.endpoint.name if run.endpoint else "",
             "model": run.model,
@@ -103,6 +105,36 @@ def probe_report(probe: Probe) -> tuple[dict[str, Any], dict[int, Outcome]]:
         "injection_goal": INJECTION_GOAL,
     }
     return figures, outcomes
+
+
+def _order_swap(probe: Probe, noise: dict[str, Any]) -> dict[str, Any] | None:
+    """The presentation order swapped, from the project's latest finished pairwise run by
+    the same judge (endpoint and model), which judges every pair in both orders: the share
+    of pairs whose verdict changed with the order. None when there is no such run."""
+    run = probe.run
+    pairwise = (
+        Run.objects.without_probes()
+        .filter(project_id=run.project_id, mode=Run.Mode.PAIRWISE, status=Run.Status.DONE,
+                endpoint_id=run.endpoint_id, model=run.model)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )  # fmt: skip
+    if pairwise is None:
+        return None
+    results = run_results(pairwise)
+    observations = [
+        Observation("order_swap", {"pair": True}, {"pair": pair.consistent}, None, None)
+        for pair in results.pairs
+        if not pair.failed
+    ]
+    flips = flip_rate(observations, seed=probe.seed)
+    position = results.position
+    return {
+        "run": pairwise.pk,
+        "flip_rate": _interval(flips),
+        "first_shown_share": position.first_shown_share if position else None,
+        "goal": _goal(flips.value, noise["value"], "below the judge's own noise"),
+    }
 
 
 def _noise(

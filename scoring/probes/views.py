@@ -112,6 +112,7 @@ def probe_page(request: SignedInRequest, slug: str, probe_id: int) -> HttpRespon
         return response
     context["kinds"] = _with_examples(probe.report.get("kinds", []))
     context["noise"] = _interval(probe.report.get("noise", {}), percent=True)
+    context["order_swap"] = _order_swap(probe.report.get("order_swap"))
     return render(request, "scoring/probe.html", context)
 
 
@@ -152,6 +153,20 @@ def _interval(figure: dict[str, Any], *, percent: bool) -> str:
     if figure.get("low") is not None:
         text += f" ({figure['low']:+.3f} to {figure['high']:+.3f})"
     return text
+
+
+def _order_swap(figure: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The presentation-order row as the page writes it."""
+    if figure is None:
+        return None
+    goal = figure["goal"]
+    noise = goal.get("bound")
+    return {
+        **figure,
+        "shown_flip_rate": _interval(figure["flip_rate"], percent=True),
+        "shown_goal": goal["text"] + (f" ({pct(noise)})" if noise is not None else ""),
+        "shown_first": pct(figure.get("first_shown_share")),
+    }
 
 
 def _shown(kind: dict[str, Any]) -> dict[str, str]:
@@ -196,6 +211,15 @@ def report_rows(probe: Probe) -> list[list[Any]]:
     judge = report.get("judge", {})
     noise = report.get("noise", {}).get("value")
     rows = []
+    swap = report.get("order_swap")
+    if swap:
+        flips = swap["flip_rate"]
+        rows.append([
+            "order_swap", flips["n"], 0, flips["value"], flips["low"], flips["high"], flips["n"],
+            None, None, None, None, None, None, swap["goal"]["text"], swap["goal"]["met"], noise,
+            judge.get("endpoint", ""), judge.get("model", ""), judge.get("template", ""),
+            "pairwise",
+        ])  # fmt: skip
     for k in report.get("kinds", []):
         flips, change = k["flip_rate"], k["score_change"]
         goal = k.get("goal", {})

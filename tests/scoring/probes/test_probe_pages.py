@@ -32,6 +32,7 @@ def test_an_editor_starts_a_probe_and_reads_its_report(probe_project, editor, ju
     assert "sensitivity 100.0 % of" in page
     assert "<ins>" in page and "<del>" in page  # a causal rewrite's word diff
     assert "(targeted)" in page
+    assert "No finished pairwise run by this judge" in page  # the presentation-order row
     csv_response = client.get(reverse("scoring:probe_csv", args=[probe_project.slug, probe.pk]))
     rows = list(csv.DictReader(io.StringIO(csv_response.content.decode())))
     assert [r["kind"] for r in rows] == ["padding", "flattery", "injection", "causal"]

@@ -181,3 +181,28 @@ def test_a_run_is_not_extended_with_responses_it_judges_already(
         run_services.run_extend(run=probe.run, response_ids=originals)
     probe.run.refresh_from_db()
     assert probe.run.total == total and probe.run.status == Run.Status.DONE
+
+
+def test_the_report_takes_presentation_order_from_the_judges_pairwise_run(
+    probe_project, editor, judge, eager, fake_llm
+):
+    from fakellm.config import Rule
+    from scoring.runs import services as run_services
+
+    probe = start(eager, probe_project, editor, judge, kinds=["padding"])
+    assert probe.report["order_swap"] is None  # no pairwise run by this judge yet
+    always_first = {"explanation": "A is better.", "winner": "A",
+                    "criteria": [{"criterion_id": i, "winner": "A"} for i in range(1, 6)]}  # fmt: skip
+    fake_llm.configure(rules=[Rule("RESPONSE A", always_first)])  # a judge that favours A
+    pairwise = eager(lambda: run_services.run_create(
+        project=probe_project, actor=editor, endpoint=judge, mode=Run.Mode.PAIRWISE
+    ))  # fmt: skip
+    pairwise.refresh_from_db()
+    assert pairwise.status == Run.Status.DONE and pairwise.failed == 0
+    fake_llm.configure(rules=[])
+    probe_services.report_store(probe)
+    probe.refresh_from_db()
+    swap = probe.report["order_swap"]
+    assert swap["run"] == pairwise.pk and swap["flip_rate"]["n"] == 18  # 3 pairs × 6 prompts
+    assert swap["flip_rate"]["value"] == 1.0 and swap["first_shown_share"] == 1.0
+    assert swap["goal"]["met"] is None  # one sample: the judge's own noise is not measured
