@@ -224,7 +224,7 @@ def advance(probe_id: int) -> None:
     finished probe's report is computed again (after its failed judgments were retried)."""
     with transaction.atomic():
         probe = (
-            Probe.objects.select_for_update()
+            Probe.objects.select_for_update(of=("self",))  # the rewriter may be null
             .select_related("run", "rewriter")
             .filter(pk=probe_id)
             .first()
