@@ -10,15 +10,9 @@ from django import forms
 from annotation.forms import DefaultChoiceField, TextField, count_field
 from scoring.coauthoring.forms import id_field
 from scoring.probes.services import KIND_LABELS, MAX_SAMPLE, MODES
+from scoring.runs.forms import SourcesField
 from scoring.runs.models import Run
 from scoring.runs.subsets import Subset
-
-
-class _Sources(forms.MultipleChoiceField):
-    """Response sources by name; an unknown one matches no response (the sampler says so)."""
-
-    def valid_value(self, value: str) -> bool:
-        return True
 
 
 class ProbeForm(forms.Form):
@@ -34,7 +28,7 @@ class ProbeForm(forms.Form):
         label="What to probe",
         error_messages={"required": "Choose at least one kind of probe."},
     )
-    sources = _Sources(required=False)
+    sources = SourcesField(required=False)
     sample = count_field("Responses to probe", low=1, high=MAX_SAMPLE)
     seed = count_field("Seed", required=False)
     samples = count_field("Samples per judgment", low=1, high=5, required=False)

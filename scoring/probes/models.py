@@ -85,6 +85,12 @@ class ProbeVariant(models.Model):
 
     @property
     def passed(self) -> bool | None:
-        if self.kind == "causal":
-            return self.target_flipped
-        return None if self.flips is None else self.flips == 0
+        return passed(self.kind, self.flips, self.target_flipped)
+
+
+def passed(kind: str, flips: int | None, target_flipped: bool | None) -> bool | None:
+    """Whether the judge did what a robust judge does with a copy: no verdict moved
+    (neutral, injection), or the targeted criterion flipped the intended way (causal)."""
+    if kind == "causal":
+        return target_flipped
+    return None if flips is None else flips == 0

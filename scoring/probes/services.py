@@ -169,8 +169,7 @@ def _copies(picked: list[dict[str, Any]], kinds: list[str], seed: int) -> list[P
                 made.append((row, kind, text, detail))
     ids = _store(
         [
-            (row["prompt_id"], f"{PROBE_SOURCE_PREFIX}{kind}", text, row["pk"])
-            for row, kind, text, _ in made
+            (row["prompt_id"], f"{PROBE_SOURCE_PREFIX}{kind}", text) for row, kind, text, _ in made
         ]  # fmt: skip
     )
     return [
@@ -179,9 +178,9 @@ def _copies(picked: list[dict[str, Any]], kinds: list[str], seed: int) -> list[P
     ]
 
 
-def _store(copies: list[tuple[int, str, str, int]]) -> list[int]:
-    """The ids of (prompt, source, text, original) copies, stored where they are new (the
-    link to the original is the probe's ``ProbeVariant``)."""
+def _store(copies: list[tuple[int, str, str]]) -> list[int]:
+    """The ids of (prompt, source, text) copies, stored where they are new (the link to
+    the original is the probe's ``ProbeVariant``)."""
     Response.objects.bulk_create(
         [
             Response(
@@ -190,7 +189,7 @@ def _store(copies: list[tuple[int, str, str, int]]) -> list[int]:
                 content=text,
                 content_hash=content_hash(text),
             )
-            for prompt_id, source, text, _ in copies
+            for prompt_id, source, text in copies
         ],  # fmt: skip
         ignore_conflicts=True,
     )
@@ -202,7 +201,7 @@ def _store(copies: list[tuple[int, str, str, int]]) -> list[int]:
             content_hash__in={content_hash(c[2]) for c in copies},
         ).values_list("pk", "prompt_id", "source", "content_hash")
     }
-    return [found[(p, s, content_hash(t))] for p, s, t, _ in copies]
+    return [found[(p, s, content_hash(t))] for p, s, t in copies]
 
 
 # --- moving on when the run finishes -------------------------------------------------------
@@ -326,9 +325,7 @@ def _rewrite(probe: Probe) -> list[int]:
     written = asyncio.run(write_all())
     usage = sum((w.usage for w in written), Usage())
     good = [(t, w) for t, w in zip(targets, written, strict=True) if w.text]
-    ids = _store(
-        [(r.prompt_id, f"{PROBE_SOURCE_PREFIX}{CAUSAL}", w.text, r.pk) for (r, _, _), w in good]
-    )
+    ids = _store([(r.prompt_id, f"{PROBE_SOURCE_PREFIX}{CAUSAL}", w.text) for (r, _, _), w in good])
     by_target = {id(w): pk for (_, w), pk in zip(good, ids, strict=True)}
     ProbeVariant.objects.bulk_create(
         ProbeVariant(

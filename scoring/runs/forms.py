@@ -26,7 +26,7 @@ def _number(name: str, kind: type[forms.Field], **kwargs: Any) -> forms.Field:
     )
 
 
-class _Sources(forms.MultipleChoiceField):
+class SourcesField(forms.MultipleChoiceField):
     """Response sources by name; an unknown one matches no response (the planner's to say)."""
 
     def valid_value(self, value: str) -> bool:
@@ -37,7 +37,7 @@ class RunForm(forms.Form):
     name = TextField(required=False, max_length=200, label="The name")
     endpoint = id_field("Endpoint")
     mode = DefaultChoiceField(choices=Run.Mode.choices, default=Run.Mode.PER_CRITERION)
-    sources = _Sources(required=False)
+    sources = SourcesField(required=False)
     versions = DefaultChoiceField(choices=Run.Versions.choices, default=Run.Versions.LATEST)
     samples = _number("samples", forms.IntegerField)
     temperature = _number("temperature", forms.FloatField)

@@ -28,7 +28,7 @@ from annotation.projects.models import Project
 from annotation.prompts.models import Response
 from scoring.datasets.kinds.base import ExportKind, Notes, Row, _batched, messages_type
 from scoring.datasets.kinds.prompts import PROMPT_BATCH, _in_batch, prompt_rubrics
-from scoring.probes.models import Probe, ProbeVariant
+from scoring.probes.models import Probe, ProbeVariant, passed
 from scoring.probes.services import CAUSAL
 
 if TYPE_CHECKING:
@@ -81,9 +81,7 @@ def _better_first(v: dict[str, Any]) -> bool:
 
 
 def _passed(v: dict[str, Any]) -> bool | None:
-    if v["kind"] == CAUSAL:
-        return None if v["target_flipped"] is None else bool(v["target_flipped"])
-    return None if v["flips"] is None else bool(v["flips"] == 0)
+    return passed(v["kind"], v["flips"], v["target_flipped"])
 
 
 def _agreement(v: dict[str, Any]) -> float | None:
