@@ -82,6 +82,18 @@
     if (event.target.closest("[data-show-keys]")) toggleKeys();
   });
 
+  // Once the keys dialog closes, focus leaves its Close button, so Enter commits again.
+  document.addEventListener(
+    "close",
+    (event) => {
+      const dialog = event.target;
+      if (dialog.id === "review-keys" && dialog.contains(document.activeElement)) {
+        document.activeElement.blur();
+      }
+    },
+    true,
+  );
+
   document.addEventListener("keydown", (event) => {
     if (!document.getElementById("review-page")) return;
     const dialog = document.getElementById("review-keys");
@@ -92,7 +104,10 @@
       }
       return; // Esc and the dialog's own button close it
     }
-    const target = event.target instanceof Element ? event.target : document.body;
+    // A key pressed right after the dialog closed may still name its Close button as the
+    // target, before the browser has moved focus back to the page: read it from the page.
+    let target = event.target instanceof Element ? event.target : document.body;
+    if (target.closest("dialog:not([open])")) target = document.body;
     const typing = target.closest(
       "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox])",
     );
