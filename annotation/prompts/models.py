@@ -20,6 +20,11 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def prompt_search_text(messages: list[dict[str, Any]]) -> str:
+    """What the prompt list's search reads: the messages' contents, one per line."""
+    return "\n".join(str(m.get("content", "")) for m in messages)
+
+
 class Prompt(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
     external_id = models.CharField(max_length=200)
@@ -43,7 +48,7 @@ class Prompt(models.Model):
         return self.external_id
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.search_text = "\n".join(str(m.get("content", "")) for m in self.messages)
+        self.search_text = prompt_search_text(self.messages)
         super().save(*args, **kwargs)
 
     @property

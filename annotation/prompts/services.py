@@ -5,8 +5,9 @@ transaction and no lock, every read capped (``import_limits``, from the ``IMPORT
 settings); the records to write are spooled to a temporary file. Then, only if there is
 something to write, the project's row is locked and the spooled records are written in one
 transaction. By default the import is atomic: a file with a bad record imports nothing.
-With ``skip_invalid`` each record is written in its own savepoint: the valid records are
-imported and the bad ones are skipped and reported (line and reason). Re-importing the
+With ``skip_invalid`` the valid records are imported and the bad ones are skipped and
+reported (line and reason); a skipped record leaves nothing. The records are written in
+batches, one multi-row insert per table (``import_writing``). Re-importing the
 same file creates nothing: prompts are matched on (project, external_id), responses on
 (prompt, source, content hash), and a prompt that already has a rubric keeps it.
 """

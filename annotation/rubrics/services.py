@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
@@ -27,13 +29,27 @@ class CriterionInput:
     key: uuid.UUID | None = None
 
 
-def _validate(criteria: list[CriterionInput]) -> None:
+_CATEGORIES = frozenset(Criterion.Category.values)
+_KINDS = frozenset(Criterion.Kind.values)
+
+
+class CriterionFields(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+def validate_criteria(criteria: Sequence[CriterionFields]) -> None:
+    """Refuse a criterion with no text, or an unknown category or kind (ApplicationError)."""
     for i, c in enumerate(criteria, start=1):
         if not c.text.strip():
             raise ApplicationError(f"Criterion {i} has no text.")
-        if c.category not in Criterion.Category.values:
+        if c.category not in _CATEGORIES:
             raise ApplicationError(f"Criterion {i} has an unknown category '{c.category}'.")
-        if c.kind not in Criterion.Kind.values:
+        if c.kind not in _KINDS:
             raise ApplicationError(f"Criterion {i} has an unknown kind '{c.kind}'.")
 
 
@@ -82,7 +98,7 @@ def rubric_version_create(
     imported texts must stay byte-identical through later versions, so any tidying of
     what a person types belongs where they type it (``rubric_edits.clean_fields``).
     """
-    _validate(criteria)
+    validate_criteria(criteria)
     snapshots = (CriterionSnapshot.of(c, str(c.key or i)) for i, c in enumerate(criteria))
     errors = (
         [issue for issue in check_criteria(snapshots) if issue.level == "error"]

@@ -6,7 +6,7 @@ parsers be tested without a database or settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant", "developer", "tool")
@@ -45,8 +45,13 @@ class ParsedRecord:
     preference: tuple[int, int] | None = None  # (chosen, rejected) indexes into responses
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types; ``from_dict`` gives an equal record back."""
-        return asdict(self)
+        """Plain JSON types (sharing the record's lists and dicts: serialise it, don't keep
+        it); ``from_dict`` gives an equal record back."""
+        return {
+            **vars(self),
+            "responses": [vars(r) for r in self.responses],
+            "criteria": [vars(c) for c in self.criteria],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParsedRecord:

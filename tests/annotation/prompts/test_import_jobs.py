@@ -225,7 +225,7 @@ def test_progress_is_on_the_job_while_it_runs(project, editor, monkeypatch, sett
         seen.append((job.status, job.lines_read))
 
     parse = formats._PARSERS["generic"]
-    write = import_writing._import_record
+    write = import_writing._write_batch
 
     def parse_and_look(obj, line):  # type: ignore[no-untyped-def]
         if line == 50:
@@ -238,7 +238,7 @@ def test_progress_is_on_the_job_while_it_runs(project, editor, monkeypatch, sett
         return write(**kwargs)
 
     monkeypatch.setitem(formats._PARSERS, "generic", parse_and_look)
-    monkeypatch.setattr(import_writing, "_import_record", write_and_look)
+    monkeypatch.setattr(import_writing, "_write_batch", write_and_look)
     prompt_import_jobs.import_job_run(job.pk)
 
     job.refresh_from_db()
@@ -256,13 +256,13 @@ def test_a_write_the_sweep_failed_meanwhile_is_rolled_back(project, editor, monk
     job = prompt_import_jobs.import_start(
         project=project, upload=upload(jsonl(rows(40))), actor=editor
     )
-    write = import_writing._import_record
+    write = import_writing._write_batch
 
     def write_after_the_sweep(**kwargs):  # type: ignore[no-untyped-def]
         ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED)
         return write(**kwargs)
 
-    monkeypatch.setattr(import_writing, "_import_record", write_after_the_sweep)
+    monkeypatch.setattr(import_writing, "_write_batch", write_after_the_sweep)
     prompt_import_jobs.import_job_run(job.pk)
     job.refresh_from_db()
     assert Prompt.objects.count() == 0
@@ -395,7 +395,7 @@ def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(u
     job = prompt_import_jobs.import_start(
         project=project, upload=upload(jsonl(rows(40))), actor=None
     )
-    write = import_writing._import_record
+    write = import_writing._write_batch
     swept: list[int] = []
 
     def sweep_elsewhere() -> None:
@@ -411,7 +411,7 @@ def test_a_sweep_on_another_connection_during_the_write_leaves_nothing_written(u
             sweeper.join()
         return write(**kwargs)
 
-    monkeypatch.setattr(import_writing, "_import_record", write_while_swept)
+    monkeypatch.setattr(import_writing, "_write_batch", write_while_swept)
     prompt_import_jobs.import_job_run(job.pk)
     job.refresh_from_db()
     assert swept == [1]

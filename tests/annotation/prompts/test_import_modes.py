@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import AuditEvent, Project
+from annotation.prompts import import_writing
 from annotation.prompts import services as prompt_services
 from annotation.prompts.models import PreferenceLabel, Prompt, Response
 from annotation.rubrics.models import Criterion, Rubric, RubricVersion
@@ -145,15 +146,19 @@ HH_FINE = {
 @pytest.fixture
 def failing_label(monkeypatch):  # type: ignore[no-untyped-def]
     """The database refuses the preference label of the 'Break me' prompt: the record's
-    prompt and responses are written before the failure."""
-    original = PreferenceLabel.objects.get_or_create
+    prompt and responses are written before the failure (in its batch, and again when the
+    batch is written record by record)."""
+    original = import_writing.insert_rows
 
-    def get_or_create(**kwargs):  # type: ignore[no-untyped-def]
-        if kwargs["prompt"].messages[0]["content"] == "Break me":
-            raise IntegrityError("refused by the test")
-        return original(**kwargs)
+    def insert_rows(model, columns, rows):  # type: ignore[no-untyped-def]
+        rows = list(rows)
+        if model is PreferenceLabel:
+            prompts = Prompt.objects.filter(pk__in=[row[0] for row in rows])
+            if any(p.messages[0]["content"] == "Break me" for p in prompts):
+                raise IntegrityError("refused by the test")
+        return original(model, columns, rows)
 
-    monkeypatch.setattr(PreferenceLabel.objects, "get_or_create", get_or_create)
+    monkeypatch.setattr(import_writing, "insert_rows", insert_rows)
 
 
 def test_skip_invalid_undoes_a_record_that_fails_while_being_written(
