@@ -31,8 +31,9 @@ screenshots: venv ## Browser test; screenshots of the main pages land in var/scr
 
 .PHONY: help venv run test lint format screenshots bench bench-gpu
 
-bench: venv ## Benchmarks: import, editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL), rubric analytics (100k judgments)
-	$(PY) benchmarks/bench_import.py
+bench: venv ## Benchmarks: import (PostgreSQL, then SQLite), editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL), rubric analytics (100k judgments)
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_rs} $(PY) benchmarks/bench_import.py
+	BENCH_DATABASE_URL= $(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_editor.py
 	$(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_local_judge.py --size small
