@@ -2,12 +2,16 @@
 
 Each request is validated, counted, assigned one outcome (an answer or a simulated fault)
 from the seeded draws, delayed by the configured latency, and answered with a scripted rule,
-the offline judge's answer, or a schema-shaped document, with token usage in the reply.
+the offline judge's answer, or a schema-shaped document, with token usage in the reply. A
+one-token request for log-probabilities (``logprobs: true``, ``max_tokens: 1``) is answered
+with one token and the ``top_logprobs`` of a scripted logprob rule or of the offline judge
+(``fakellm.logprobs``). The last requests are kept for tests to read (``recent_requests``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -17,21 +21,32 @@ import threading
 import time
 from typing import Any
 
-from fakellm import judge
+from fakellm import judge, logprobs
 from fakellm.config import FakeConfig
 from fakellm.protocol import _error_body, _Result
 from fakellm.schema import _phrase, _rng_for, _SchemaFaker
 
 OUTCOMES = ("ok", "429", "500", "timeout", "malformed", "400")
 """Every chat request ends in exactly one of these; ``400`` is a request fakellm rejected."""
+RECENT = 100
+"""How many of the last well-formed chat request bodies are kept (``recent_requests``)."""
 
 
 class _Stats:
     """Counters touched on every request; mutated only under the server's lock."""
 
-    __slots__ = ("arrivals", "by_model", "by_outcome", "max_in_flight", "requests", "usage")
+    __slots__ = (
+        "arrivals",
+        "by_model",
+        "by_outcome",
+        "max_in_flight",
+        "recent",
+        "requests",
+        "usage",
+    )
 
     def __init__(self) -> None:
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.requests = 0
         self.by_outcome = dict.fromkeys(OUTCOMES, 0)
         self.arrivals: list[float] = []
@@ -100,9 +115,16 @@ class _ChatCompletions:
             return self._reject(arrival, "'model' must be a string")
         texts = [_message_text(m.get("content")) for m in messages]
         first = texts[0]
+        one_token = request.get("logprobs") is True and request.get("max_tokens") == 1
+        top = request.get("top_logprobs", 0)
+        if request.get("logprobs") is True and (
+            not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20
+        ):
+            return self._reject(arrival, "'top_logprobs' must be an integer from 0 to 20")
 
         with self._lock:
             stats = self._stats
+            stats.recent.append(request)
             stats.requests += 1
             stats.arrivals.append(arrival)
             stats.by_model[model] = stats.by_model.get(model, 0) + 1
@@ -151,16 +173,23 @@ class _ChatCompletions:
                 message = "The server had an error while processing your request (simulated)."
                 return 500, _error_body(message, "server_error", "internal_error"), None
             text = "\n".join(texts)
-            try:
-                content = self._reply(config, request, text)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                with self._lock:  # it was not answered as drawn: count it as rejected
-                    self._stats.by_outcome[outcome] -= 1
-                    self._stats.by_outcome["400"] += 1
-                message = f"fakellm cannot answer this response_format: {exc}"
-                return 400, _error_body(message, "invalid_request_error"), None
+            first_token = self._first_token(config, request, text, top) if one_token else None
+            if first_token is not None:
+                content = first_token["token"]
+            else:
+                try:
+                    content = self._reply(config, request, text)
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    with self._lock:  # it was not answered as drawn: count it as rejected
+                        self._stats.by_outcome[outcome] -= 1
+                        self._stats.by_outcome["400"] += 1
+                    message = f"fakellm cannot answer this response_format: {exc}"
+                    return 400, _error_body(message, "invalid_request_error"), None
             if outcome == "malformed":
-                content = _malformed(content)
+                if first_token is None:
+                    content = _malformed(content)
+                else:  # a server that dropped what was asked for
+                    first_token = None
             prompt_tokens = _tokens(sum(map(len, texts)))
             completion_tokens = _tokens(len(content))
             cached_tokens = _tokens(len(first)) if cached else 0
@@ -178,8 +207,10 @@ class _ChatCompletions:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": content, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
+                        "logprobs": None
+                        if first_token is None
+                        else {"content": [first_token], "refusal": None},
+                        "finish_reason": "stop" if first_token is None else "length",
                     }
                 ],
                 "usage": {
@@ -195,6 +226,26 @@ class _ChatCompletions:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    @staticmethod
+    def _first_token(
+        config: FakeConfig, request: dict[str, Any], text: str, top: int
+    ) -> dict[str, Any]:
+        """The one generated token with its log-probability and the ``top`` most likely
+        (chat-completions shape): a logprob rule's, the offline judge's, else a plain word
+        the server is sure of."""
+        follow = config.follows_injections(str(request.get("model")))
+        ranked = logprobs.answer(config.logprob_rules, text, follow_injections=follow)
+        if ranked is None:
+            word = _phrase(_rng_for(hashlib.sha256(text.encode()).digest(), "$token"), 1, 1)
+            ranked = [(word, 0.0)]
+
+        def entry(token: str, logprob: float) -> dict[str, Any]:
+            return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+        chosen = entry(*ranked[0])
+        chosen["top_logprobs"] = [entry(t, lp) for t, lp in ranked[:top]]
+        return chosen
 
     @staticmethod
     def _reply(config: FakeConfig, request: dict[str, Any], text: str) -> str:

@@ -1,6 +1,7 @@
 """How the fake server answers: scripted reply rules and its runtime configuration.
 
-A rule names a piece of prompt text and the reply to give when a request contains it; the
+A rule names a piece of prompt text and the reply to give when a request contains it (a
+logprob rule, the first token's ``top_logprobs`` for a one-token logprobs request); the
 configuration sets the served model names, latency, the rates of simulated faults (429, 500,
 hangs, malformed JSON) and the seed their draws start from. Also here: the check that keeps
 the server bound to this machine.
@@ -15,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fakellm.logprobs import LogprobRule
 
 __all__ = ["FakeConfig", "Rule", "is_loopback_host", "load_rules"]
 
@@ -77,6 +80,10 @@ def _as_rule(item: Rule | dict[str, Any]) -> Rule:
     return item if isinstance(item, Rule) else Rule.from_dict(item)
 
 
+def _as_logprob_rule(item: LogprobRule | dict[str, Any]) -> LogprobRule:
+    return item if isinstance(item, LogprobRule) else LogprobRule.from_dict(item)
+
+
 @dataclass
 class FakeConfig:
     """How the fake server behaves; every field can be changed at runtime.
@@ -96,6 +103,9 @@ class FakeConfig:
     hang_seconds: float = 30.0
     seed: int = 0
     rules: list[Rule] = field(default_factory=list)
+    # Scripted first tokens of one-token logprobs requests (``logprobs: true``,
+    # ``max_tokens: 1``); without a match, the offline judge's probabilities.
+    logprob_rules: list[LogprobRule] = field(default_factory=list)
     # Models that follow instructions to the grader hidden in a response ("*": every model);
     # the others recognise such instructions and grade as if they were not there.
     follow_injections: list[str] = field(default_factory=list)
@@ -104,6 +114,7 @@ class FakeConfig:
         if isinstance(self.models, str):
             raise ValueError("models must be a list of model names")
         self.rules = [_as_rule(r) for r in self.rules]
+        self.logprob_rules = [_as_logprob_rule(r) for r in self.logprob_rules]
         self.models = [str(m) for m in self.models]
         if isinstance(self.follow_injections, str):
             raise ValueError("follow_injections must be a list of model names")
@@ -124,7 +135,8 @@ class FakeConfig:
                 raise ValueError(f"{name} must not be negative")
 
     def with_changes(self, **changes: Any) -> FakeConfig:
-        """A validated copy with some fields replaced (rules may be given as dicts)."""
+        """A validated copy with some fields replaced (rules and logprob rules may be given
+        as dicts)."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = set(changes) - names
         if unknown:
@@ -138,6 +150,7 @@ class FakeConfig:
         current["seed"] = int(current["seed"])
         current["models"] = list(current["models"])
         current["rules"] = list(current["rules"])
+        current["logprob_rules"] = list(current["logprob_rules"])
         current["follow_injections"] = list(current["follow_injections"])
         return FakeConfig(**current)
 
@@ -148,6 +161,7 @@ class FakeConfig:
         """JSON-ready form, the same shape ``POST /_config`` accepts."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["rules"] = [r.to_dict() for r in self.rules]
+        data["logprob_rules"] = [r.to_dict() for r in self.logprob_rules]
         data["models"] = list(self.models)
         data["follow_injections"] = list(self.follow_injections)
         return data

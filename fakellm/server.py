@@ -117,6 +117,12 @@ class FakeLLMServer(_ChatCompletions):
                 "by_model": dict(s.by_model),
             }
 
+    def recent_requests(self) -> list[dict[str, Any]]:
+        """The bodies of the last well-formed chat requests (up to ``chat.RECENT``), oldest
+        first, as the server read them (what a client really sent)."""
+        with self._lock:
+            return [json.loads(json.dumps(body)) for body in self._stats.recent]
+
     def _reseed(self) -> None:
         self._fault_rng = _seeded(self._config.seed)
         self._jitter_rng = _seeded(f"jitter-{self._config.seed}")

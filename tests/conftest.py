@@ -148,6 +148,7 @@ def fake_llm(fake_llm_server, settings, monkeypatch):  # type: ignore[no-untyped
         rate_timeout=0.0,
         rate_malformed=0.0,
         rules=[],
+        logprob_rules=[],
         seed=defaults.seed,
         retry_after=0.01,
         hang_seconds=1.0,

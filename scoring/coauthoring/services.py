@@ -41,8 +41,8 @@ def endpoint_for(
     project: Project, endpoint_id: object = None, *, generating: bool = True
 ) -> JudgeEndpoint:
     """The chosen endpoint of the project, else its default, else its first one.
-    ``generating``: the caller needs text written (co-authoring), which a local judge,
-    reading one probability, cannot do."""
+    ``generating``: the caller needs text written (co-authoring), which a local or logprob
+    judge, reading one probability, does not do."""
     if endpoint_id not in (None, ""):
         text = str(endpoint_id)
         if not (text.isascii() and text.isdigit()):
@@ -50,15 +50,17 @@ def endpoint_for(
         endpoint = JudgeEndpoint.objects.filter(project=project, pk=int(text)).first()
         if endpoint is None:
             raise ApplicationError("Choose one of this project's endpoints.")
-        if generating and endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        if generating and endpoint.reads_probabilities:
+            local = endpoint.backend == JudgeEndpoint.Backend.LOCAL
+            what = "a local model" if local else "a P(yes)-from-logprobs judge"
             raise ApplicationError(
-                f"“{endpoint.name}” is a local model: it grades runs but cannot write "
+                f"“{endpoint.name}” is {what}: it grades runs but cannot write "
                 "rubrics. Choose an OpenAI-compatible endpoint."
             )
         return endpoint
     endpoint = coauthor_settings(project).endpoint
-    if endpoint is not None and generating and endpoint.backend == JudgeEndpoint.Backend.LOCAL:
-        endpoint = None  # the default became a local model: it cannot write
+    if endpoint is not None and generating and endpoint.reads_probabilities:
+        endpoint = None  # the default became a local or logprob judge: it does not write
     candidates = JudgeEndpoint.objects.filter(project=project).order_by("name")
     if generating:
         candidates = candidates.filter(backend=JudgeEndpoint.Backend.OPENAI)

@@ -69,6 +69,7 @@ class _Request(TypedDict):
     temperature: float
     max_tokens: int
     state: _CallState
+    top_logprobs: int | None
 
 
 class Gateway(RetryingCalls):
@@ -149,19 +150,26 @@ class Gateway(RetryingCalls):
         temperature: float | None = None,
         max_tokens: int | None = None,
         use_cache: bool = True,
+        top_logprobs: int | None = None,
     ) -> CallResult:
         """One chat completion; with `schema`, the answer must be JSON matching it.
 
         `template_version` names the prompt template that produced `messages` (part of the cache
         key). `use_cache=False` neither reads nor writes the cache. Raises `GatewayError`.
         A malformed answer gets one repair round-trip before the call fails as "malformed".
+        `top_logprobs` (0-20) asks for the log-probabilities of that many most likely first
+        tokens (`logprobs: true`); they come back in `CallResult.top_logprobs`, None when the
+        server sent none (the caller decides what that means).
         """
         started = time.monotonic()
         temperature = self.config.temperature if temperature is None else temperature
         max_tokens = self.config.max_tokens if max_tokens is None else max_tokens
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if top_logprobs is not None:
+            params["top_logprobs"] = top_logprobs
         key = cache_key(
             model=self.config.model,
-            params={"temperature": temperature, "max_tokens": max_tokens},
+            params=params,
             template_version=template_version,
             messages=messages,
             schema=schema,
@@ -178,6 +186,7 @@ class Gateway(RetryingCalls):
                 latency=time.monotonic() - started,
                 cache_key=key,
                 model=hit.get("model") or self.config.model,
+                top_logprobs=_pairs(hit.get("top_logprobs")),
             )
 
         state = _CallState()
@@ -187,6 +196,7 @@ class Gateway(RetryingCalls):
             temperature=temperature,
             max_tokens=max_tokens,
             state=state,
+            top_logprobs=top_logprobs,
         )
         answer = await self._complete(messages, **request)
         parsed: Any = None
@@ -210,6 +220,8 @@ class Gateway(RetryingCalls):
 
         if cache is not None:
             stored = {"content": answer.content, "parsed": parsed, "model": answer.model}
+            if answer.top_logprobs is not None:
+                stored["top_logprobs"] = answer.top_logprobs
             self._cache_set(cache, key, stored | {"usage": asdict(state.usage)})
         return CallResult(
             content=answer.content,
@@ -220,6 +232,7 @@ class Gateway(RetryingCalls):
             latency=time.monotonic() - started,
             cache_key=key,
             model=answer.model,
+            top_logprobs=answer.top_logprobs,
         )
 
     async def list_models(self) -> list[str]:
@@ -266,3 +279,10 @@ class Gateway(RetryingCalls):
             cache.set(key, value)
         except Exception:
             log.warning("endpoint %s: cache write failed", self, exc_info=True)
+
+
+def _pairs(stored: Any) -> list[tuple[str, float]] | None:
+    """Cached top_logprobs (JSON turned the pairs into lists) as pairs again."""
+    if stored is None:
+        return None
+    return [(str(token), float(logprob)) for token, logprob in stored]

@@ -122,6 +122,9 @@ class _Answer:
     content: str
     model: str
     finish_reason: str | None
+    # (token text, log-probability) of the first generated token's most likely tokens, when
+    # they were asked for and the server sent them; None otherwise.
+    top_logprobs: list[tuple[str, float]] | None = None
 
 
 @dataclass
@@ -164,6 +167,7 @@ class RetryingCalls:
         temperature: float,
         max_tokens: int,
         state: _CallState,
+        top_logprobs: int | None = None,
     ) -> _Answer:
         """Get one answer from the endpoint, retrying transient failures.
 
@@ -180,6 +184,9 @@ class RetryingCalls:
         while True:
             mode = self._format_mode if schema is not None else None
             kwargs = self._request(messages, schema, schema_name, mode, temperature, max_tokens)
+            if top_logprobs is not None:
+                kwargs["logprobs"] = True
+                kwargs["top_logprobs"] = top_logprobs
             state.attempts += 1
             estimate = estimate_tokens(kwargs["messages"], max_tokens)
             failure = await self._attempt(kwargs, estimate, state)
@@ -297,6 +304,7 @@ class RetryingCalls:
             content=content if isinstance(content, str) else "",  # None: a refusal, a tool call
             model=str(completion.get("model") or self.config.model),
             finish_reason=choice.get("finish_reason"),
+            top_logprobs=_first_top_logprobs(choice) if "logprobs" in kwargs else None,
         )
 
     def _usage_of(self, completion: Any) -> Usage:
@@ -355,6 +363,24 @@ class RetryingCalls:
     def _redact(self, text: str) -> str:
         key = self.config.api_key
         return text.replace(key, "[redacted]") if key else text
+
+
+def _first_top_logprobs(choice: Any) -> list[tuple[str, float]] | None:
+    """The ``top_logprobs`` of the first generated token, in the chat-completions shape
+    (``choices[0].logprobs.content[0].top_logprobs``: ``{"token", "logprob"}`` objects);
+    None when the server sent none or sent something else."""
+    try:
+        first = choice["logprobs"]["content"][0]
+        entries = first["top_logprobs"]
+        pairs = [(entry["token"], entry["logprob"]) for entry in entries]
+    except (IndexError, KeyError, TypeError):
+        return None
+    if not all(
+        isinstance(token, str) and isinstance(lp, int | float) and not isinstance(lp, bool)
+        for token, lp in pairs
+    ):
+        return None
+    return [(token, float(lp)) for token, lp in pairs]
 
 
 def _server_message(exc: openai.APIStatusError) -> str:

@@ -103,6 +103,8 @@ class CallResult:
 
     `attempts` counts HTTP requests made (0 on a cache hit); `latency` is the wall time of the
     whole call in seconds, retries and backoff included; `model` is the one the server reported.
+    `top_logprobs`: (token text, log-probability) of the first generated token's most likely
+    tokens, when the call asked for them and the server sent them (else None).
     """
 
     content: str
@@ -113,6 +115,7 @@ class CallResult:
     latency: float
     cache_key: str
     model: str
+    top_logprobs: list[tuple[str, float]] | None = None
 
 
 class GatewayError(Exception):

@@ -37,11 +37,14 @@ class BilledUsage(models.Model):
 
 class JudgeEndpoint(models.Model):
     """A judge for a project: an OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama,
-    LiteLLM…), or a local causal LM on disk that workers on the ``gpu`` queue load with
-    PyTorch and read P(yes) from (no generation)."""
+    LiteLLM…) that writes verdicts, the same kind of endpoint read for P(yes) from the
+    log-probabilities of a one-token answer (``openai_logprobs``: the local judge's prompts
+    and rule, served by a vLLM fleet or a hosted API), or a local causal LM on disk that
+    workers on the ``gpu`` queue load with PyTorch and read P(yes) from (no generation)."""
 
     class Backend(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
+        OPENAI_LOGPROBS = "openai_logprobs", "OpenAI-compatible, P(yes) from logprobs"
         LOCAL = "local", "Local model (PyTorch)"
 
     class Dtype(models.TextChoices):
@@ -88,7 +91,9 @@ class JudgeEndpoint(models.Model):
     batch_tokens = models.PositiveIntegerField(
         default=16384, help_text="Local: tokens (rows × padded length) per forward pass."
     )
-    threshold = models.FloatField(default=0.5, help_text="Local: met when P(yes) ≥ this.")
+    threshold = models.FloatField(
+        default=0.5, help_text="Local and logprob judges: met when P(yes) ≥ this."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,6 +105,12 @@ class JudgeEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.model})"
+
+    @property
+    def reads_probabilities(self) -> bool:
+        """It grades by reading P(yes) (or P(A)) at the answer position, locally or from a
+        server's logprobs, and writes no text (no co-authoring, no rewrites)."""
+        return self.backend in (self.Backend.LOCAL, self.Backend.OPENAI_LOGPROBS)
 
 
 def text_hash(text: str) -> str:

@@ -123,14 +123,10 @@ def _clean_local(endpoint: JudgeEndpoint) -> None:
     endpoint.provider = None
 
 
-def _clean(endpoint: JudgeEndpoint) -> None:
-    if endpoint.backend not in JudgeEndpoint.Backend.values:
-        raise ApplicationError(f"Unknown backend “{endpoint.backend}”: openai or local.")
-    for name in ("name", "base_url", "model"):
-        check_text(getattr(endpoint, name), name)
-    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
-        _clean_local(endpoint)
-    elif endpoint.provider is not None:
+def _clean_server(endpoint: JudgeEndpoint) -> None:
+    """An endpoint on a server: the provider's base URL, or a base URL of its own; a
+    logprob judge's threshold."""
+    if endpoint.provider is not None:
         endpoint.base_url = endpoint.provider.base_url  # where its key may go, and only there
     else:
         if not endpoint.base_url:
@@ -140,6 +136,23 @@ def _clean(endpoint: JudgeEndpoint) -> None:
         problem = base_url_problem(endpoint.base_url)
         if problem:
             raise ApplicationError(problem)
+    if endpoint.backend == JudgeEndpoint.Backend.OPENAI_LOGPROBS and not (
+        0 < endpoint.threshold < 1
+    ):
+        raise ApplicationError("The threshold is a probability between 0 and 1 (exclusive).")
+
+
+def _clean(endpoint: JudgeEndpoint) -> None:
+    if endpoint.backend not in JudgeEndpoint.Backend.values:
+        raise ApplicationError(
+            f"Unknown backend “{endpoint.backend}”: {', '.join(JudgeEndpoint.Backend.values)}."
+        )
+    for name in ("name", "base_url", "model"):
+        check_text(getattr(endpoint, name), name)
+    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
+        _clean_local(endpoint)
+    else:
+        _clean_server(endpoint)
     for name in ("rpm", "tpm"):
         if getattr(endpoint, name) is not None and getattr(endpoint, name) < 1:
             raise ApplicationError(f"{name.upper()} is at least 1 (leave it empty for no limit).")
@@ -205,7 +218,7 @@ def endpoint_save(
     wanted_url = str(data.get("base_url") or "").rstrip("/")
     if (
         endpoint.provider is not None
-        and endpoint.backend == JudgeEndpoint.Backend.OPENAI
+        and endpoint.backend != JudgeEndpoint.Backend.LOCAL
         and wanted_url
         and wanted_url != endpoint.provider.base_url.rstrip("/")
     ):

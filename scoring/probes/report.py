@@ -146,6 +146,9 @@ def _noise(
     if probe.run.is_local:
         return {"value": 0.0, "low": 0.0, "high": 0.0, "n": 0,
                 "why": "a local judge reads probabilities: the same verdict every time"}  # fmt: skip
+    if probe.run.reads_logprobs:
+        return {"value": None, "low": None, "high": None, "n": 0,
+                "why": "a logprob judge reads one sample at temperature 0: not measured"}  # fmt: skip
     if probe.run.samples < 2:
         return {"value": None, "low": None, "high": None, "n": 0,
                 "why": "one sample per judgment: probe with 2 samples to measure it"}  # fmt: skip

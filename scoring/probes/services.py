@@ -87,15 +87,15 @@ def probe_create(  # type: ignore[no-untyped-def]
     if not 1 <= sample <= MAX_SAMPLE:
         raise ApplicationError(f"Probe between 1 and {MAX_SAMPLE} responses.")
     if CAUSAL in kinds:
-        if rewriter is None or rewriter.backend == JudgeEndpoint.Backend.LOCAL:
+        if rewriter is None or rewriter.reads_probabilities:
             raise ApplicationError(
-                "Causal probes need an LLM endpoint to write the rewrites (a local model "
-                "reads probabilities and cannot write)."
+                "Causal probes need an LLM endpoint to write the rewrites (a local or logprob "
+                "judge reads probabilities and does not write)."
             )
     else:
         rewriter = None
-    if endpoint.backend == JudgeEndpoint.Backend.LOCAL:
-        samples = 1  # a local judge reads probabilities: the same answer every time
+    if endpoint.reads_probabilities:
+        samples = 1  # a local or logprob judge reads probabilities at temperature 0
     picked = _sample(project, sources, versions, sample, seed, prompt_ids)
     copies = _copies(picked, [k for k in kinds if k != CAUSAL], seed)
     run = run_services.run_create(

@@ -1,8 +1,9 @@
 """Judging units through the API gateway: what the judge is shown of the units' responses,
 one call per unit made by the run's mode (``scoring.runs.modes``: its verdicts, or rows
-carrying the error and the billed usage), the calls of a chunk made concurrently with
-their rows written in batches as they come, and the one event loop and Gateway per
-endpoint that a worker process keeps across chunks.
+carrying the error and the billed usage; a logprob judge's unit is one call per question,
+read for P(yes)), the calls of a chunk made concurrently with their rows written in
+batches as they come, and the one event loop and Gateway per endpoint that a worker
+process keeps across chunks.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ async def _judge_and_write(
     ctx: dict[int, Context],
     failed: dict[str, Judgment],
     mine: Any,
+    threshold: float,
 ) -> list[dict[str, Any]]:
     """Judge the units concurrently and store the judgments as they come, in batches. With
     SCORING_WRITE_THREAD (the default) a thread writes each batch while the calls go on,
     so a worker's slots never wait for the database; without it (tests whose data lives in
     their own transaction, which another connection cannot see) they are written after
-    the calls: the rows come back for the caller to write."""
+    the calls: the rows come back for the caller to write. ``threshold``: the endpoint's,
+    for a logprob judge's run (``Run.reads_logprobs``): met when P(yes) reaches it."""
     secret = settings.SECRET_KEY.encode()
     judging_mode = mode_for(run.mode)
     threaded = settings.SCORING_WRITE_THREAD
@@ -65,7 +68,11 @@ async def _judge_and_write(
             held.extend(batch)
 
     async def one(unit: Unit) -> None:
-        pending.extend(await judging_mode.judge(gateway, run, unit, ctx, secret))
+        if run.reads_logprobs:
+            rows = await judging_mode.judge_logprobs(gateway, run, unit, ctx, threshold)
+        else:
+            rows = await judging_mode.judge(gateway, run, unit, ctx, secret)
+        pending.extend(rows)
         if len(pending) >= WRITE_BATCH:
             flush()
 

@@ -20,7 +20,7 @@ from scoring.runs import local as local_runs
 from scoring.runs.calls import _contexts, _judge_and_write, _worker_gateway
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
 from scoring.runs.modes.base import Unit
-from scoring.runs.planning import chunk_lease, is_local, judge_hash
+from scoring.runs.planning import chunk_lease, is_local, judge_hash, reads_logprobs
 from scoring.runs.recording import _fail, _refresh, _write
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,10 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
         return
     if run.endpoint is None:
         raise ApplicationError("The run's judge endpoint was deleted.")
-    if judge_hash(run.endpoint, run.temperature) != run.judge_hash or run.is_local != is_local(
-        run.endpoint
+    if (
+        judge_hash(run.endpoint, run.temperature) != run.judge_hash
+        or run.is_local != is_local(run.endpoint)
+        or run.reads_logprobs != reads_logprobs(run.endpoint)
     ):
         # Its answers would be stored under this run's keys, as if the old judge gave them.
         raise ApplicationError(
@@ -103,7 +105,9 @@ def _process(run: Run, chunk: RunChunk, mine: Any) -> None:
         return
     loop, gateway = _worker_gateway(run.endpoint)
     held = loop.run_until_complete(
-        _judge_and_write(gateway, run, todo, _contexts(todo), failed, mine)
+        _judge_and_write(
+            gateway, run, todo, _contexts(todo), failed, mine, threshold=run.endpoint.threshold
+        )
     )
     if held:  # written here, outside the event loop, on this connection
         _write(run, held, failed, mine)

@@ -16,6 +16,11 @@ from annotation.projects.models import Project
 from annotation.prompts.models import Response
 from scoring.judges.models import BilledUsage, JudgeEndpoint
 
+# A run judged through an OpenAI-compatible endpoint's logprobs records the local template
+# it sends (the local judge's prompts) under this prefix: the prompts are the local
+# judge's, the worker path is the gateway's.
+LOGPROBS_VERSION_PREFIX = "logprobs+"
+
 
 class RunQuerySet(models.QuerySet["Run"]):
     def without_probes(self) -> RunQuerySet:
@@ -100,6 +105,18 @@ class Run(BilledUsage):
         """Judged by a local model (its prompts are the local templates), whatever the
         endpoint has become since."""
         return self.template_version.startswith("local-")
+
+    @property
+    def reads_logprobs(self) -> bool:
+        """Judged by P(yes) read from an OpenAI-compatible endpoint's logprobs (the local
+        templates' prompts, sent through the gateway), whatever the endpoint has become."""
+        return self.template_version.startswith(LOGPROBS_VERSION_PREFIX)
+
+    @property
+    def reads_probabilities(self) -> bool:
+        """Its judgments carry a probability (P(yes), or P(A) for a pair): a local or a
+        logprob judge."""
+        return self.is_local or self.reads_logprobs
 
 
 class RunChunk(models.Model):

@@ -22,8 +22,9 @@ from annotation.projects.models import Project
 from annotation.prompts.models import Response
 from annotation.rubrics.models import Criterion, Rubric
 from scoring.judges.models import JudgeEndpoint
-from scoring.runs.models import Judgment, Run
+from scoring.runs.models import LOGPROBS_VERSION_PREFIX, Judgment, Run
 from scoring.runs.modes.base import JudgingMode, PlanSpec, Unit, judgment_key
+from scoring.runs.modes.logprobs import TOP_LOGPROBS
 from scoring.runs.modes.registry import mode_for
 
 MAX_UNITS = 2_000_000
@@ -54,14 +55,32 @@ def is_local(endpoint: JudgeEndpoint | None) -> bool:
     return endpoint is not None and endpoint.backend == JudgeEndpoint.Backend.LOCAL
 
 
+def reads_logprobs(endpoint: JudgeEndpoint | None) -> bool:
+    return endpoint is not None and endpoint.backend == JudgeEndpoint.Backend.OPENAI_LOGPROBS
+
+
 def template_version(endpoint: JudgeEndpoint, mode: str) -> str:
-    return mode_for(mode).template_version(local=is_local(endpoint))
+    """The template a run records: a logprob judge sends the local judge's prompts."""
+    judging_mode = mode_for(mode)
+    if reads_logprobs(endpoint):
+        return LOGPROBS_VERSION_PREFIX + judging_mode.local_template_version()
+    return judging_mode.template_version(local=is_local(endpoint))
 
 
 def judge_hash(endpoint: JudgeEndpoint, temperature: float | None) -> str:
     """What about the judge decides a verdict: the server, model and sampling parameters;
     for a local model its directory, dtype, device and threshold (bf16 readings differ
-    from fp32 ones, and with the batch they were read in, at the 1e-2 level)."""
+    from fp32 ones, and with the batch they were read in, at the 1e-2 level); for a
+    logprob judge its server, model, how many top tokens it reads and its threshold."""
+    if reads_logprobs(endpoint):
+        from_logprobs = {
+            "backend": JudgeEndpoint.Backend.OPENAI_LOGPROBS.value,
+            "base_url": endpoint.base_url.rstrip("/"),
+            "model": endpoint.model,
+            "top_logprobs": TOP_LOGPROBS,
+            "threshold": endpoint.threshold,
+        }
+        return hashlib.sha256(json.dumps(from_logprobs, sort_keys=True).encode()).hexdigest()
     if is_local(endpoint):
         local = {
             "backend": "local",
@@ -154,7 +173,7 @@ def plan_units(
     if prompt_ids:
         responses = responses.filter(prompt_id__in=prompt_ids)
     judging_mode = _check_options(mode, samples, pair_plan, baseline_source, pairs_per_prompt)
-    if is_local(endpoint):
+    if endpoint.reads_probabilities:
         _check_local(endpoint, judging_mode, samples, temperature)
     fields = ("id", "prompt_id", "source", "content_hash", "content", "prompt__messages")
     rows = cast(list[dict[str, Any]], list(responses.values(*fields)))
@@ -167,7 +186,8 @@ def plan_units(
         pairs_per_prompt=pairs_per_prompt,
     )  # fmt: skip
     units: list[Unit] = []
-    judgments = chars = 0
+    judgments = chars = calls = 0
+    logprobs = reads_logprobs(endpoint)
     by_prompt: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_prompt[row["prompt_id"]].append(row)
@@ -176,9 +196,12 @@ def plan_units(
         if not rubric:  # no (approved) rubric: nothing to judge against
             continue
         for unit, shown_chars in judging_mode.plan_prompt(prompt_id, group, rubric, spec):
+            # A logprob judge asks each of a unit's questions in a call of its own.
+            questions = judging_mode.questions(unit) if logprobs else 1
             units.append(unit)
             judgments += len(unit.keys)
-            chars += shown_chars
+            calls += questions
+            chars += shown_chars * questions
         if len(units) > MAX_UNITS:
             raise ApplicationError(f"A run holds at most {MAX_UNITS:,} units; narrow it down.")
     if not rows:
@@ -190,7 +213,7 @@ def plan_units(
             f"Nothing to judge: none of the {len(rows)} selected responses has a rubric"
             + (" with an approved version." if versions == Run.Versions.APPROVED else ".")
         )
-    return Plan(units, judgments, len(units), len(rows), chars)
+    return Plan(units, judgments, calls, len(rows), chars)
 
 
 def _check_options(
@@ -208,17 +231,23 @@ def _check_options(
 def _check_local(
     endpoint: JudgeEndpoint, judging_mode: JudgingMode, samples: int, temperature: float | None
 ) -> None:
-    """A local judge reads one probability per question: per criterion or pairwise, and
-    deterministic (no samples, no temperature)."""
+    """A local or logprob judge reads one probability per question: per criterion or
+    pairwise, and deterministic (no samples, no temperature)."""
+    local = is_local(endpoint)
+    what = "a local model" if local else "a P(yes)-from-logprobs judge"
+    why = (
+        "its probabilities are deterministic"
+        if local
+        else "it reads probabilities at temperature 0"
+    )
     if not judging_mode.grades_locally:
         raise ApplicationError(
-            f"“{endpoint.name}” is a local model: it grades per criterion or pairwise "
+            f"“{endpoint.name}” is {what}: it grades per criterion or pairwise "
             "(grouped and holistic grading need a generating LLM endpoint)."
         )
     if samples != 1 or temperature is not None:
         raise ApplicationError(
-            f"“{endpoint.name}” is a local model: its probabilities are deterministic, so "
-            "one sample and no temperature."
+            f"“{endpoint.name}” is {what}: {why}, so one sample and no temperature."
         )
 
 
@@ -253,6 +282,8 @@ def preview(plan: Plan, *, endpoint: JudgeEndpoint, mode: str) -> RunPreview:
         return RunPreview(plan.responses, plan.judgments, calls, reusable, input_tokens, 0,
                           0.0, None)  # fmt: skip
     input_tokens, output_tokens = mode_for(mode).estimate_tokens(plan.input_chars * share, calls)
+    if reads_logprobs(endpoint):
+        output_tokens = calls  # one answer token a call
     cost = (
         input_tokens * endpoint.price_input_per_m + output_tokens * endpoint.price_output_per_m
     ) / 1e6

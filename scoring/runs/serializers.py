@@ -168,7 +168,9 @@ class ResponseScoreSerializer(serializers.Serializer[Any]):
     source = serializers.CharField(source="response.source")  # type: ignore[assignment]
     sample = serializers.IntegerField()
     score = serializers.FloatField(allow_null=True)
-    expected = serializers.FloatField(allow_null=True, help_text="Local judges: from P(yes).")
+    expected = serializers.FloatField(
+        allow_null=True, help_text="Local and logprob judges: from P(yes)."
+    )
     failed = serializers.IntegerField()
     reused = serializers.IntegerField()
 

@@ -4,7 +4,9 @@ P(yes) for a criterion is the softmax over the answer tokens at the position aft
 prompt: P = Σ p(yes variants) / (Σ p(yes variants) + Σ p(no variants)), the variants being
 every single-token spelling the tokenizer has ("yes", " yes", "Yes", " Yes"…). Pairwise,
 P(A) is read the same way from the "A" and "B" tokens. The result is continuous and
-deterministic: the same model and prompt give the same probability.
+deterministic: the same model and prompt give the same probability. Which tokens spell an
+answer, and the reading from the two summed log-probabilities, are the rule of
+``scoring.engine.answer_tokens``, shared with the OpenAI-compatible logprob judge.
 
 Two ways to read many prompts, equal within float tolerance:
 
@@ -31,17 +33,22 @@ do. The web process never imports ``scoring.judges.local`` beyond ``prompting``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["LocalJudge", "answer_token_ids"]
+from scoring.engine.answer_tokens import (
+    LETTER_A,
+    LETTER_B,
+    NO,
+    YES,
+    Reading,
+    is_spelling,
+    reading,
+    spellings,
+)
 
-YES = ("yes", "Yes", "YES")
-NO = ("no", "No", "NO")
-LETTER_A = ("A",)
-LETTER_B = ("B",)
+__all__ = ["LocalJudge", "Reading", "answer_token_ids"]
 # A suffix batch gathers one copy of its prefix's KV cache per row: keep that copy within
 # this many times the token budget (rows × prefix length).
 KV_ROWS_FACTOR = 4
@@ -50,17 +57,18 @@ KV_ROWS_FACTOR = 4
 def answer_token_ids(tokenizer: Any, words: Sequence[str]) -> tuple[int, ...]:
     """Ids of every single-token spelling of ``words``, bare and after a space (byte-level
     BPE writes " yes" as its own token; SentencePiece marks the space with "▁"). A token
-    counts only if it decodes to the word itself: never an unknown-word or other special
-    token."""
+    counts only if it decodes to one of those spellings (``answer_tokens.is_spelling``, the
+    rule the logprob judge applies to a server's token texts): never an unknown-word or
+    other special token."""
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     ids: set[int] = set()
     for word in words:
-        for variant in (word, " " + word):
+        for variant in spellings(word):
             encoded = tokenizer.encode(variant, add_special_tokens=False)
             if len(encoded) == 2 and tokenizer.decode(encoded[:1]).strip() == "":
                 encoded = encoded[1:]  # a lone space token, then the word
             single = len(encoded) == 1 and encoded[0] not in special
-            if single and tokenizer.decode(encoded).strip() == word:
+            if single and is_spelling(tokenizer.decode(encoded), (word,)):
                 ids.add(encoded[0])
     if not ids:
         raise ValueError(
@@ -78,16 +86,6 @@ def uses_sliding_window(config: Any) -> bool:
         return True
     window = getattr(config, "sliding_window", None)
     return bool(window) and getattr(config, "use_sliding_window", True) is not False
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What the model says at one answer position: P(positive) against the negative
-    answer, and how much of the whole distribution the two answers hold (low mass: the
-    model would rather say something else, and its P is less trustworthy)."""
-
-    probability: float
-    mass: float
 
 
 class LocalJudge:
@@ -185,13 +183,8 @@ class LocalJudge:
 
     @staticmethod
     def _readings(logprobs: torch.Tensor) -> list[Reading]:
-        pos, neg = logprobs[:, 0], logprobs[:, 1]
-        probability = torch.sigmoid(pos - neg)
-        mass = torch.exp(torch.logaddexp(pos, neg))
-        return [
-            Reading(float(p), float(m))
-            for p, m in zip(probability.tolist(), mass.tolist(), strict=True)
-        ]
+        """One reading per row of [log P(positive), log P(negative)]: the shared rule."""
+        return [reading(positive, negative) for positive, negative in logprobs.tolist()]
 
     def _batches(self, order: list[int], length: Callable[[int], int]) -> list[list[int]]:
         """Consecutive runs of ``order`` (longest first) whose rows × longest length fit the

@@ -13,6 +13,11 @@ the full computation then see exactly the same tokens.
 Untrusted text goes between boundary markers keyed by an HMAC of the conversation and the
 response(s), as in the LLM judge prompts (``engine.prompts``), so a criterion never changes
 the prefix. No torch here: only a tokenizer's ``encode`` and ``apply_chat_template``.
+
+The OpenAI-compatible logprob judge sends the same prompts as chat messages
+(``criterion_messages``, ``pairwise_messages``): the template's system message and its user
+message ending with the question, the very messages the local judge gives its tokenizer's
+chat template; the server applies its own.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ __all__ = [
     "CRITERION_TEMPLATE",
     "PAIRWISE_TEMPLATE",
     "PromptPieces",
+    "criterion_messages",
     "criterion_pieces",
+    "pairwise_messages",
     "pairwise_pieces",
     "template_version",
 ]
@@ -77,13 +84,28 @@ def _head_and_tail(tokenizer: Any, system: str, user: str) -> tuple[str, str, bo
     return head, tail, templated
 
 
-def _pieces(
-    tokenizer: Any,
+@dataclass(frozen=True)
+class _Rendered:
+    """A template filled in for one conversation: the system message, the user message
+    with a placeholder where the question goes, and each question's text."""
+
+    system: str
+    user: str
+    questions: list[str]
+
+    def messages(self, index: int) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.user.replace(_SPLIT, self.questions[index])},
+        ]
+
+
+def _render(
     template_name: str,
     keyed: dict[str, str],
     questions: Sequence[str],
     criteria: Sequence[JudgeCriterion],
-) -> PromptPieces:
+) -> _Rendered:
     template = prompts.load(template_name)
     secret = _secret()
     nonce = prompts.boundary_key(secret, template.version, *keyed.values())
@@ -91,14 +113,20 @@ def _pieces(
     for name, text in named:
         if nonce in text:
             raise ValueError(f"the {name} text contains the boundary key")
+        if _SPLIT in text:
+            raise ValueError(f"the {name} text contains a NUL character")
     system = Template(template.system).substitute(nonce=nonce).strip()
     user = Template(template.user).substitute(keyed, nonce=nonce, question=_SPLIT).strip()
-    head, tail, templated = _head_and_tail(tokenizer, system, user)
+    bodies = [Template(question).substitute(nonce=nonce) for question in questions]
+    return _Rendered(system, user, bodies)
+
+
+def _pieces(tokenizer: Any, rendered: _Rendered) -> PromptPieces:
+    head, tail, templated = _head_and_tail(tokenizer, rendered.system, rendered.user)
     prefix = tokenizer.encode(head, add_special_tokens=not templated)
-    suffixes = []
-    for question in questions:
-        body = Template(question).substitute(nonce=nonce)
-        suffixes.append(tokenizer.encode(body + tail, add_special_tokens=False))
+    suffixes = [
+        tokenizer.encode(body + tail, add_special_tokens=False) for body in rendered.questions
+    ]
     return PromptPieces(prefix, suffixes)
 
 
@@ -114,13 +142,9 @@ def _criterion_block(criterion: JudgeCriterion) -> str:
     return f"<<<CRITERION $nonce>>>\n{_label(criterion)} {text}\n<<<END CRITERION $nonce>>>"
 
 
-def criterion_pieces(
-    tokenizer: Any,
-    conversation: list[dict[str, str]],
-    response: str,
-    criteria: Sequence[JudgeCriterion],
-) -> PromptPieces:
-    """One suffix per criterion, in order: "does the response meet it? yes or no"."""
+def _criterion_questions(
+    conversation: list[dict[str, str]], response: str, criteria: Sequence[JudgeCriterion]
+) -> _Rendered:
     questions = [
         _criterion_block(c) + "\n\nDoes the RESPONSE above meet the CRITERION above? "
         "If the criterion has negative points, it is met when the response makes that "
@@ -128,18 +152,34 @@ def criterion_pieces(
         for c in criteria
     ]
     keyed = {"conversation": prompts.conversation_text(conversation), "response": response}
-    return _pieces(tokenizer, CRITERION_TEMPLATE, keyed, questions, criteria)
+    return _render(CRITERION_TEMPLATE, keyed, questions, criteria)
 
 
-def pairwise_pieces(
+def criterion_pieces(
     tokenizer: Any,
+    conversation: list[dict[str, str]],
+    response: str,
+    criteria: Sequence[JudgeCriterion],
+) -> PromptPieces:
+    """One suffix per criterion, in order: "does the response meet it? yes or no"."""
+    return _pieces(tokenizer, _criterion_questions(conversation, response, criteria))
+
+
+def criterion_messages(
+    conversation: list[dict[str, str]], response: str, criteria: Sequence[JudgeCriterion]
+) -> list[list[dict[str, str]]]:
+    """The chat messages of each criterion's question, in order (what
+    ``criterion_pieces`` tokenizes)."""
+    rendered = _criterion_questions(conversation, response, criteria)
+    return [rendered.messages(i) for i in range(len(rendered.questions))]
+
+
+def _pairwise_questions(
     conversation: list[dict[str, str]],
     response_a: str,
     response_b: str,
     criteria: Sequence[JudgeCriterion],
-) -> PromptPieces:
-    """Suffix 0 asks which response is better overall under the whole rubric; suffix i
-    (1..n) which satisfies criterion i better. The answer is A or B."""
+) -> _Rendered:
     rubric = _numbered(criteria).replace("$", "$$") if criteria else "(no criteria)"
     questions = [
         f"<<<RUBRIC $nonce>>>\n{rubric}\n<<<END RUBRIC $nonce>>>\n\n"
@@ -155,4 +195,28 @@ def pairwise_pieces(
         "response_a": response_a,
         "response_b": response_b,
     }
-    return _pieces(tokenizer, PAIRWISE_TEMPLATE, keyed, questions, criteria)
+    return _render(PAIRWISE_TEMPLATE, keyed, questions, criteria)
+
+
+def pairwise_pieces(
+    tokenizer: Any,
+    conversation: list[dict[str, str]],
+    response_a: str,
+    response_b: str,
+    criteria: Sequence[JudgeCriterion],
+) -> PromptPieces:
+    """Suffix 0 asks which response is better overall under the whole rubric; suffix i
+    (1..n) which satisfies criterion i better. The answer is A or B."""
+    return _pieces(tokenizer, _pairwise_questions(conversation, response_a, response_b, criteria))
+
+
+def pairwise_messages(
+    conversation: list[dict[str, str]],
+    response_a: str,
+    response_b: str,
+    criteria: Sequence[JudgeCriterion],
+) -> list[list[dict[str, str]]]:
+    """The chat messages of each question, in ``pairwise_pieces``' order: the whole
+    rubric first, then each criterion."""
+    rendered = _pairwise_questions(conversation, response_a, response_b, criteria)
+    return [rendered.messages(i) for i in range(len(rendered.questions))]

@@ -274,6 +274,26 @@ class JudgingMode(ABC):
         ``write``."""
         raise ApplicationError("A local model cannot grade in this mode.")
 
+    # --- judging with P(yes) from an OpenAI-compatible endpoint's logprobs -------------
+
+    def questions(self, unit: Unit) -> int:
+        """The yes/no (or A/B) questions a probability judge asks for the unit: a logprob
+        judge makes one call for each."""
+        return 1
+
+    async def judge_logprobs(
+        self,
+        gateway: Gateway,
+        run: Run,
+        unit: Unit,
+        contexts: dict[int, Context],
+        threshold: float,
+    ) -> list[Row]:
+        """The judgment rows of one unit from the log-probabilities of one-token answers
+        to the local judge's questions (``logprobs.read_questions``); a failure becomes
+        rows with the error and the usage it cost, as in ``judge``."""
+        raise ApplicationError("A P(yes)-from-logprobs judge cannot grade in this mode.")
+
     # --- results ----------------------------------------------------------------------
 
     def result_slots(self, unit: Unit) -> list[tuple[Criterion, str]]:

@@ -2,7 +2,7 @@
 is one order: the response shown first is A); the run's results merge the two orders of
 each pair and measure the judge's position bias. A local judge reads P(A) for the whole
 rubric and for each criterion from the shared prefix [instructions + conversation + A +
-B]."""
+B]; a logprob judge asks the same questions, one call each."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 
 from annotation.errors import ApplicationError
 from scoring.engine import judging, pairwise
+from scoring.engine.answer_tokens import Reading
+from scoring.engine.gateway import Gateway
 from scoring.runs.models import Run
 from scoring.runs.modes.base import (
     LOCAL_SLICE,
@@ -29,6 +31,7 @@ from scoring.runs.modes.base import (
     shown,
     usage_fields,
 )
+from scoring.runs.modes.logprobs import read_questions
 
 
 def verdict(p: float) -> str:
@@ -155,24 +158,71 @@ class PairwiseMode(JudgingMode):
         readings = judge.score_shared(batch, pairwise=True)
         latency = (time.perf_counter() - started) / len(members)
         for (unit, pieces), found in zip(members, readings, strict=True):
-            overall, per_criterion = found[0], found[1:]
-            detail = {
-                **self.failure_detail(unit),
-                "criteria": {i: verdict(r.probability) for i, r in enumerate(per_criterion, 1)},
-                "criteria_p": {i: round(r.probability, 6) for i, r in enumerate(per_criterion, 1)},
-                "mass": round(overall.mass, 6),
-                **read_with(judge),
-            }
             rows.append(
-                judgment_row(
+                self._reading_row(
                     unit,
-                    unit.keys[0],
                     run,
-                    winner=verdict(overall.probability),
-                    probability=overall.probability,
-                    detail=detail,
+                    found,
+                    read_with(judge),
                     prompt_tokens=len(pieces.prefix) + sum(len(s) for s in pieces.suffixes),
                     latency=latency,
                 )
             )
         return rows
+
+    def _reading_row(
+        self, unit: Unit, run: Run, found: list[Reading], extra: dict[str, Any], **values: Any
+    ) -> Row:
+        """The judgment of one order from its readings: the whole rubric's, then each
+        criterion's."""
+        overall, per_criterion = found[0], found[1:]
+        detail = {
+            **self.failure_detail(unit),
+            "criteria": {i: verdict(r.probability) for i, r in enumerate(per_criterion, 1)},
+            "criteria_p": {i: round(r.probability, 6) for i, r in enumerate(per_criterion, 1)},
+            "mass": round(overall.mass, 6),
+            **extra,
+        }
+        return judgment_row(
+            unit,
+            unit.keys[0],
+            run,
+            winner=verdict(overall.probability),
+            probability=overall.probability,
+            detail=detail,
+            **values,
+        )
+
+    def questions(self, unit: Unit) -> int:
+        return 1 + len(unit.criteria)
+
+    async def judge_logprobs(
+        self,
+        gateway: Gateway,
+        run: Run,
+        unit: Unit,
+        contexts: dict[int, Context],
+        threshold: float,
+    ) -> list[Row]:
+        """P(A) for the whole rubric and for each criterion, one call each, read as a
+        local judge reads them (the threshold is for criteria: a pair's verdict is the
+        more likely letter)."""
+        # The prompts are the local judge's (its prompting module is torch-free).
+        from scoring.judges.local.prompting import pairwise_messages
+
+        first, second = _shown(unit, contexts)
+        try:
+            questions = pairwise_messages(
+                first.conversation, first.text, second.text, judge_criteria(unit)
+            )
+        except ValueError as exc:
+            return self.failure_rows(unit, run, f"prompt: {exc}", None)
+        read = await read_questions(gateway, run, questions, pairwise=True)
+        if read.error:
+            return self.failure_rows(unit, run, read.error, read.usage)
+        return [
+            self._reading_row(
+                unit, run, read.readings, {"answer": read.answers[0]},
+                **usage_fields(read.usage, read.latency),
+            )
+        ]  # fmt: skip

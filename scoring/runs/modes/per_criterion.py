@@ -1,6 +1,7 @@
-"""Per criterion: one call (or, with a local judge, one P(yes) reading) per response and
-criterion, giving a met/not-met verdict; the response's score is the HealthBench score of
-its verdicts, and with a local judge also its expectation over P(met)."""
+"""Per criterion: one call (or, with a local or logprob judge, one P(yes) reading) per
+response and criterion, giving a met/not-met verdict; the response's score is the
+HealthBench score of its verdicts, and with a probability judge also its expectation over
+P(met)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from scoring.engine import aggregate, judging
+from scoring.engine.answer_tokens import is_met
+from scoring.engine.gateway import Gateway
 from scoring.runs.models import Run
 from scoring.runs.modes.base import (
     LOCAL_SLICE,
@@ -28,6 +31,7 @@ from scoring.runs.modes.base import (
     shown,
     usage_fields,
 )
+from scoring.runs.modes.logprobs import read_questions
 
 
 class PerCriterionMode(JudgingMode):
@@ -140,7 +144,7 @@ class PerCriterionMode(JudgingMode):
                         unit.keys[0],
                         run,
                         criterion_key=unit.criteria[0]["key"],
-                        met=reading.probability >= threshold,
+                        met=is_met(reading.probability, threshold),
                         probability=reading.probability,
                         detail={"mass": round(reading.mass, 6), **read_with(judge)},
                         prompt_tokens=len(pieces.prefix) + len(suffix),
@@ -148,6 +152,41 @@ class PerCriterionMode(JudgingMode):
                     )
                 )
         return rows
+
+    async def judge_logprobs(
+        self,
+        gateway: Gateway,
+        run: Run,
+        unit: Unit,
+        contexts: dict[int, Context],
+        threshold: float,
+    ) -> list[Row]:
+        """P(yes) of the criterion from one one-token answer; met when P(yes) ≥ the
+        threshold, as a local judge's."""
+        # The prompts are the local judge's (its prompting module is torch-free).
+        from scoring.judges.local.prompting import criterion_messages
+
+        ctx = contexts[unit.response_id]
+        try:
+            questions = criterion_messages(ctx.conversation, ctx.text, judge_criteria(unit))
+        except ValueError as exc:
+            return self.failure_rows(unit, run, f"prompt: {exc}", None)
+        read = await read_questions(gateway, run, questions, pairwise=False)
+        if read.error:
+            return self.failure_rows(unit, run, read.error, read.usage)
+        (reading,) = read.readings
+        return [
+            judgment_row(
+                unit,
+                unit.keys[0],
+                run,
+                criterion_key=unit.criteria[0]["key"],
+                met=is_met(reading.probability, threshold),
+                probability=reading.probability,
+                detail={"mass": round(reading.mass, 6), "answer": read.answers[0]},
+                **usage_fields(read.usage, read.latency),
+            )
+        ]
 
     def expected(self, verdicts: Verdicts) -> float | None:
         probabilities = [j.probability if j is not None else None for _, j in verdicts]
