@@ -31,7 +31,7 @@ screenshots: venv ## Browser test; screenshots of the main pages land in var/scr
 
 .PHONY: help venv run test lint format screenshots bench bench-gpu
 
-bench: venv ## Benchmarks: import (PostgreSQL, then SQLite), editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL), rubric analytics (100k judgments)
+bench: venv ## Benchmarks: import (PostgreSQL, then SQLite), editor latency, scoring throughput (PostgreSQL + Redis), local judge (CPU, small), dataset export (1M judgment rows, PostgreSQL), rubric analytics (100k judgments), page latency under 20 users (gunicorn + locust, 1M judgments, PostgreSQL)
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_rs} $(PY) benchmarks/bench_import.py
 	BENCH_DATABASE_URL= $(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_editor.py
@@ -39,6 +39,7 @@ bench: venv ## Benchmarks: import (PostgreSQL, then SQLite), editor latency, sco
 	$(PY) benchmarks/bench_local_judge.py --size small
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_insights.py
+	BENCH_DATABASE_URL=$${BENCH_PAGES_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_pages} $(PY) benchmarks/bench_pages.py
 
 bench-gpu: venv ## Local judge benchmark at full size on CUDA (0.5B and 1.5B, bf16)
 	$(PY) benchmarks/bench_local_judge.py --size 0.5b --device cuda

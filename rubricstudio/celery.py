@@ -23,7 +23,9 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each noun package keeps its tasks in its own ``tasks.py``. A task's name is what a queued
 # message carries, so names stay as they were when the tasks lived in ``<app>.tasks``.
 TASK_PACKAGES = [
+    "annotation.projects",
     "annotation.prompts",
+    "annotation.reviews",
     "scoring.analytics",
     "scoring.coauthoring",
     "scoring.datasets",

@@ -95,6 +95,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # PostgreSQL's JIT compiles any query its planner costs above jit_above_cost: 20-150 ms
+    # spent on a page's count or subquery that runs in a few ms without it. Off for the
+    # studio's connections unless DATABASE_JIT=1.
+    _postgres = "postgresql" in DATABASES["default"]["ENGINE"]
+    if _postgres and not env.bool("DATABASE_JIT", default=False):
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,3 +13,4 @@ from scoring.judges.models import (  # noqa: F401
 )
 from scoring.probes.models import Probe, ProbeVariant  # noqa: F401
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment  # noqa: F401
+from scoring.runs.summary import RunSummary  # noqa: F401

@@ -72,3 +72,15 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}"
+
+
+class ProjectCounts(models.Model):
+    """A large project's counts (``annotation.projects.counts``) as a worker last counted
+    them: its pages read them instead of counting hundreds of thousands of rows."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="stored_counts")
+    counts = models.JSONField(default=dict)
+    counted_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"counts of {self.project}"

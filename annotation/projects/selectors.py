@@ -5,16 +5,20 @@ permission check (outsiders get 404)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
-from annotation.projects.models import ROLE_RANK, Membership, Project, Role
+from annotation.projects.models import ROLE_RANK, Membership, Project, ProjectCounts, Role
 from annotation.prompts.models import PreferenceLabel, Prompt, Response
 from annotation.rubrics.models import (
     Criterion,
@@ -111,39 +115,131 @@ def _count(qs: QuerySet[Any], by: str) -> Coalesce:
     return Coalesce(Subquery(grouped, output_field=IntegerField()), 0)
 
 
-def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
-    """Annotate ``n_<thing>`` counts, one query however many projects there are. The one
-    definition of what the studio counts ("criteria" = those of current versions)."""
-    project = OuterRef("pk")
-    return projects.annotate(
-        n_prompts=_count(Prompt.objects.filter(project=project), "project"),
-        n_responses=_count(
-            Response.objects.filter(prompt__project=project).without_probes(), "prompt__project"
+def _counted(project: Project | OuterRef) -> dict[str, tuple[QuerySet[Any], str]]:
+    """What the studio counts of a project, by name: each queryset with the field that
+    names its project. The one definition of it ("criteria" = those of current versions)."""
+    return {
+        "prompts": (Prompt.objects.filter(project=project), "project"),
+        "responses": (
+            Response.objects.filter(prompt__project=project).without_probes(),
+            "prompt__project",
         ),
-        n_rubrics=_count(Rubric.objects.filter(project=project), "project"),
-        n_criteria=_count(
+        "rubrics": (Rubric.objects.filter(project=project), "project"),
+        "criteria": (
             Criterion.objects.filter(
                 version__rubric__project=project, version__rubric__current_version=F("version")
             ),
             "version__rubric__project",
         ),
-        n_preference_labels=_count(
-            PreferenceLabel.objects.filter(prompt__project=project), "prompt__project"
+        "preference_labels": (
+            PreferenceLabel.objects.filter(prompt__project=project),
+            "prompt__project",
         ),
-        n_members=_count(Membership.objects.filter(project=project), "project"),
-    )
+        "members": (Membership.objects.filter(project=project), "project"),
+    }
 
 
 COUNTED = ("prompts", "responses", "rubrics", "criteria", "preference_labels", "members")
 
 
-def projects_with_counts(*, user: User | AnonymousUser) -> QuerySet[Project]:
-    return _with_counts(projects_for_user(user=user))
+def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """Annotate ``n_<thing>`` counts, one query however many projects there are."""
+    counted = _counted(OuterRef("pk"))
+    return projects.annotate(**{f"n_{name}": _count(qs, by) for name, (qs, by) in counted.items()})
+
+
+# A project with this many responses shows the counts a worker stored (at most FRESH old
+# when they were asked for, then counted again in the background); a smaller one counts live.
+LARGE_PROJECT = 20_000
+FRESH = timedelta(seconds=60)
+LIVE = ("members",)  # always counted live: a handful of rows, and changed by hand
+
+
+def _live_counts(project: Project) -> dict[str, int]:
+    """Counted in one query (a small project's)."""
+    counted = _with_counts(Project.objects.filter(pk=project.pk)).get()
+    return {name: getattr(counted, f"n_{name}") for name in COUNTED}
+
+
+def _large_counts(project: Project) -> dict[str, int]:
+    """Counted one query each (a large project's, by the worker): PostgreSQL plans a count
+    on its own far better than as a correlated subquery (index-only scans)."""
+    counted = _counted(project)
+    return {name: counted[name][0].count() for name in COUNTED}
+
+
+def _is_large(counts: dict[str, int]) -> bool:
+    return counts.get("responses", 0) >= LARGE_PROJECT
+
+
+def _stored_counts(project: Project, stored: ProjectCounts) -> dict[str, int]:
+    """The stored counts (the live ones of ``LIVE``); asks a worker to count again, once,
+    when they are older than ``FRESH``."""
+    if timezone.now() - stored.counted_at > FRESH and cache.add(
+        f"project-recount:{project.pk}", 1, int(FRESH.total_seconds())
+    ):
+        from annotation.projects.tasks import project_recount
+
+        project_id = project.pk
+        transaction.on_commit(lambda: project_recount.delay(project_id))
+    return {
+        **{name: int(stored.counts.get(name, 0)) for name in COUNTED},
+        **{name: _counted(project)[name][0].count() for name in LIVE},
+    }
+
+
+def project_counts_store(*, project: Project, counts: dict[str, int]) -> None:
+    """Keep a large project's counts (what the worker's recount and a first count do)."""
+    ProjectCounts.objects.update_or_create(
+        project=project, defaults={"counts": counts, "counted_at": timezone.now()}
+    )
+
+
+def project_counts_refresh(*, project_id: int) -> None:
+    """Count a project again and keep the counts if it is large (the worker's task)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        counts = _large_counts(project)
+        if _is_large(counts):
+            project_counts_store(project=project, counts=counts)
+        else:
+            ProjectCounts.objects.filter(project=project).delete()
 
 
 def project_counts(*, project: Project) -> dict[str, int]:
-    counted = _with_counts(Project.objects.filter(pk=project.pk)).get()
-    return {name: getattr(counted, f"n_{name}") for name in COUNTED}
+    """One project's counts: live for a project of fewer than ``LARGE_PROJECT`` responses;
+    for a larger one, those a worker counted (a minute old at most when last asked for)."""
+    stored = ProjectCounts.objects.filter(project=project).first()
+    if stored is not None and _is_large(stored.counts):
+        return _stored_counts(project, stored)
+    counts = _live_counts(project)
+    if _is_large(counts):
+        project_counts_store(project=project, counts=counts)
+    return counts
+
+
+def projects_with_counts(*, user: User | AnonymousUser, limit: int = 200) -> list[Project]:
+    """The user's projects by name, each with ``n_<thing>`` counts: the stored ones of
+    large projects, the others' counted in one query."""
+    projects = list(
+        projects_for_user(user=user).select_related("stored_counts").order_by("name")[:limit]
+    )
+    stored = {}
+    for project in projects:
+        kept = getattr(project, "stored_counts", None)
+        if kept is not None and _is_large(kept.counts):
+            stored[project.pk] = _stored_counts(project, kept)
+    small = [p.pk for p in projects if p.pk not in stored]
+    counted = _with_counts(Project.objects.filter(pk__in=small)) if small else []
+    for project in counted:
+        counts = {name: getattr(project, f"n_{name}") for name in COUNTED}
+        if _is_large(counts):  # its first count: kept for the next pages
+            project_counts_store(project=project, counts=counts)
+        stored[project.pk] = counts
+    for project in projects:
+        for name in COUNTED:
+            setattr(project, f"n_{name}", stored[project.pk][name])
+    return projects
 
 
 def memberships_of(*, project: Project) -> QuerySet[Membership]:

@@ -51,7 +51,7 @@ def project_list(request: SignedInRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("annotation:project_detail", slug=project.slug)
-    projects = project_selectors.projects_with_counts(user=request.user).order_by("name")[:200]
+    projects = project_selectors.projects_with_counts(user=request.user, limit=200)
     context = {
         "projects": projects,
         "can_create": project_selectors.can_create_projects(user=request.user),
@@ -72,16 +72,21 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
         "source": request.GET.get("source", ""),
     }
     prompts = prompt_selectors.prompt_list(project=project, **filters)
-    page = Paginator(prompts, PAGE_SIZE).get_page(request.GET.get("page"))
-    rubric_status = dict(
-        Rubric.objects.filter(prompt__in=[p.pk for p in page.object_list]).values_list(
-            "prompt_id", "status"
-        )
+    # Paged by id (counted and sliced on the index), then only the page's rows are read
+    # with their annotations: an OFFSET over annotated rows computes them for every row
+    # it skips.
+    page = Paginator(prompts.values_list("pk", flat=True), PAGE_SIZE).get_page(
+        request.GET.get("page")
     )
-    for prompt in page.object_list:
+    ids = list(page.object_list)
+    by_id = {p.pk: p for p in prompts.filter(pk__in=ids)}
+    rows = [by_id[pk] for pk in ids if pk in by_id]
+    rubric_status = dict(Rubric.objects.filter(prompt__in=ids).values_list("prompt_id", "status"))
+    for prompt in rows:
         status = rubric_status.get(prompt.pk, "")
         prompt.rubric_status = status  # type: ignore[attr-defined]
         prompt.rubric_status_label = Rubric.Status(status).label if status else ""  # type: ignore[attr-defined]
+    page.object_list = rows  # type: ignore[assignment]  # the page's prompts, for its ids
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -90,15 +95,19 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
         "page": page,
         "filters": filters,
         "query": query.urlencode(),
-        "sources": prompt_selectors.response_sources(project=project),
-        "statuses": Rubric.Status.choices,
-        "counts": project_selectors.project_counts(project=project),
-        "project_rubrics": rubric_selectors.project_wide_rubrics(project=project),
         "can_edit": access.can_edit,
     }
     template = "annotation/project_detail.html"
     if request.htmx and request.htmx.target == "prompt-table":
-        template += "#prompt-table"
+        return render(request, template + "#prompt-table", context)
+    context.update(  # the rest of the page, which the table's htmx requests leave as it is
+        {
+            "sources": prompt_selectors.response_sources(project=project),
+            "statuses": Rubric.Status.choices,
+            "counts": project_selectors.project_counts(project=project),
+            "project_rubrics": rubric_selectors.project_wide_rubrics(project=project),
+        }
+    )
     return render(request, template, context)
 
 

@@ -43,6 +43,9 @@ class Prompt(models.Model):
                 fields=["project", "external_id"], name="prompt_unique_external_id"
             )
         ]
+        # A project's prompts in id order from the index alone: the prompt table's pages
+        # (a page of ids, then those rows) and the merges with responses in prompt order.
+        indexes = [models.Index(fields=["project", "id"], name="prompt_project_id")]
 
     def __str__(self) -> str:
         return self.external_id
@@ -86,7 +89,18 @@ class Response(models.Model):
                 fields=["prompt", "source", "content_hash"], name="response_unique_content"
             )
         ]
-        indexes = [models.Index(fields=["source"])]
+        indexes = [
+            # By source, then prompt: the distinct sources (one probe each) and whether a
+            # project has responses from one (merged with its prompts in prompt order).
+            models.Index(fields=["source", "prompt"], name="response_source_prompt"),
+            # The responses people and models wrote, by prompt: counted per prompt and per
+            # project from the index alone.
+            models.Index(
+                fields=["prompt"],
+                condition=~Q(source__startswith=PROBE_SOURCE_PREFIX),
+                name="response_prompt_not_probe",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.content[:40]}"

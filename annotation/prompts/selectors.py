@@ -3,7 +3,9 @@ access to."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from annotation.projects.models import Project
@@ -21,19 +23,26 @@ def prompt_list(
     rubric_status: str = "",
     source: str = "",
 ) -> QuerySet[Prompt]:
-    """Prompts of a project with the table's filters, annotated for display."""
+    """Prompts of a project with the table's filters, annotated for display.
+
+    The annotations are subqueries, not joins: counting the matches (a paginator's count)
+    or taking a page of ids then never reads the prompts' responses."""
     rubrics = Rubric.objects.filter(prompt=OuterRef("pk"))
+    # a judge probe's copies are not the prompt's responses
+    responses = (
+        Response.objects.filter(prompt=OuterRef("pk"))
+        .without_probes()
+        .order_by()
+        .values("prompt")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     qs = (
         Prompt.objects.filter(project=project)
         .annotate(
             has_rubric=Exists(rubrics),
-            response_count=Count(  # a judge probe's copies are not the prompt's responses
-                "responses",
-                filter=~Q(responses__source__startswith=PROBE_SOURCE_PREFIX),
-                distinct=True,
-            ),
+            response_count=Coalesce(Subquery(responses, output_field=IntegerField()), 0),
         )
-        .select_related(None)
         .order_by("id")
     )
     if q:
@@ -56,10 +65,47 @@ def prompt_get(*, project: Project, prompt_id: int) -> Prompt:
     return prompt
 
 
+def prompt_neighbours(*, project: Project, prompt: Prompt) -> tuple[Prompt | None, Prompt | None]:
+    """The prompts before and after ``prompt`` in the prompt table's order (by id), with
+    their ids only: one index probe each."""
+    prompts = Prompt.objects.filter(project=project).only("id")
+    return (
+        prompts.filter(id__lt=prompt.pk).order_by("-id").first(),
+        prompts.filter(id__gt=prompt.pk).order_by("id").first(),
+    )
+
+
 def response_sources(*, project: Project, probes: bool = False) -> list[str]:
-    """The sources of the project's responses; ``probes``: with those of judge probes'
-    perturbed copies (``probe:<kind>``), which a run may choose."""
-    responses = Response.objects.filter(prompt__project=project)
+    """The sources of the project's responses, in order; ``probes``: with those of judge
+    probes' perturbed copies (``probe:<kind>``), which a run may choose.
+
+    Sources are few and responses many: rather than reading every response of the project,
+    the distinct sources of all projects are walked on the (source, prompt) index, one probe
+    each (a recursive query), and each is kept if a response of this project has it: a
+    merge of that source's responses with the project's prompts, both in prompt order, that
+    stops at the first match (a subquery with LIMIT, which the planner does not turn into a
+    join over everything)."""
+    table = connection.ops.quote_name(Response._meta.db_table)
+    prompts = connection.ops.quote_name(Prompt._meta.db_table)
+    probe_filter = "" if probes else "AND r.source NOT LIKE %s"
+    sql = f"""
+        WITH RECURSIVE walked(source) AS (
+            SELECT MIN(source) FROM {table}
+            UNION ALL
+            SELECT (SELECT MIN(source) FROM {table} WHERE source > walked.source)
+            FROM walked WHERE walked.source IS NOT NULL
+        )
+        SELECT walked.source FROM walked
+        WHERE walked.source IS NOT NULL AND (
+            SELECT 1 FROM {table} r INNER JOIN {prompts} p ON r.prompt_id = p.id
+            WHERE r.source = walked.source AND p.project_id = %s {probe_filter}
+            ORDER BY r.source, r.prompt_id LIMIT 1
+        ) = 1
+        ORDER BY walked.source
+    """  # noqa: S608 - the identifiers are the models' tables; values are parameters
+    params: list[int | str] = [project.pk]
     if not probes:
-        responses = responses.without_probes()
-    return list(responses.order_by("source").values_list("source", flat=True).distinct())
+        params.append(f"{PROBE_SOURCE_PREFIX}%")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]

@@ -24,7 +24,7 @@ def prompt_detail(request: SignedInRequest, slug: str, prompt_id: int) -> HttpRe
     project = access.project
     prompt = prompt_selectors.prompt_get(project=project, prompt_id=prompt_id)
     rubric = rubric_selectors.rubric_for_prompt(prompt=prompt)
-    neighbours = prompt_selectors.prompt_list(project=project)
+    previous, following = prompt_selectors.prompt_neighbours(project=project, prompt=prompt)
     context = editor_context(
         request, access, rubric, prompt=prompt, editing=request.GET.get("editing", "")
     )
@@ -32,8 +32,8 @@ def prompt_detail(request: SignedInRequest, slug: str, prompt_id: int) -> HttpRe
         {
             "responses": prompt.responses.without_probes().order_by("source", "id"),
             "project_rubrics": rubric_selectors.project_wide_criteria(project=project),
-            "previous": neighbours.filter(id__lt=prompt.pk).order_by("-id").first(),
-            "next": neighbours.filter(id__gt=prompt.pk).order_by("id").first(),
+            "previous": previous,
+            "next": following,
         }
     )
     return render(request, "annotation/prompt_detail.html", context)

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Q
 
 from annotation.projects.models import Project
 from annotation.reviews.agreement_rows import judge_endpoint, template_version
@@ -162,18 +162,57 @@ def _key(raw: object) -> str:
 
 
 def reviewed_items(*, project: Project, queue: ReviewQueue | None = None) -> list[ReviewItem]:
-    """The items with a review or a final label, each with ``reviews`` (and the reviewer)
-    prefetched, its queue and its rubric version with the rubric."""
+    """The items with a review or a final label, with their queue and their rubric version
+    with the rubric (only the fields the report reads)."""
     items = ReviewItem.objects.filter(queue__project=project)
     if queue is not None:
         items = items.filter(queue=queue)
-    reviews = PairwiseReview.objects.select_related("reviewer").order_by("committed_at", "id")
     return list(
         items.filter(Q(Exists(PairwiseReview.objects.filter(item=OuterRef("pk")))) | ~Q(final=""))
         .select_related("queue", "rubric_version__rubric")
-        .prefetch_related(Prefetch("reviews", queryset=reviews))
+        .only(
+            "queue_id",
+            "position",
+            "judge",
+            "final",
+            "rubric_version_id",
+            "queue__name",
+            "queue__origin",
+            "queue__judge_name",
+            "queue__template_version",
+            "rubric_version__rubric_id",
+            "rubric_version__number",
+            "rubric_version__rubric__title",
+        )  # fmt: skip
         .order_by("queue_id", "position")
     )
+
+
+@dataclass(frozen=True)
+class ReviewLabel:
+    """What the report reads of a committed review."""
+
+    reviewer: str  # the username
+    winner: str
+    criteria: dict[str, str]
+
+
+def reviews_by_item(
+    *, project: Project, queue: ReviewQueue | None = None
+) -> dict[int, list[ReviewLabel]]:
+    """The committed reviews of ``reviewed_items``, by item, in the order they were
+    committed: one query of plain values (a large project has thousands of reviews, each
+    a model instance with its reviewer's otherwise)."""
+    reviews = PairwiseReview.objects.filter(item__queue__project=project)
+    if queue is not None:
+        reviews = reviews.filter(item__queue=queue)
+    by_item: dict[int, list[ReviewLabel]] = defaultdict(list)
+    rows = reviews.order_by("committed_at", "id").values_list(
+        "item_id", "reviewer__username", "winner", "criteria"
+    )
+    for item_id, reviewer, winner, criteria in rows:
+        by_item[item_id].append(ReviewLabel(reviewer, winner, criteria or {}))
+    return by_item
 
 
 def _criterion_texts(items: Iterable[ReviewItem]) -> dict[tuple[int, str], str]:
@@ -190,6 +229,7 @@ def _criterion_texts(items: Iterable[ReviewItem]) -> dict[tuple[int, str], str]:
 
 def agreement_report(*, project: Project, queue: ReviewQueue | None = None) -> AgreementReport:
     items = reviewed_items(project=project, queue=queue)
+    reviews_of = reviews_by_item(project=project, queue=queue)
     texts = _criterion_texts(items)
     overall, final = _Pairs(), _Pairs()
     groups: dict[str, dict[Any, _Pairs]] = {
@@ -208,9 +248,9 @@ def agreement_report(*, project: Project, queue: ReviewQueue | None = None) -> A
             rubric_titles[rubric_id] = version.rubric.title
         if judge is not None and item.final in LABELS:
             final.add(judge, item.final, item.pk)
-        for review in item.reviews.all():
+        for review in reviews_of.get(item.pk, []):
             n_reviews += 1
-            reviewers.add(review.reviewer.username)
+            reviewers.add(review.reviewer)
             if judge is None:
                 unjudged += 1
                 continue
@@ -263,7 +303,7 @@ def agreement_report(*, project: Project, queue: ReviewQueue | None = None) -> A
         by_template=by_template,
         by_criterion=by_criterion,
         by_rubric_version=by_version,
-        humans=_humans(items),
+        humans=_humans(items, reviews_of),
         chart=_chart(groups["version"], rubric_titles, by_template),
     )
 
@@ -290,14 +330,16 @@ def _natural(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def _humans(items: list[ReviewItem]) -> list[QueueAgreement]:
+def _humans(
+    items: list[ReviewItem], reviews_of: dict[int, list[ReviewLabel]]
+) -> list[QueueAgreement]:
     """Per queue with reviews: Krippendorff's α, pooled percent agreement and the κ of each
     pair of reviewers on the items both reviewed."""
     by_queue: dict[int, tuple[ReviewQueue, dict[str, dict[int, str]]]] = {}
     for item in items:
-        for review in item.reviews.all():
+        for review in reviews_of.get(item.pk, []):
             _, ratings = by_queue.setdefault(item.queue_id, (item.queue, {}))
-            ratings.setdefault(review.reviewer.username, {})[item.pk] = review.winner
+            ratings.setdefault(review.reviewer, {})[item.pk] = review.winner
     result = []
     for queue, ratings in by_queue.values():
         ordered = {name: ratings[name] for name in sorted(ratings, key=str.lower)}

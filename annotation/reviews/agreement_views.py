@@ -11,13 +11,14 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
 from annotation.reviews import selectors as review_selectors
-from annotation.reviews.agreement import agreement_report, reference_name
+from annotation.reviews import snapshots
 from annotation.reviews.agreement_rows import CSV_HEADER, review_rows
 from annotation.reviews.forms import QueueChoiceForm
 from annotation.reviews.models import ReviewQueue
@@ -48,11 +49,20 @@ def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "queue": queue,
         "queues": queues,
-        "reference": reference_name(queues if queue is None else [queue]),
-        "report": agreement_report(project=project, queue=queue),
         # Per-item judge verdicts would unblind reviewers: the CSV is for editors and owners.
         "can_download": access.can_edit,
     }
+    snapshot = snapshots.snapshot_for_page(project=project, queue=queue, queues=queues)
+    if snapshot is None:
+        context.update(snapshots.report_context(project=project, queue=queue, queues=queues))
+    else:  # a large project's report, as a worker computed and rendered it
+        context.update(
+            {
+                "report_html": mark_safe(snapshot.html),  # noqa: S308 - our own template's output
+                "report_n_reviews": snapshot.n_reviews,
+                "report_at": snapshot.computed_at,
+            }
+        )
     return render(request, "scoring/agreement.html", context)
 
 

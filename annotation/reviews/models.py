@@ -180,3 +180,24 @@ class PairwiseReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} on {self.item}: {self.winner}"
+
+
+class AgreementSnapshot(models.Model):
+    """The agreement page's report of a large scope (``annotation.reviews.snapshots``), as
+    rendered, kept by a worker: computing and rendering it takes longer than a page may."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="agreement_snapshots"
+    )
+    scope = models.PositiveBigIntegerField(default=0, help_text="The queue's id; 0: every queue.")
+    html = models.TextField()
+    n_reviews = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "scope"], name="agreement_snapshot_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"agreement of {self.project} ({self.scope or 'every queue'})"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from annotation.projects.models import Project
@@ -37,8 +37,20 @@ def queue_progress(*, queue: ReviewQueue) -> dict[str, int]:
     )
     counts["items"] = queue.items.count()
     counts["final"] = queue.items.exclude(final="").count()
-    counts["to_adjudicate"] = len(items_to_adjudicate(queue=queue))
+    counts["to_adjudicate"] = _contested(queue)
     return counts
+
+
+def _contested(queue: ReviewQueue) -> int:
+    """How many ``items_to_adjudicate`` there are, grouped from the reviews: items nobody
+    reviewed are never read (nor their pairs' texts loaded to be counted)."""
+    return (
+        PairwiseReview.objects.filter(item__queue=queue, item__final="")
+        .values("item")
+        .annotate(n=Count("pk"), kinds=Count("winner", distinct=True))
+        .filter(n__gte=queue.overlap, kinds__gt=1)
+        .count()
+    )
 
 
 def preference_pairs(*, project: Project) -> QuerySet[PreferenceLabel]:
@@ -200,13 +212,12 @@ def my_work(*, project: Project, reviewer: User) -> list[MyWork]:
 def pairs_for_reviewer(*, queue: ReviewQueue, reviewer: User) -> int:
     """How many pairs of the queue are this reviewer's: those they hold or decided, and
     those still open to them (one query)."""
+    slots = ReviewSlot.objects.filter(item=OuterRef("pk"))
+    mine = Exists(slots.filter(reviewer=reviewer))
+    open_slot = Exists(slots.filter(status=ReviewSlot.Status.OPEN))
     return (
         ReviewItem.objects.filter(queue=queue)
-        .filter(
-            Q(slots__reviewer=reviewer)
-            | (Q(final="", slots__status=ReviewSlot.Status.OPEN) & ~Q(slots__reviewer=reviewer))
-        )
-        .distinct()
+        .filter(mine | (Q(final="") & open_slot & ~mine))
         .count()
     )
 

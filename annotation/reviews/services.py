@@ -65,6 +65,7 @@ def slot_next(*, queue: ReviewQueue, reviewer: User) -> ReviewSlot | None:
         ReviewItem.objects.filter(queue=queue, final="")
         .exclude(pk__in=mine)
         .filter(pk__in=ReviewSlot.objects.filter(_free(now)).values("item_id"))
+        .order_by()  # sorted below, in the reviewer's order: no join for the queue's
         .values_list("pk", flat=True)
     )
     candidates.sort(key=lambda item_id: _order_key(queue, reviewer.pk, item_id))

@@ -9,6 +9,7 @@ failed judgment has no score (a failure is never read as "not met").
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -64,17 +65,26 @@ class RunResults:
     position: pairwise.PositionBias | None
 
 
-def _units(run: Run) -> list[Unit]:
-    """The run's units once each (retry chunks repeat units of earlier chunks)."""
+def _units(run: Run, chunk_indexes: Collection[int] | None = None) -> list[Unit]:
+    """The run's units once each (retry chunks repeat units of earlier chunks);
+    ``chunk_indexes``: those of these chunks only."""
     chunks = run.chunks.filter(retry=False).order_by("index")
+    if chunk_indexes is not None:
+        chunks = chunks.filter(index__in=chunk_indexes)
     return [Unit.from_stored(u) for c in chunks for u in c.units]
 
 
 def run_results(
-    run: Run, *, with_verdicts: bool = False, response_ids: set[int] | None = None
+    run: Run,
+    *,
+    with_verdicts: bool = False,
+    response_ids: set[int] | None = None,
+    chunk_indexes: Collection[int] | None = None,
 ) -> RunResults:
-    """``response_ids``: only these responses' results (one prompt's, for its editor)."""
-    units = _units(run)
+    """``response_ids``: only these responses' results (one prompt's, for its editor);
+    ``chunk_indexes``: the chunks that hold their units, when the caller knows them (a run's
+    stored summary does), so that the other chunks are not read."""
+    units = _units(run, chunk_indexes)
     links = RunJudgment.objects.filter(run=run).select_related("judgment__response")
     if response_ids is not None:
         units = [u for u in units if u.response_id in response_ids]
@@ -87,6 +97,24 @@ def run_results(
     if judging_mode.compares_pairs:
         pairs, verdicts = _pairs(units, by_key, responses, failures)
         return RunResults([], [], failures, pairs, pairwise.position_bias(verdicts))
+    ordered = graded_results(
+        judging_mode, units, by_key, responses, failures, with_verdicts=with_verdicts
+    )
+    return RunResults(ordered, source_results(ordered), failures, [], None)
+
+
+def graded_results(
+    judging_mode: JudgingMode,
+    units: list[Unit],
+    by_key: dict[str, tuple[Judgment, bool]],
+    responses: dict[int, Response],
+    failures: list[tuple[Judgment, dict[str, Any]]],
+    *,
+    with_verdicts: bool,
+) -> list[ResponseResult]:
+    """Each (response, sample)'s score of a graded run, in the page's order, from
+    ``units`` (every unit of those responses) and their judgments by key; the failed
+    judgments are appended to ``failures`` in unit order."""
     results: dict[tuple[int, int], ResponseResult] = {}
     for unit in units:
         slot = (unit.response_id, unit.sample)
@@ -104,11 +132,10 @@ def run_results(
         )
         if not with_verdicts:
             result.verdicts = []
-    ordered = sorted(
+    return sorted(
         results.values(),
         key=lambda r: (r.response.prompt_id, r.response.source, r.response.pk, r.sample),
     )
-    return RunResults(ordered, _by_source(ordered), failures, [], None)
 
 
 def _count(
@@ -130,7 +157,7 @@ def _score(judging_mode: JudgingMode, result: ResponseResult) -> float | None:
     return judging_mode.score(result.verdicts)
 
 
-def _by_source(results: list[ResponseResult]) -> list[SourceResult]:
+def source_results(results: list[ResponseResult]) -> list[SourceResult]:
     grouped: dict[str, list[float | None]] = defaultdict(list)
     for r in results:
         grouped[r.response.source].append(r.score)

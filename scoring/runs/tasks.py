@@ -24,3 +24,11 @@ def score_chunk_local(run_id: int, index: int) -> None:
     from scoring.runs.chunks import chunk_run
 
     chunk_run(run_id, index)
+
+
+@shared_task(name="scoring.tasks.run_summary", acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]  # celery has no types
+def run_summary(run_id: int) -> None:
+    """Store what a finished run's page shows (safe to repeat: it overwrites)."""
+    from scoring.runs.summary import summary_compute
+
+    summary_compute(run_id=run_id)

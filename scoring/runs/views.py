@@ -23,11 +23,11 @@ from annotation.reviews.models import ReviewQueue
 from annotation.rubrics.models import Rubric
 from scoring.coauthoring import services as coauthor_services
 from scoring.judges import selectors as judge_selectors
-from scoring.judges.failures import failure_groups
 from scoring.runs import planning as run_planning
 from scoring.runs import review_queue
 from scoring.runs import selectors as run_selectors
 from scoring.runs import services as run_services
+from scoring.runs import summary as run_summary
 from scoring.runs.forms import RunControlForm, RunForm, RunQueueForm
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
@@ -93,6 +93,16 @@ def runs_page(request: SignedInRequest, slug: str) -> HttpResponse:
     return render(request, "scoring/runs.html", context)
 
 
+ROWS = 100  # rows of the responses' table per request
+
+
+def _int(raw: str | None, default: int, most: int) -> int:
+    try:
+        return max(0, min(int(raw or default), most))
+    except ValueError:
+        return default
+
+
 @login_required
 @require_GET
 def run_page(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
@@ -110,15 +120,28 @@ def run_page(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
         if run.finished:  # the results and charts come with the whole page, loaded once
             response["HX-Refresh"] = "true"
         return response
-    results = run_results(run)
-    context["results"] = results
-    context["failure_groups"] = failure_groups(j.error for j, _ in results.failures)
-    context["results_loaded"] = True
+    # The run's stored summary (the first rows of each table, the counts and the charts),
+    # never every judgment of a large run; None while a worker computes it. The responses'
+    # table lists ROWS at a time, the next ones asked for by its "more" link (htmx).
+    shown = _int(request.GET.get("rows"), ROWS, run_summary.HEAD_RESPONSES)
+    start = _int(request.GET.get("from"), 0, shown) if request.htmx else 0
+    results = run_summary.page_results(run, slice(start, shown))
     context["review_plans"] = ReviewQueue.Plan.choices
-    context["chart"] = {
-        "labels": [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)],
-        "sources": [{"source": s.source, "histogram": s.histogram} for s in results.sources],
-    }
+    if results is not None:
+        listed = min(run_summary.HEAD_RESPONSES, len(results.responses))
+        context.update({"rows_shown": shown, "rows_listed": listed})
+        context["more_rows"] = min(shown + ROWS, listed)
+        if request.htmx and request.GET.get("part") == "responses":
+            return render(
+                request, "scoring/run.html#response-rows", {**context, "results": results}
+            )
+        context["results"] = results
+        context["failure_groups"] = results.failure_groups
+        context["results_loaded"] = True
+        context["chart"] = {
+            "labels": [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)],
+            "sources": [{"source": s.source, "histogram": s.histogram} for s in results.sources],
+        }
     return render(request, "scoring/run.html", context)
 
 
@@ -130,7 +153,12 @@ def run_response(
     """One response's verdicts and explanations in a run (the expandable row)."""
     project = _access(request, slug, Role.VIEWER).project
     run = run_selectors.run_get(project=project, run_id=run_id)
-    results = run_results(run, with_verdicts=True)
+    results = run_results(
+        run,
+        with_verdicts=True,
+        response_ids={response_id},
+        chunk_indexes=run_summary.response_chunks(run, response_id),
+    )
     rows = [r for r in results.responses if r.response.pk == response_id]
     if not rows:
         raise Http404("This response is not in the run.")

@@ -401,3 +401,45 @@ def test_queries_are_bounded(
         response = client.get(reverse("scoring:agreement_csv", args=[project.slug]))
         body = b"".join(response.streaming_content)
     assert body.count(b"\n") == 61
+
+
+def test_a_large_projects_report_is_kept_and_computed_again_by_the_worker(  # type: ignore[no-untyped-def]
+    client, project, owner, viewer, reviewer, outsider, settings, monkeypatch,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.reviews import snapshots
+    from annotation.reviews.models import AgreementSnapshot
+
+    second = _reviewer(project, "second")
+    study = _build(project, owner, [reviewer, second], n_items=6)
+    client.force_login(viewer)
+    url = reverse("scoring:agreement", args=[project.slug])
+    live = client.get(url).content.decode()  # small: computed for the request, nothing kept
+    assert not AgreementSnapshot.objects.exists()
+
+    monkeypatch.setattr(snapshots, "LARGE_ITEMS", 6)
+    kept = client.get(url).content.decode()  # large: computed, rendered and kept
+    snapshot = AgreementSnapshot.objects.get()
+    assert snapshot.n_reviews == len(study.reviews) and 'id="agreement-as-of"' in kept
+
+    def report(html: str) -> str:
+        return html[html.index('<dl class="stats" id="agreement-stats">') : html.index("</main>")]
+
+    assert report(live).strip() in kept  # the same report
+    assert "agreement-chart.js" in kept
+
+    queue = ReviewItem.objects.first().queue  # type: ignore[union-attr]
+    item = queue.items.exclude(reviews__reviewer=owner).first()
+    ReviewItem.objects.filter(pk=item.pk).update(final="a")  # a change the kept one misses
+    assert report(client.get(url).content.decode()) == report(kept)  # fresh: kept, as it is
+    AgreementSnapshot.objects.update(computed_at=timezone.now() - timedelta(minutes=5))
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(url)  # shown as kept, and the worker asked to compute it again
+    assert AgreementSnapshot.objects.get().computed_at > timezone.now() - timedelta(minutes=1)
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404

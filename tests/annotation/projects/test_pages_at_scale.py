@@ -1,0 +1,104 @@
+"""What the fast paths of the project pages keep as they were (benchmarks/bench_pages.py):
+a large project's counts stored by the worker, the prompt table paged by id, the response
+sources walked on their index, the neighbours of a prompt."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from annotation.prompts import selectors as prompt_selectors
+from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, RubricFactory
+
+
+def test_a_large_projects_counts_are_stored_and_counted_again_by_the_worker(  # type: ignore[no-untyped-def]
+    client, project, viewer, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from annotation.projects import selectors as project_selectors
+    from annotation.projects.models import ProjectCounts
+
+    prompt = PromptFactory(project=project)
+    ResponseFactory(prompt=prompt, source="gpt-x")
+    ResponseFactory(prompt=prompt, source="probe:typos")  # a judge probe's copy: not counted
+    client.force_login(viewer)
+    url = reverse("annotation:project_detail", args=[project.slug])
+    html = client.get(url).content.decode()
+    assert "<dt>Responses</dt><dd>1</dd>" in html  # small: counted live, nothing stored
+    assert not ProjectCounts.objects.exists()
+
+    monkeypatch.setattr(project_selectors, "LARGE_PROJECT", 2)
+    ResponseFactory(prompt=prompt, source="gpt-y")
+    html = client.get(url).content.decode()  # large: counted once, then stored
+    assert "<dt>Responses</dt><dd>2</dd>" in html
+    assert ProjectCounts.objects.get(project=project).counts["responses"] == 2
+    ResponseFactory(prompt=prompt, source="gpt-z")
+    listed = client.get(reverse("annotation:project_list")).context["projects"]
+    assert [p.n_responses for p in listed] == [2]  # the stored counts, while fresh
+    assert [p.n_members for p in listed] == [project.memberships.count()]  # members: live
+
+    ProjectCounts.objects.update(counted_at=timezone.now() - timedelta(minutes=5))
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    with django_capture_on_commit_callbacks(execute=True):
+        html = client.get(url).content.decode()  # shows the stored ones, asks the worker
+    assert "<dt>Responses</dt><dd>2</dd>" in html
+    assert ProjectCounts.objects.get(project=project).counts["responses"] == 3
+    assert "<dt>Responses</dt><dd>3</dd>" in client.get(url).content.decode()
+
+
+def test_the_project_list_counts_every_project_in_one_query(  # type: ignore[no-untyped-def]
+    client, viewer, django_assert_max_num_queries
+):
+    from annotation.projects.models import Membership, Role
+
+    for n in range(3):
+        other = ProjectFactory(name=f"p{n}")
+        Membership.objects.create(project=other, user=viewer, role=Role.VIEWER)
+        ResponseFactory(prompt=PromptFactory(project=other), source="m")
+    client.force_login(viewer)
+    with django_assert_max_num_queries(6):
+        listed = client.get(reverse("annotation:project_list")).context["projects"]
+    assert [(p.name, p.n_prompts, p.n_responses) for p in listed if p.name[0] == "p"] == [
+        ("p0", 1, 1), ("p1", 1, 1), ("p2", 1, 1)
+    ]  # fmt: skip
+
+
+def test_a_page_of_the_table_keeps_its_order_counts_and_statuses(client, project, viewer):  # type: ignore[no-untyped-def]
+    prompts = [PromptFactory(project=project) for _ in range(53)]
+    for n, prompt in enumerate(prompts):
+        for i in range(n % 3):
+            ResponseFactory(prompt=prompt, source=f"m{i}")
+    ResponseFactory(prompt=prompts[51], source="probe:typos")
+    RubricFactory(project=project, prompt=prompts[52], status="approved")
+    client.force_login(viewer)
+    url = reverse("annotation:project_detail", args=[project.slug])
+    page = client.get(url, {"page": 2}).context["page"]
+    assert page.paginator.count == 53 and page.number == 2
+    assert [p.pk for p in page.object_list] == [p.pk for p in prompts[50:]]
+    assert [p.response_count for p in page.object_list] == [2, 0, 1]  # probes left out
+    assert [p.rubric_status for p in page.object_list] == ["", "", "approved"]
+    filtered = client.get(url, {"has_rubric": "yes", "page": 1}).context["page"]
+    assert [p.pk for p in filtered.object_list] == [prompts[52].pk]
+
+
+def test_response_sources_are_this_projects_in_order_and_probes_only_when_asked(project):  # type: ignore[no-untyped-def]
+    other = ProjectFactory()
+    mine, theirs = PromptFactory(project=project), PromptFactory(project=other)
+    for source in ("zeta", "alpha", "probe:typos", "alpha"):
+        ResponseFactory(prompt=mine, source=source)
+    ResponseFactory(prompt=theirs, source="beta")  # another project's source
+    assert prompt_selectors.response_sources(project=project) == ["alpha", "zeta"]
+    assert prompt_selectors.response_sources(project=project, probes=True) == [
+        "alpha", "probe:typos", "zeta",
+    ]  # fmt: skip
+    assert prompt_selectors.response_sources(project=other) == ["beta"]
+    assert prompt_selectors.response_sources(project=ProjectFactory()) == []
+
+
+def test_a_prompts_neighbours_are_its_projects(project):  # type: ignore[no-untyped-def]
+    first = PromptFactory(project=project)
+    PromptFactory(project=ProjectFactory())  # between them by id, in another project
+    second = PromptFactory(project=project)
+    assert prompt_selectors.prompt_neighbours(project=project, prompt=first) == (None, second)
+    assert prompt_selectors.prompt_neighbours(project=project, prompt=second) == (first, None)
