@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,29 @@ if TYPE_CHECKING:
 
 PROMPT_BATCH = 1000
 
+# What rows read of a criterion, fetched as plain values: a model instance per criterion
+# (15 a prompt) cost more than everything else the RL kinds do with it.
+_CRITERION_FIELDS = ("version_id", "position", "key", "text", "points", "category", "kind", "tags")
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionRow:
+    """A criterion as the export reads it (the fields of ``Criterion`` that rows use)."""
+
+    version_id: int
+    position: int
+    key: uuid.UUID
+    text: str
+    points: float
+    category: str
+    kind: str
+    tags: list[Any]
+
+
+def _criterion_rows(criteria: QuerySet[Criterion]) -> Iterator[CriterionRow]:
+    for values in criteria.values_list(*_CRITERION_FIELDS):
+        yield CriterionRow(*values)
+
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
@@ -49,7 +73,7 @@ def _messages(prompt: Prompt) -> list[dict[str, str]]:
 class PromptRubric:
     prompt: Prompt
     split: str
-    criteria: list[Criterion]  # project-wide first, then the prompt's own, in order
+    criteria: list[CriterionRow]  # project-wide first, then the prompt's own, in order
     version_ids: list[int]
     # The source rubric items' unknown fields, aligned with ``criteria`` (see ``_item_extras``).
     item_extras: list[dict[str, Any]] | None = None
@@ -100,7 +124,9 @@ def prompt_rubrics(
     field = _version_field(options)
     wide = _wide_versions(project, options)
     wide_criteria = list(
-        Criterion.objects.filter(version_id__in=wide).order_by("version_id", "position")
+        _criterion_rows(
+            Criterion.objects.filter(version_id__in=wide).order_by("version_id", "position")
+        )
     )
     wide_criteria.sort(key=lambda c: (wide.index(c.version_id), c.position))
     seen: set[bytes] = set()
@@ -117,9 +143,11 @@ def prompt_rubrics(
             .values_list("prompt_id", field)
         )
         imported = _imported_keys([p for p in batch if _has_item_extras(p)])
-        by_version: dict[int, list[Criterion]] = defaultdict(list)
-        for c in Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
-            "position"
+        by_version: dict[int, list[CriterionRow]] = defaultdict(list)
+        for c in _criterion_rows(
+            Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
+                "position"
+            )
         ):
             by_version[c.version_id].append(c)
         for prompt in batch:
@@ -172,7 +200,7 @@ def _imported_keys(prompts: list[Prompt]) -> dict[int, list[str]]:
 
 
 def _item_extras(
-    prompt: Prompt, criteria: list[Criterion], imported: list[str] | None
+    prompt: Prompt, criteria: list[CriterionRow], imported: list[str] | None
 ) -> list[dict[str, Any]] | None:
     """The imported rubric items' unknown fields (ResearchQA ``citation_metadata``,
     HealthBench item ids…) re-aligned with the exported criteria through the criterion keys,
@@ -186,7 +214,7 @@ def _item_extras(
     return aligned if any(aligned) else None
 
 
-def _has_tags(prompt: Prompt, criteria: list[Criterion], wanted: set[str]) -> bool:
+def _has_tags(prompt: Prompt, criteria: list[CriterionRow], wanted: set[str]) -> bool:
     tags = {t for c in criteria for t in c.tags}
     tags |= set(prompt.metadata.get("example_tags") or []) | set(prompt.metadata.get("tags") or [])
     return bool(tags & wanted)
@@ -217,14 +245,14 @@ def _first_fractional(project: Project, options: ExportOptions) -> float | None:
     return min((v for v in values if not _is_whole(v)), default=None)
 
 
-def _rubric_items(criteria: list[Criterion], notes: Notes) -> list[dict[str, Any]]:
+def _rubric_items(criteria: list[CriterionRow], notes: Notes) -> list[dict[str, Any]]:
     """The HealthBench / verl rubric items; the text exactly as stored."""
     number = notes.number
     return [{"criterion": c.text, "points": number(c.points), "tags": [str(t) for t in c.tags]}
             for c in criteria]  # fmt: skip
 
 
-def _rubric_json(criteria: list[Criterion], notes: Notes) -> str:
+def _rubric_json(criteria: list[CriterionRow], notes: Notes) -> str:
     number = notes.number
     return json.dumps(
         [{"key": str(c.key), "text": c.text, "points": number(c.points), "category": c.category,

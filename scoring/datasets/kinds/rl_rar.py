@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
-from annotation.rubrics.models import Criterion
 from scoring.datasets.kinds.base import (
     RUBRIC_HINT,
     ExportKind,
@@ -21,7 +20,12 @@ from scoring.datasets.kinds.base import (
     spread_notes,
     versions_field,
 )
-from scoring.datasets.kinds.prompts import _metadata_json, prompt_count, prompt_rubrics
+from scoring.datasets.kinds.prompts import (
+    CriterionRow,
+    _metadata_json,
+    prompt_count,
+    prompt_rubrics,
+)
 
 if TYPE_CHECKING:
     from scoring.datasets.options import ExportOptions
@@ -49,7 +53,7 @@ def schema(*, conversational: bool = True, whole_points: bool = True, margins: b
     )
 
 
-def _rar_item(c: Criterion, notes: Notes) -> dict[str, Any]:
+def _rar_item(c: CriterionRow, notes: Notes) -> dict[str, Any]:
     title = next((t[6:] for t in c.tags if isinstance(t, str) and t.startswith("title:")), "")
     prefix = f"{c.category.capitalize()} Criteria: " if c.category else ""
     return {
