@@ -324,6 +324,11 @@ LLM_CACHE_TTL = env.int("LLM_CACHE_TTL", default=30 * 24 * 3600)
 # max_concurrency / LLM_PROCESS_SHARE calls in flight (set it to the number of worker
 # processes serving the default queue).
 LLM_PROCESS_SHARE = env.int("LLM_PROCESS_SHARE", default=1)
+# Which client posts the judges' chat completions: "direct" (a lean HTTP/1.1 client for that
+# one request, under the same network rules) or "sdk" (the OpenAI SDK's own, the reference).
+LLM_TRANSPORT = env.str("LLM_TRANSPORT", default="direct").strip().lower()
+if LLM_TRANSPORT not in ("direct", "sdk"):
+    raise ImproperlyConfigured("LLM_TRANSPORT is 'direct' or 'sdk'.")
 
 # Scoring runs: how long a worker owns a claimed chunk before another may take it over
 # (its worker presumably died); renewed by every batch of judgments it writes.

@@ -27,12 +27,13 @@ import logging
 import random
 import time
 from dataclasses import asdict
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import httpx2
 import openai
 
 from scoring.engine import structured
+from scoring.engine.direct_http import DirectClient, header_safe
 from scoring.engine.gateway_cache import ResultCache, cache_key
 from scoring.engine.gateway_retry import (
     FormatMode,
@@ -52,12 +53,19 @@ from scoring.engine.gateway_types import (
 from scoring.engine.netguard import guarded_transport
 from scoring.engine.ratelimit import RateLimiter, WindowLimiter
 
-__all__ = ["Gateway"]
+__all__ = ["TRANSPORTS", "Gateway", "Transport"]
 
 log = logging.getLogger(__name__)
 
 # The SDK's own connection limits (its default client's), on the guarded transport.
 HTTP_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+
+# Who posts the chat completions: "direct", the lean client of `direct_http` (the SDK's
+# connection pool costs more CPU than judging at a hundred calls in flight), or "sdk", the
+# OpenAI SDK's own client, the reference the direct one is tested against. Everything else
+# (list_models) always goes through the SDK.
+Transport = Literal["direct", "sdk"]
+TRANSPORTS: tuple[Transport, ...] = ("direct", "sdk")
 
 
 class _Request(TypedDict):
@@ -78,6 +86,8 @@ class Gateway(RetryingCalls):
     `limiter` defaults to an in-process `WindowLimiter` from `config.rpm`/`config.tpm` (pass a
     `RedisWindowLimiter` when several processes share the endpoint). `cache` is optional.
     `sleep` and `rng` are injectable so tests can observe backoff without waiting.
+    `transport` picks the client that posts the completions (see `Transport`); a key that
+    cannot go into a header as it is leaves them with the SDK, which refuses it its own way.
     """
 
     def __init__(
@@ -88,8 +98,11 @@ class Gateway(RetryingCalls):
         cache: ResultCache | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        transport: Transport = "direct",
     ) -> None:
         problems = _config_problems(config)
+        if transport not in TRANSPORTS:
+            problems.append(f"transport must be one of {', '.join(TRANSPORTS)}")
         if problems:
             raise GatewayError("config", f"endpoint {config.name!r}: " + "; ".join(problems))
         self.config = config
@@ -124,6 +137,18 @@ class Gateway(RetryingCalls):
         self._client.admin_api_key = None
         self._client.organization = None
         self._client.project = None
+        api_key = config.api_key or "not-needed"
+        self._direct = (
+            DirectClient(
+                config.base_url,
+                api_key=api_key,
+                policy=config.network,
+                timeout=config.timeout,
+                user_agent=self._client.user_agent,
+            )
+            if transport == "direct" and header_safe(api_key)
+            else None
+        )
 
     @property
     def format_mode(self) -> FormatMode:
@@ -137,7 +162,9 @@ class Gateway(RetryingCalls):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connections (in the event loop that used them)."""
+        if self._direct is not None:
+            await self._direct.aclose()
         await self._client.close()
 
     async def chat(

@@ -14,12 +14,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx2
 import openai
 
+from scoring.engine.direct_http import DirectClient, TransportError
 from scoring.engine.gateway_types import EndpointConfig, ErrorKind, GatewayError, Usage
 from scoring.engine.netguard import BLOCKED_MESSAGE, blocked_in_chain
 from scoring.engine.ratelimit import RateLimiter
@@ -93,7 +95,7 @@ def _with_schema_note(
     return [{"role": "system", "content": note}, *messages]
 
 
-def _retry_after(headers: Any) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds asked for by `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
@@ -150,6 +152,9 @@ class RetryingCalls:
 
     config: EndpointConfig
     _client: openai.AsyncOpenAI
+    # The direct client posts the completions when the gateway was built with the "direct"
+    # transport; None: the SDK's client posts them (see `_attempt`).
+    _direct: DirectClient | None
     _limiter: RateLimiter | None
     _semaphore: asyncio.Semaphore
     _sleep: Sleep
@@ -278,18 +283,12 @@ class RetryingCalls:
         async with self._semaphore:
             if self._limiter is not None:
                 await self._limiter.acquire(estimated_tokens)
-            try:
-                # The SDK's own request path (auth, HTTP, timeouts, errors) without its
-                # per-call walk of the typed parameters (see `_request`) and without building
-                # typed response objects: the JSON is read as it is (`cast_to=object`).
-                completion: Any = await self._client.post(
-                    "/chat/completions", body=kwargs, cast_to=object
-                )
-            except (openai.OpenAIError, ValueError) as exc:
-                # Returned, not raised: the caller raises a GatewayError outside any `except`,
-                # so the SDK exception (whose request carries the Authorization header) is not
-                # attached as __context__.
-                return self._failure_from(exc)
+            if self._direct is not None:
+                completion = await self._post_direct(self._direct, kwargs)
+            else:
+                completion = await self._post_sdk(kwargs)
+        if isinstance(completion, _Failure):
+            return completion
         usage = self._usage_of(completion)
         state.usage.add(usage)
         try:
@@ -307,6 +306,44 @@ class RetryingCalls:
             top_logprobs=_first_top_logprobs(choice) if "logprobs" in kwargs else None,
         )
 
+    async def _post_sdk(self, kwargs: dict[str, Any]) -> Any:
+        """The completion's JSON as the SDK's client gets it, or a `_Failure`."""
+        try:
+            # The SDK's own request path (auth, HTTP, timeouts, errors) without its per-call
+            # walk of the typed parameters (see `_request`) and without building typed
+            # response objects: the JSON is read as it is (`cast_to=object`).
+            return await self._client.post("/chat/completions", body=kwargs, cast_to=object)
+        except (openai.OpenAIError, ValueError) as exc:
+            # Returned, not raised: the caller raises a GatewayError outside any `except`,
+            # so the SDK exception (whose request carries the Authorization header) is not
+            # attached as __context__.
+            return self._failure_from(exc)
+
+    async def _post_direct(self, direct: DirectClient, kwargs: dict[str, Any]) -> Any:
+        """The same request as `_post_sdk` through the direct client: the same body bytes
+        (encoded as the SDK encodes them), the same path, and the answer read as the SDK reads
+        it for `cast_to=object`: a 2xx with a JSON content type is its JSON (a body that is
+        not JSON fails as "malformed"), with another content type its text; any other status
+        is classified by `_status_failure`, a failed exchange by `_transport_failure`."""
+        try:
+            body = json.dumps(
+                kwargs, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            answer = await direct.post_json("/chat/completions", body)
+        except TransportError as exc:
+            return self._transport_failure(exc)
+        except ValueError as exc:
+            return self._failure_from(exc)
+        if not 200 <= answer.status < 300:
+            return self._status_failure(answer.status, answer.headers, answer.text())
+        content_type = answer.headers.get("content-type", "*").split(";")[0]
+        if not content_type.endswith("json"):
+            return answer.text()
+        try:
+            return json.loads(answer.body)
+        except ValueError as exc:
+            return self._failure_from(exc)
+
     def _usage_of(self, completion: Any) -> Usage:
         """Tokens and cost the answer reports; a reported usage means a billed answer."""
         raw = completion.get("usage") if isinstance(completion, dict) else None
@@ -320,40 +357,59 @@ class RetryingCalls:
         return Usage(prompt, completion_tokens, cached, cost, calls=1)
 
     def _failure_from(self, exc: Exception) -> _Failure:
-        """Classify an SDK exception. Messages are fixed words and the HTTP status: never the
-        API key, and never what the server sent, which may be an internal service's page
-        (it goes to the debug log, redacted, for the site admin; the 400/422 text is read to
-        notice a server without structured output)."""
+        """Classify an SDK exception (or a body that is not JSON). Messages are fixed words
+        and the HTTP status: never the API key, and never what the server sent (see
+        `_status_failure`)."""
         if isinstance(exc, openai.APITimeoutError):
-            return _Failure("timeout", f"no answer within {self.config.timeout:g} s", True)
+            return self._timeout_failure()
         if isinstance(exc, openai.APIConnectionError):
             if blocked_in_chain(exc):
                 return _Failure("blocked", BLOCKED_MESSAGE, False)
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
-            return _Failure("connection", f"could not talk to the server ({cause})", True)
+            return _connection_failure(cause)
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            server_message = self._redact(_server_message(exc))
-            log.debug("endpoint %s: HTTP %s: %s", self, status, server_message[:200])
-            retry_after = _retry_after(exc.response.headers)
-            if status == 429:
-                message = "rate limited by the server (HTTP 429)"
-                return _Failure("rate_limited", message, True, status, retry_after)
-            if status >= 500:
-                message = f"server error (HTTP {status})"
-                return _Failure("server_error", message, True, status, retry_after)
-            if 300 <= status < 400:
-                message = f"the server answered with a redirect (HTTP {status}); redirects are not followed"
-                return _Failure("client_error", message, False, status)
-            # Servers without structured-output support reject the request (vLLM and others
-            # say 400 or 422) and name the parameter; that is a capability, not a bad request.
-            rejects_format = status in (400, 422) and any(
-                hint in server_message.lower() for hint in _FORMAT_HINTS
-            )
-            message = f"request rejected (HTTP {status}{_STATUS_HINTS.get(status, '')})"
-            return _Failure("client_error", message, False, status, None, rejects_format)
+            return self._status_failure(exc.status_code, exc.response.headers, _text(exc))
         # A 200 whose body is not JSON (the SDK's parser raised): a broken server or proxy.
         return _Failure("malformed", f"unreadable response ({type(exc).__name__})", True)
+
+    def _transport_failure(self, exc: TransportError) -> _Failure:
+        """A direct request without an answer, worded as `_failure_from` words the SDK's
+        exception for the same event (`exc.name` is the httpx error's name)."""
+        if exc.timeout:
+            return self._timeout_failure()
+        if exc.blocked:
+            return _Failure("blocked", BLOCKED_MESSAGE, False)
+        return _connection_failure(exc.name)
+
+    def _timeout_failure(self) -> _Failure:
+        return _Failure("timeout", f"no answer within {self.config.timeout:g} s", True)
+
+    def _status_failure(self, status: int, headers: Mapping[str, str], text: str) -> _Failure:
+        """Classify a non-2xx answer from its status, headers and body text, whichever client
+        got it. The message is fixed words and the status, never the server's text, which
+        may be an internal service's page (it goes to the debug log, redacted, for the site
+        admin; the 400/422 text is read to notice a server without structured output)."""
+        server_message = self._redact(_server_message(status, text))
+        log.debug("endpoint %s: HTTP %s: %s", self, status, server_message[:200])
+        retry_after = _retry_after(headers)
+        if status == 429:
+            message = "rate limited by the server (HTTP 429)"
+            return _Failure("rate_limited", message, True, status, retry_after)
+        if status >= 500:
+            message = f"server error (HTTP {status})"
+            return _Failure("server_error", message, True, status, retry_after)
+        if 300 <= status < 400:
+            message = (
+                f"the server answered with a redirect (HTTP {status}); redirects are not followed"
+            )
+            return _Failure("client_error", message, False, status)
+        # Servers without structured-output support reject the request (vLLM and others
+        # say 400 or 422) and name the parameter; that is a capability, not a bad request.
+        rejects_format = status in (400, 422) and any(
+            hint in server_message.lower() for hint in _FORMAT_HINTS
+        )
+        message = f"request rejected (HTTP {status}{_STATUS_HINTS.get(status, '')})"
+        return _Failure("client_error", message, False, status, None, rejects_format)
 
     def _retry_delay(self, retry_index: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -383,9 +439,35 @@ def _first_top_logprobs(choice: Any) -> list[tuple[str, float]] | None:
     return [(token, float(lp)) for token, lp in pairs]
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
-    """The error text the server sent (its `error.message` when JSON), at most 500 chars."""
-    body = exc.body
+def _connection_failure(cause: str) -> _Failure:
+    return _Failure("connection", f"could not talk to the server ({cause})", True)
+
+
+def _text(exc: openai.APIStatusError) -> str:
+    """The body of the SDK's error answer (read before the SDK raised)."""
+    try:
+        return exc.response.text
+    except httpx2.ResponseNotRead:
+        return ""
+
+
+def _server_message(status: int, text: str) -> str:
+    """The error text the server sent (its `error.message` when JSON), at most 500 chars:
+    read from the body as the SDK reads it into `APIStatusError.body` and `.message`."""
+    text = text.strip()
+    sdk_message = f"Error code: {status}"
+    body: Any = text
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON: the text itself (as the SDK keeps it)
+        pass
+    else:
+        error = body.get("error", body) if isinstance(body, dict) else None
+        detail = error.get("message") if isinstance(error, dict) else None
+        if isinstance(detail, str) and detail:
+            sdk_message += f" - {detail}"
+    if isinstance(body, dict):  # the SDK keeps the "error" member as the exception's body
+        body = body.get("error", body)
     message: Any = None
     if isinstance(body, dict):
         error = body.get("error", body)
@@ -395,5 +477,5 @@ def _server_message(exc: openai.APIStatusError) -> str:
     elif isinstance(body, str) and body.strip():
         message = body
     if not message:
-        message = exc.message
+        message = sdk_message
     return str(message)[:500]

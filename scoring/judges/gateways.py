@@ -174,4 +174,5 @@ def gateway_for(endpoint: JudgeEndpoint, *, limiter: RateLimiter | None = None) 
         config,
         limiter=limiter if limiter is not None else limiter_for(endpoint),
         cache=ServerCache(cache_backend, config.base_url),
+        transport=settings.LLM_TRANSPORT,
     )
