@@ -69,7 +69,17 @@ def _finished(run_id: int) -> None:
 
 def _refresh(run: Run, *, finish: bool = False) -> None:
     """Recount the run from its judgments (so counts stay exact whatever was redelivered)
-    and close it once no chunk is left."""
+    and close it once no chunk is left.
+
+    The run's row is locked before counting, so refreshes write in the order they counted:
+    a chunk that counted before another chunk's rows were committed cannot write its
+    smaller count after that chunk has written the full one and closed the run."""
+    with transaction.atomic():
+        list(Run.objects.select_for_update().filter(pk=run.pk).values_list("pk"))
+        _recount(run, finish=finish)
+
+
+def _recount(run: Run, *, finish: bool) -> None:
     links = RunJudgment.objects.filter(run=run)
     counts = links.aggregate(
         done=Count("pk", filter=Q(judgment__error="")),
