@@ -22,10 +22,16 @@ from django.contrib.auth import get_user_model
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation.projects.models import AuditEvent, Membership, Project, Role
+from annotation.projects.models import AuditEvent, Membership, Project, ProjectCounts, Role
 from annotation.prompts.import_report import ImportReport
 from annotation.prompts.models import ImportJob, PreferenceLabel, Prompt, Response
-from annotation.reviews.models import PairwiseReview, ReviewItem, ReviewQueue, ReviewSlot
+from annotation.reviews.models import (
+    AgreementSnapshot,
+    PairwiseReview,
+    ReviewItem,
+    ReviewQueue,
+    ReviewSlot,
+)
 from annotation.rubrics.models import (
     Criterion,
     CriterionComment,
@@ -51,6 +57,7 @@ from scoring.judges.models import (
 from scoring.probes.models import Probe, ProbeVariant
 from scoring.runs import planning
 from scoring.runs.models import Judgment, Run, RunChunk, RunJudgment
+from scoring.runs.summary import RunSummary, run_stamp
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -730,3 +737,43 @@ class ProbeVariantFactory(factory.django.DjangoModelFactory):
         ),
     )
     kind = "padding"
+
+
+class ProjectCountsFactory(factory.django.DjangoModelFactory):
+    """A large project's counts as a worker stored them."""
+
+    class Meta:
+        model = ProjectCounts
+
+    project = factory.SubFactory(ProjectFactory)
+    counts = factory.LazyFunction(
+        lambda: {"prompts": 100_000, "responses": 500_000, "rubrics": 20_000, "runs": 3}
+    )
+    counted_at = factory.LazyFunction(timezone.now)
+
+
+class AgreementSnapshotFactory(factory.django.DjangoModelFactory):
+    """An agreement report of every queue of a project, as the worker rendered it."""
+
+    class Meta:
+        model = AgreementSnapshot
+
+    project = factory.SubFactory(ProjectFactory)
+    scope = 0
+    html = "<section id='agreement-report'><p>No reviews yet.</p></section>"
+    n_reviews = 0
+    computed_at = factory.LazyFunction(timezone.now)
+
+
+class RunSummaryFactory(factory.django.DjangoModelFactory):
+    """A finished run's stored page figures, stamped with the run's state."""
+
+    class Meta:
+        model = RunSummary
+
+    run = factory.SubFactory(RunFactory, status=Run.Status.DONE)
+    stamp = factory.LazyAttribute(lambda s: run_stamp(s.run))
+    figures = factory.LazyAttribute(
+        lambda s: {"run": s.run.pk, "sources": [], "responses": [], "failures": []}
+    )
+    seconds = 0.5
