@@ -22,13 +22,16 @@ rl_rar and rl_trl_grpo 20,000 (one per prompt: a prompt's rows are bounded by it
 not by the judgments).
 
     python benchmarks/bench_export.py [--prompts 20000] [--repeats 3] [--only KIND[/FORMAT],...]
+                                      [--reuse]
 
 Needs PostgreSQL: BENCH_DATABASE_URL, a scratch database that is dropped and created again
 (default postgres://postgres@127.0.0.1:5432/bench_rs_export, its own so that other
-benchmarks do not drop it under this one). Prints, for each kind and format, the rows, the
+benchmarks do not drop it under this one; ``--reuse`` measures the database the last run set
+up, without setting it up again). Prints, for each kind and format, the rows, the
 median seconds and rows/s of the repeats, the peak RSS (the largest of the repeats) and the
 ratio of each to its goal (rows/s over 50k: at least 1 is met; RSS over 500 MB: under 1 is
-met).
+met), and where the time goes: the first 20,000 rows built alone (read and made into rows)
+and written alone (checked, encoded, written), each as rows/s.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from common import ROOT, fresh_database_env
 
 GOAL_RATE = 50_000  # rows/s
 GOAL_RSS = 500  # MB
+SAMPLE = 20_000  # rows built, then written, on their own: where the time goes
 
 SETUP = r"""
 import json, os, sys, time
@@ -209,6 +213,21 @@ print(json.dumps({"prompts": len(ids), "responses": len(responses), "labels": Pr
                   "variants": ProbeVariant.objects.count(), "seconds": time.perf_counter() - started}))
 """
 
+DESCRIBE = r"""
+import json, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rubricstudio.settings")
+import django
+django.setup()
+from annotation.prompts.models import PreferenceLabel, Prompt, Response
+from scoring.probes.models import ProbeVariant
+from scoring.runs.models import Judgment
+print(json.dumps({"prompts": Prompt.objects.count(), "responses": Response.objects.filter(source__startswith="model-").count(),
+                  "labels": PreferenceLabel.objects.count(),
+                  "judgments": Judgment.objects.filter(mode="per_criterion").count(),
+                  "pairwise": Judgment.objects.filter(mode="pairwise").count(),
+                  "variants": ProbeVariant.objects.count(), "seconds": 0}))
+"""
+
 EXPORT = r"""
 import gc, json, os, sys, time, tempfile
 from pathlib import Path
@@ -240,6 +259,21 @@ for _ in range(repeats):
         size = sum(f.bytes for f in files)
     print(json.dumps({"rows": sum(f.rows for f in files), "seconds": seconds, "peak_rss_mb": peak_mb(),
                       "bytes": size}), flush=True)
+
+# Where the time goes: the first SAMPLE rows built (read from the database and made into
+# rows) and then written (checked, encoded, written) on their own; the write rate is what the
+# writer alone allows for rows of this kind's shape.
+import itertools
+prepared = rows.prepare(project, options)
+started = time.perf_counter()
+sample = list(itertools.islice(prepared.rows, int(sys.argv[4])))
+build = time.perf_counter() - started
+getattr(prepared.rows, "close", lambda: None)()  # a reader thread stops here
+with tempfile.TemporaryDirectory() as out:
+    started = time.perf_counter()
+    write_export(Path(out), iter(sample), prepared.schema, fmt, spread=prepared.spread)
+    write = time.perf_counter() - started
+print(json.dumps({"sample": len(sample), "build": build, "write": write}), flush=True)
 """
 
 KINDS = (
@@ -261,6 +295,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--reuse", action="store_true", help="measure the database a previous run set up"
+    )
+    parser.add_argument(
         "--only", default="", help="comma-separated KIND or KIND/FORMAT to measure (default: all)"
     )
     args = parser.parse_args()
@@ -275,11 +312,15 @@ def main() -> None:
         if not wanted or kind in wanted or f"{kind}/{fmt}" in wanted
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        env = fresh_database_env(Path(tmp))
+        if args.reuse:
+            env = {**os.environ, "DEBUG": "1", "RUBRICSTUDIO_VAR_DIR": tmp,
+                   "DATABASE_URL": os.environ["BENCH_DATABASE_URL"]}  # fmt: skip
+        else:
+            env = fresh_database_env(Path(tmp))
         env.setdefault("SECRET_KEY", "bench-only-not-secret")
         setup = subprocess.run(
-            [sys.executable, "-c", SETUP, str(args.prompts)], cwd=ROOT, env=env,
-            capture_output=True, text=True,
+            [sys.executable, "-c", DESCRIBE if args.reuse else SETUP, str(args.prompts)],
+            cwd=ROOT, env=env, capture_output=True, text=True,
         )  # fmt: skip
         if setup.returncode:
             raise SystemExit(setup.stderr[-4000:])
@@ -288,29 +329,34 @@ def main() -> None:
             f"# PostgreSQL: {made['prompts']:,} prompts, {made['responses']:,} responses, "
             f"{made['judgments']:,} per-criterion and {made['pairwise']:,} pairwise judgments, "
             f"{made['labels']:,} preference labels, {made['variants']:,} probe copies "
-            f"(setup {made['seconds']:.0f} s)\n"
-            f"# goal: >= {GOAL_RATE:,} rows/s and < {GOAL_RSS} MB peak RSS; rows/s the median "
+            + ("(reused)\n" if args.reuse else f"(setup {made['seconds']:.0f} s)\n")
+            + f"# goal: >= {GOAL_RATE:,} rows/s and < {GOAL_RSS} MB peak RSS; rows/s the median "
             f"of {args.repeats}, RSS the largest; x goal: rows/s over the goal (>= 1 met), RSS "
             f"over the goal (< 1 met)\n"
             "# per-prompt kinds have a row per prompt (rubric_sft: and one per dataset label): "
-            "fewer rows than judgments by the data's shape"
+            "fewer rows than judgments by the data's shape\n"
+            f"# where the time goes, on the first {SAMPLE:,} rows: build/s = rows read and made "
+            "alone, write/s = the same rows checked, encoded and written alone (what the "
+            "writer allows for rows of this shape; the export overlaps reading with the rest "
+            "only for the judge distillation kinds)"
         )
         print(
             f"{'kind':>22} {'format':>7} {'rows':>10} {'seconds':>8} {'rows/s':>9} "
-            f"{'x goal':>6} {'RSS MB':>7} {'x goal':>6} {'MiB out':>8}  met"
+            f"{'x goal':>6} {'RSS MB':>7} {'x goal':>6} {'MiB out':>8} {'build/s':>9} "
+            f"{'write/s':>9}  met"
         )
         started = time.perf_counter()
         missed = 0
         for kind, fmt in cases:
             out = subprocess.run(
-                [sys.executable, "-c", EXPORT, kind, fmt, str(args.repeats)], cwd=ROOT, env=env,
-                capture_output=True, text=True,
+                [sys.executable, "-c", EXPORT, kind, fmt, str(args.repeats), str(SAMPLE)],
+                cwd=ROOT, env=env, capture_output=True, text=True,
             )  # fmt: skip
             if out.returncode:
                 raise SystemExit(f"{kind} {fmt}:\n{out.stderr[-4000:]}")
-            results = [
-                json.loads(line) for line in out.stdout.strip().splitlines()[-args.repeats :]
-            ]
+            lines = out.stdout.strip().splitlines()
+            results = [json.loads(line) for line in lines[-args.repeats - 1 : -1]]
+            split = json.loads(lines[-1])
             seconds = statistics.median(r["seconds"] for r in results)
             rate = statistics.median(r["rows"] / r["seconds"] for r in results)
             peak = max(r["peak_rss_mb"] for r in results)
@@ -319,7 +365,8 @@ def main() -> None:
             print(
                 f"{kind:>22} {fmt:>7} {results[0]['rows']:>10,} {seconds:>8.2f} {rate:>9,.0f} "
                 f"{rate / GOAL_RATE:>6.2f} {peak:>7.0f} {peak / GOAL_RSS:>6.2f} "
-                f"{results[0]['bytes'] / 2**20:>8.1f}  {'yes' if met else 'NO'}",
+                f"{results[0]['bytes'] / 2**20:>8.1f} {split['sample'] / split['build']:>9,.0f} "
+                f"{split['sample'] / split['write']:>9,.0f}  {'yes' if met else 'NO'}",
                 flush=True,
             )
         print(

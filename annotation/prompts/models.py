@@ -56,10 +56,15 @@ class Prompt(models.Model):
 
     @property
     def last_user_message(self) -> str:
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content", ""))
-        return ""
+        return last_user_message(self.messages)
+
+
+def last_user_message(messages: list[dict[str, Any]]) -> str:
+    """The content of the conversation's last user message ("" when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
 
 
 PROBE_SOURCE_PREFIX = "probe:"  # perturbed copies a judge probe made of a response

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from annotation.errors import ApplicationError
@@ -163,6 +163,20 @@ def _is_whole(points: float) -> bool:
     return float(points).is_integer() and abs(points) <= MAX_EXACT
 
 
+class _Numbers(dict[float, int | float]):
+    """Point values as written, each worked out by ``convert`` on its first lookup."""
+
+    def __init__(self, convert: Callable[[float], int | float]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, points: float) -> int | float:
+        if points != points or points == 0:  # NaN is never found again; 0.0 == -0.0
+            return self.convert(points)
+        written = self[points] = self.convert(points)
+        return written
+
+
 @dataclass
 class Notes:
     """What the dataset card says about the rows beyond their counts. ``whole_points`` is
@@ -172,9 +186,22 @@ class Notes:
     fractional: float | None = None  # a point value that made points float64
     pairs_folded: int = 0  # labels folded into an exported row with the same pair
     pairs_without_margin: int = 0  # pairs left out because no judge gave them a margin
+    # Each point value as written, worked out once per distinct value (a rubric has few).
+    _numbers: dict[bool, _Numbers] = field(default_factory=dict, repr=False, compare=False)
 
     def number(self, points: float) -> int | float:
         """A point value as this export writes it."""
+        return self.numbers[points]
+
+    @property
+    def numbers(self) -> _Numbers:
+        """``number`` as a mapping (point value → as written), for rows' inner loops."""
+        numbers = self._numbers.get(self.whole_points)
+        if numbers is None:
+            numbers = self._numbers[self.whole_points] = _Numbers(self._number)
+        return numbers
+
+    def _number(self, points: float) -> int | float:
         if not self.whole_points:
             return float(points)
         if not _is_whole(points):  # a criterion saved after the export looked

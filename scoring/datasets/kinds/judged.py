@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 CHUNKS_PER_QUERY = 16
 FETCH_ROWS = 2000
+# A query's rows (16 chunks' judgments with their responses' text, 6–15 MB) are sorted in
+# memory on PostgreSQL instead of in temporary files (the default work_mem is 4 MB).
+SORT_MEMORY = "64MB"
 
 # The judgments of a few chunks at a time, with what their judge was shown: each unit of
 # each chunk (JSON, expanded by the database), its judgment by key (linked to that run, not
@@ -90,6 +93,10 @@ def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
             .order_by("run_id", "index")
             .values_list("pk", flat=True)
         )
+        if vendor == "postgresql":
+            with connection.cursor() as cursor:  # a reader thread's connection is its own
+                scope = "LOCAL " if connection.in_atomic_block else ""
+                cursor.execute(f"SET {scope}work_mem = '{SORT_MEMORY}'")
         for group in _batched(chunks.iterator(chunk_size=1000), CHUNKS_PER_QUERY):
             with connection.chunked_cursor() as cursor:
                 cursor.execute(_judged_sql(vendor, mode, len(group)), group)
@@ -116,6 +123,7 @@ def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) 
     }
     sources = set(options.sources)
     pairwise = mode == Run.Mode.PAIRWISE
+    shown_texts: dict[str, list[str]] = {}  # the criteria a judge was shown, decoded once
     for row in _judged(project, mode):
         pk, explanation, model, template, prompt_pk, source, content, *rest = row
         prompt = kept.get(prompt_pk)
@@ -134,8 +142,13 @@ def _distill(project: Project, options: ExportOptions, notes: Notes, mode: str) 
         if (sources and other_source not in sources) or probe_copy(other_source, sources):
             continue
         verdicts = (json.loads(detail) if detail else {}).get("criteria") or {}
-        criteria = [{"criterion": c["text"], "winner": str(verdicts.get(str(i), ""))}
-                    for i, c in enumerate(json.loads(shown), start=1)]  # fmt: skip
+        texts = shown_texts.get(shown)
+        if texts is None:
+            if len(shown_texts) > 1000:  # runs with criteria per prompt: keep memory bounded
+                shown_texts.clear()
+            texts = shown_texts[shown] = [c["text"] for c in json.loads(shown)]
+        criteria = [{"criterion": text, "winner": str(verdicts.get(str(i), ""))}
+                    for i, text in enumerate(texts, start=1)]  # fmt: skip
         yield split, {"prompt": messages, "response_a": content, "response_b": other,
                       "winner": winner, "criteria": criteria, "explanation": explanation,
                       "judge_model": model, "template_version": template,

@@ -21,13 +21,14 @@ from datetime import date, datetime, time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from annotation.prompts.importers.parsers import RUBRIC_ITEMS_KEY
-from annotation.prompts.models import Prompt
+from annotation.prompts.models import Prompt, last_user_message
 from annotation.rubrics.models import Criterion, Rubric
 from scoring.datasets.kinds.base import Notes, _is_whole, split_of
 
@@ -37,8 +38,11 @@ if TYPE_CHECKING:
 PROMPT_BATCH = 1000
 
 # What rows read of a criterion, fetched as plain values: a model instance per criterion
-# (15 a prompt) cost more than everything else the RL kinds do with it.
-_CRITERION_FIELDS = ("version_id", "position", "key", "text", "points", "category", "kind", "tags")
+# (15 a prompt) cost more than everything else the RL kinds do with it. The tags come as
+# their JSON text, decoded once per distinct text (a project's criteria share a few tag sets).
+_CRITERION_FIELDS = ("version_id", "position", "key", "text", "points", "category", "kind")
+# What rows read of a prompt, fetched as plain values (``PromptRow``).
+_PROMPT_FIELDS = ("pk", "external_id", "messages", "reference_answer", "metadata", "search_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +60,46 @@ class CriterionRow:
 
 
 def _criterion_rows(criteria: QuerySet[Criterion]) -> Iterator[CriterionRow]:
-    for values in criteria.values_list(*_CRITERION_FIELDS):
-        yield CriterionRow(*values)
+    decoded: dict[str, list[Any]] = {}
+    rows = criteria.annotate(tags_text=Cast("tags", output_field=TextField()))
+    for version_id, position, key, text, points, category, kind, tags_text in rows.values_list(
+        *_CRITERION_FIELDS, "tags_text"
+    ):
+        tags = decoded.get(tags_text)
+        if tags is None:
+            tags = decoded[tags_text] = json.loads(tags_text) if tags_text else []
+        # A fresh list per criterion: a row may keep it, and no row changes another's.
+        yield CriterionRow(version_id, position, key, text, points, category, kind, list(tags))
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRow:
+    """A prompt as the export reads it (the fields of ``Prompt`` that rows use)."""
+
+    pk: int
+    external_id: str
+    messages: list[dict[str, Any]]
+    reference_answer: str
+    metadata: dict[str, Any]
+    search_text: str
+
+    @property
+    def last_user_message(self) -> str:
+        return last_user_message(self.messages)
 
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def _messages(prompt: Prompt) -> list[dict[str, str]]:
+def _messages(prompt: PromptRow) -> list[dict[str, str]]:
     return [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
             for m in prompt.messages]  # fmt: skip
 
 
 @dataclass
 class PromptRubric:
-    prompt: Prompt
+    prompt: PromptRow
     split: str
     criteria: list[CriterionRow]  # project-wide first, then the prompt's own, in order
     version_ids: list[int]
@@ -119,37 +147,48 @@ def _wide_versions(project: Project, options: ExportOptions) -> list[int]:
 def prompt_rubrics(
     project: Project, options: ExportOptions, *, need_rubric: bool = True
 ) -> Iterator[PromptRubric]:
-    """Each kept prompt with its effective rubric, in id order, batch by batch."""
+    """Each kept prompt with its effective rubric, in id order, batch by batch.
+
+    ``need_rubric=False`` (kinds whose rows come from responses and labels, not from the
+    rubric): prompts without a rubric are kept too, and the criteria are not read (``criteria``
+    is empty) unless a tag filter needs them; ``version_ids`` are complete either way."""
     excluded = {_norm(x) for x in options.exclude if x.strip()}
     field = _version_field(options)
     wide = _wide_versions(project, options)
-    wide_criteria = list(
-        _criterion_rows(
-            Criterion.objects.filter(version_id__in=wide).order_by("version_id", "position")
+    read_criteria = need_rubric or bool(options.tags)
+    wide_criteria = (
+        list(
+            _criterion_rows(
+                Criterion.objects.filter(version_id__in=wide).order_by("version_id", "position")
+            )
         )
+        if read_criteria
+        else []
     )
     wide_criteria.sort(key=lambda c: (wide.index(c.version_id), c.position))
     seen: set[bytes] = set()
     last = 0
-    base = _prompts(project, options)
+    base = _prompts(project, options).values_list(*_PROMPT_FIELDS)
     while True:
-        batch = list(base.filter(pk__gt=last)[:PROMPT_BATCH])
+        batch = [PromptRow(*values) for values in base.filter(pk__gt=last)[:PROMPT_BATCH]]
         if not batch:
             return
         last = batch[-1].pk
         own = dict(
-            Rubric.objects.filter(prompt__in=batch)
+            Rubric.objects.filter(prompt__in=[p.pk for p in batch])
             .exclude(status=Rubric.Status.ARCHIVED)
             .values_list("prompt_id", field)
         )
-        imported = _imported_keys([p for p in batch if _has_item_extras(p)])
         by_version: dict[int, list[CriterionRow]] = defaultdict(list)
-        for c in _criterion_rows(
-            Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
-                "position"
-            )
-        ):
-            by_version[c.version_id].append(c)
+        imported: dict[int, list[str]] = {}
+        if read_criteria:
+            imported = _imported_keys([p for p in batch if _has_item_extras(p)])
+            for c in _criterion_rows(
+                Criterion.objects.filter(version_id__in=[v for v in own.values() if v]).order_by(
+                    "position"
+                )
+            ):
+                by_version[c.version_id].append(c)
         for prompt in batch:
             identity = hashlib.sha256(json.dumps(prompt.messages, sort_keys=True).encode()).digest()
             if identity in seen:
@@ -173,24 +212,26 @@ def prompt_rubrics(
             yield PromptRubric(
                 prompt,
                 split_of(prompt.external_id, options.ratios),
-                criteria,
+                criteria if need_rubric else [],
                 versions,
-                _item_extras(prompt, criteria, imported.get(prompt.pk)),
+                _item_extras(prompt, criteria, imported.get(prompt.pk)) if need_rubric else None,
             )
 
 
-def _has_item_extras(prompt: Prompt) -> bool:
+def _has_item_extras(prompt: PromptRow) -> bool:
     return isinstance((prompt.metadata or {}).get(RUBRIC_ITEMS_KEY), list)
 
 
-def _imported_keys(prompts: list[Prompt]) -> dict[int, list[str]]:
+def _imported_keys(prompts: list[PromptRow]) -> dict[int, list[str]]:
     """For each prompt, the criterion keys of its rubric's first (imported) version, in
     order: the importer aligned ``metadata["rubric_items"]`` with that list (one query)."""
     if not prompts:
         return {}
     keys: dict[int, list[str]] = defaultdict(list)
     rows = (
-        Criterion.objects.filter(version__rubric__prompt__in=prompts, version__number=1)
+        Criterion.objects.filter(
+            version__rubric__prompt__in=[p.pk for p in prompts], version__number=1
+        )
         .order_by("version__rubric__prompt_id", "position")
         .values_list("version__rubric__prompt_id", "key")
     )
@@ -200,7 +241,7 @@ def _imported_keys(prompts: list[Prompt]) -> dict[int, list[str]]:
 
 
 def _item_extras(
-    prompt: Prompt, criteria: list[CriterionRow], imported: list[str] | None
+    prompt: PromptRow, criteria: list[CriterionRow], imported: list[str] | None
 ) -> list[dict[str, Any]] | None:
     """The imported rubric items' unknown fields (ResearchQA ``citation_metadata``,
     HealthBench item ids…) re-aligned with the exported criteria through the criterion keys,
@@ -214,7 +255,7 @@ def _item_extras(
     return aligned if any(aligned) else None
 
 
-def _has_tags(prompt: Prompt, criteria: list[CriterionRow], wanted: set[str]) -> bool:
+def _has_tags(prompt: PromptRow, criteria: list[CriterionRow], wanted: set[str]) -> bool:
     tags = {t for c in criteria for t in c.tags}
     tags |= set(prompt.metadata.get("example_tags") or []) | set(prompt.metadata.get("tags") or [])
     return bool(tags & wanted)
@@ -247,13 +288,13 @@ def _first_fractional(project: Project, options: ExportOptions) -> float | None:
 
 def _rubric_items(criteria: list[CriterionRow], notes: Notes) -> list[dict[str, Any]]:
     """The HealthBench / verl rubric items; the text exactly as stored."""
-    number = notes.number
+    number = notes.numbers.__getitem__
     return [{"criterion": c.text, "points": number(c.points), "tags": [str(t) for t in c.tags]}
             for c in criteria]  # fmt: skip
 
 
 def _rubric_json(criteria: list[CriterionRow], notes: Notes) -> str:
-    number = notes.number
+    number = notes.numbers.__getitem__
     return json.dumps(
         [{"key": str(c.key), "text": c.text, "points": number(c.points), "category": c.category,
           "kind": c.kind, "tags": c.tags} for c in criteria],

@@ -59,7 +59,7 @@ def _rar_item(c: CriterionRow, notes: Notes) -> dict[str, Any]:
     return {
         "title": title or c.text[:60],
         "description": prefix + c.text,
-        "weight": notes.number(c.points),
+        "weight": notes.numbers[c.points],
     }
 
 

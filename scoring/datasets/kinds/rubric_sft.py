@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
-from annotation.prompts.models import PreferenceLabel, Prompt
+from annotation.prompts.models import PreferenceLabel
 from scoring.datasets.kinds.base import (
     RUBRIC_HINT,
     ExportKind,
@@ -24,7 +24,6 @@ from scoring.datasets.kinds.base import (
 from scoring.datasets.kinds.prompts import (
     PROMPT_BATCH,
     _in_batch,
-    _messages,
     _rubric_items,
     prompt_count,
     prompt_rubrics,
@@ -45,8 +44,8 @@ if TYPE_CHECKING:
     from scoring.datasets.options import ExportOptions
 
 
-def _conversation(prompt: Prompt) -> str:
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in _messages(prompt))
+def _conversation(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
 
 
 def schema(*, conversational: bool = True, whole_points: bool = True, margins: bool = False) -> Any:
@@ -67,26 +66,26 @@ def schema(*, conversational: bool = True, whole_points: bool = True, margins: b
 
 def _rubric_sft(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     for batch in _batched(prompt_rubrics(project, options), PROMPT_BATCH):
-        labels: dict[int, list[PreferenceLabel]] = defaultdict(list)
-        for label in (
+        labels: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for prompt_id, chosen, rejected in (
             PreferenceLabel.objects.filter(
                 _in_batch("prompt_id", batch), source=PreferenceLabel.Source.DATASET
             )
-            .select_related("chosen", "rejected")
             .order_by("pk")
+            .values_list("prompt_id", "chosen__content", "rejected__content")
         ):
-            labels[label.prompt_id].append(label)
+            labels[prompt_id].append((chosen, rejected))
         for pr in batch:
             answer = json.dumps(_rubric_items(pr.criteria, notes), ensure_ascii=False)
             common = {"prompt_id": pr.prompt.external_id, "rubric_version_ids": pr.version_ids,
                       "split": pr.split}  # fmt: skip
-            user = RUBRIC_TASK + _conversation(pr.prompt)
-            yield pr.split, {"messages": [{"role": "user", "content": user},
+            conversation = _conversation(pr.messages)
+            yield pr.split, {"messages": [{"role": "user", "content": RUBRIC_TASK + conversation},
                                           {"role": "assistant", "content": answer}],
                              "task": "draft", **common}  # fmt: skip
-            for label in labels.get(pr.prompt.pk, []):
-                user = (CONTRASTIVE_TASK + _conversation(pr.prompt)
-                        + f"\n\n[CHOSEN]\n{label.chosen.content}\n\n[REJECTED]\n{label.rejected.content}")  # fmt: skip
+            for chosen, rejected in labels.get(pr.prompt.pk, []):
+                user = (CONTRASTIVE_TASK + conversation
+                        + f"\n\n[CHOSEN]\n{chosen}\n\n[REJECTED]\n{rejected}")  # fmt: skip
                 yield pr.split, {"messages": [{"role": "user", "content": user},
                                               {"role": "assistant", "content": answer}],
                                  "task": "contrastive", **common}  # fmt: skip
