@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -168,10 +168,99 @@ def format_path(path: Any) -> str:
 
 
 @lru_cache(maxsize=64)
-def _validator(schema_json: str) -> Draft202012Validator:
+def _validator(schema_json: str) -> tuple[Draft202012Validator, Callable[[Any], bool] | None]:
     schema = json.loads(schema_json)
     Draft202012Validator.check_schema(schema)  # a bad schema is the caller's bug: SchemaError
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema), _compile(schema)
+
+
+# --- a compiled check of the common case ---------------------------------------------------
+# The judge's answers are checked on the hot path of every run. For schemas built only of the
+# keywords below, a check compiled once per schema answers "valid" without jsonschema's
+# generic walk; it is stricter than the schema where that is simpler (a float integer, a
+# non-string enum), and anything it does not accept goes to jsonschema, which decides and
+# names the problem. A schema with any other keyword is not compiled.
+
+_Check = Callable[[Any], bool]
+_ANNOTATIONS = frozenset({"title", "description", "$schema", "$comment", "examples", "default"})
+_NUMBER_BOUNDS = ("minimum", "maximum")
+
+
+def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keyword)
+    if not isinstance(schema, dict) or not isinstance(schema.get("type"), str):
+        return None
+    kind = schema["type"]
+    keywords = set(schema) - _ANNOTATIONS - {"type"}
+    if kind == "object":
+        if not keywords <= {"properties", "required", "additionalProperties"}:
+            return None
+        if schema.get("additionalProperties", True) not in (True, False):
+            return None
+        properties = schema.get("properties", {})
+        required = schema.get("required", [])
+        checks = {name: _compile(sub) for name, sub in properties.items()}
+        if any(check is None for check in checks.values()):
+            return None
+        known = frozenset(properties)
+        needed = frozenset(required)
+        closed = schema.get("additionalProperties") is False
+
+        def check_object(value: Any) -> bool:
+            if type(value) is not dict or not needed <= value.keys():
+                return False
+            if closed and not value.keys() <= known:
+                return False
+            return all(checks[k](v) for k, v in value.items() if k in checks)  # type: ignore[misc]
+
+        return check_object
+    if kind == "array":
+        if not keywords <= {"items", "minItems", "maxItems"}:
+            return None
+        item = _compile(schema["items"]) if "items" in schema else (lambda _: True)
+        if item is None:
+            return None
+        low, high = schema.get("minItems", 0), schema.get("maxItems")
+
+        def check_array(value: Any) -> bool:
+            if type(value) is not list or len(value) < low:
+                return False
+            if high is not None and len(value) > high:
+                return False
+            return all(item(v) for v in value)
+
+        return check_array
+    if kind == "string":
+        if not keywords <= {"maxLength", "minLength", "enum"}:
+            return None
+        enum = schema.get("enum")
+        if enum is not None and not all(isinstance(x, str) for x in enum):
+            return None
+        allowed = frozenset(enum) if enum is not None else None
+        shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+
+        def check_string(value: Any) -> bool:
+            if type(value) is not str or len(value) < shortest:
+                return False
+            if longest is not None and len(value) > longest:
+                return False
+            return allowed is None or value in allowed
+
+        return check_string
+    if kind == "boolean":
+        return (lambda value: type(value) is bool) if not keywords else None
+    if kind in ("integer", "number"):
+        if not keywords <= set(_NUMBER_BOUNDS):
+            return None
+        types = (int,) if kind == "integer" else (int, float)
+        low, high = schema.get("minimum"), schema.get("maximum")
+
+        def check_number(value: Any) -> bool:
+            if type(value) not in types or value != value:
+                return False
+            return (low is None or value >= low) and (high is None or value <= high)
+
+        return check_number
+    return None
 
 
 def _error_line(error: ValidationError) -> str:
@@ -186,7 +275,9 @@ def validate(value: Any, schema: dict[str, Any]) -> None:
     `format` keywords are annotations only (the Draft 2020-12 default). An invalid schema raises
     `jsonschema.SchemaError`: that is a programming error, not a bad answer.
     """
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator, fast = _validator(json.dumps(schema, sort_keys=True))
+    if fast is not None and fast(value):
+        return
     errors = list(validator.iter_errors(value))
     if not errors:
         return

@@ -128,3 +128,115 @@ def test_repair_messages_appends_answer_and_reason():
     assert "only the corrected JSON" in out[3]["content"]
     assert "schema" in out[3]["content"]
     assert repair_messages(original, "bad", "plain reason")[3]["content"].count("plain reason") == 1
+
+
+# --- the compiled check: never says "valid" where jsonschema would not -----------------------
+
+ODD_VALUES = [None, True, False, 0, 1, -1, 1.0, 1.5, 10**6, "", "x", "tie", "A", "y" * 5000, [], {}]
+
+
+def _instance(schema):
+    """A valid instance of one of the studio's schemas (the keywords ``_compile`` knows)."""
+    kind = schema["type"]
+    if kind == "object":
+        return {name: _instance(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        count = min(max(schema.get("minItems", 1), 1), schema.get("maxItems", 1 << 30))
+        return [_instance(schema["items"]) for _ in range(count)]
+    if kind == "string":
+        return schema["enum"][0] if "enum" in schema else "fine"
+    if kind == "boolean":
+        return True
+    return schema.get("minimum", 0)
+
+
+def _mutations(value):
+    """The value with one node replaced by each odd value, one key added or taken away, or
+    one list grown or shrunk, anywhere in it."""
+    yield from ODD_VALUES
+    if isinstance(value, dict):
+        yield {**value, "extra": 1}
+        for key in value:
+            yield {k: v for k, v in value.items() if k != key}
+            for inner in _mutations(value[key]):
+                yield {**value, key: inner}
+    if isinstance(value, list):
+        yield value[:-1]
+        yield [*value, value[0]] if value else [1]
+        for i, item in enumerate(value):
+            for inner in _mutations(item):
+                yield [*value[:i], inner, *value[i + 1 :]]
+
+
+def _studio_schemas():
+    from scoring.engine import coauthor, judging
+
+    return {
+        "criterion": judging.CRITERION_SCHEMA,
+        "holistic": judging.HOLISTIC_SCHEMA,
+        "grouped": judging.grouped_schema(3),
+        "pairwise": judging.pairwise_schema(3),
+        "pairwise-overall": judging.pairwise_schema(0),
+        "draft": coauthor.DRAFT_SCHEMA,
+        "contrastive": coauthor.CONTRASTIVE_SCHEMA,
+        "nuggets": coauthor.NUGGETS_SCHEMA,
+        "grade": coauthor.grade_schema(3),
+        "critique": coauthor.critique_schema(2),
+        "refine": coauthor.refine_schema(2),
+    }
+
+
+@pytest.mark.parametrize("name", list(_studio_schemas()))
+def test_compiled_check_agrees_with_jsonschema(name):
+    from jsonschema import Draft202012Validator
+
+    from scoring.engine.structured import _compile
+
+    schema = _studio_schemas()[name]
+    fast = _compile(schema)
+    if name in ("criterion", "holistic", "grouped", "pairwise", "pairwise-overall"):
+        assert fast is not None, "the judge's schemas are checked by the compiled check"
+    if fast is None:
+        return
+    reference = Draft202012Validator(schema)
+    valid = _instance(schema)
+    assert reference.is_valid(valid) and fast(valid)
+    mutated = list(_mutations(valid))
+    assert len(mutated) > 20
+    rejected = 0
+    for value in mutated:
+        if fast(value):
+            assert reference.is_valid(value), value
+            validate(value, schema)
+        else:
+            rejected += 1
+    assert rejected > len(mutated) // 2  # the mutations mostly break the schema
+
+
+def test_compiled_check_leaves_unknown_keywords_to_jsonschema():
+    from scoring.engine.structured import _compile
+
+    assert _compile({"type": "string", "pattern": "^a"}) is None
+    assert (
+        _compile({"type": "object", "properties": {"a": {"type": "string", "format": "x"}}}) is None
+    )
+    assert _compile({"type": "array", "prefixItems": [{"type": "string"}]}) is None
+    assert _compile({"type": ["string", "null"]}) is None
+    assert _compile({"enum": [1, 2]}) is None
+    with pytest.raises(StructuredOutputError, match="does not match"):
+        validate("b", {"type": "string", "pattern": "^a"})
+
+
+def test_compiled_check_sends_doubtful_values_to_jsonschema():
+    """A float integer is valid for "integer" (Draft 2020-12); the compiled check does not
+    accept it and jsonschema does; a bool is never an integer."""
+    from scoring.engine.structured import _compile
+
+    schema = {"type": "integer", "minimum": 1, "maximum": 3}
+    fast = _compile(schema)
+    assert fast is not None and fast(2) and not fast(2.0) and not fast(True)
+    validate(2.0, schema)
+    with pytest.raises(StructuredOutputError):
+        validate(True, schema)
+    with pytest.raises(StructuredOutputError, match="less than the minimum"):
+        validate(0, schema)
