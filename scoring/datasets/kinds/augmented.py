@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import QuerySet
 
 from annotation.projects.models import Project
-from annotation.prompts.models import Response
 from scoring.datasets.kinds.base import ExportKind, Notes, Row, _batched, messages_type
-from scoring.datasets.kinds.prompts import PROMPT_BATCH, _in_batch, prompt_rubrics
+from scoring.datasets.kinds.prompts import PROMPT_BATCH, _in_batch, prompt_rubrics, responses_of
 from scoring.probes.models import Probe, ProbeVariant, passed
 from scoring.probes.services import CAUSAL
 
@@ -117,7 +116,7 @@ def _rows(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Ro
                 latest[(v["original_id"], v["variant_id"])] = v
         chosen = [v for v in latest.values() if not options.probe_passed_only or _passed(v)]
         ids = {i for v in chosen for i in (v["original_id"], v["variant_id"])}
-        texts = dict(Response.objects.filter(pk__in=ids).values_list("pk", "content"))
+        texts = {pk: content for pk, (_, content) in responses_of(batch, ids).items()}
         chosen.sort(
             key=lambda v: (v["original__prompt_id"], v["original_id"], v["kind"], v["variant_id"])
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 CHUNKS_PER_QUERY = 16
 FETCH_ROWS = 2000
+# Batches the reader may be ahead: a query's rows and then some (16 chunks' units are at most
+# 16,000 rows), so the writer keeps working while the database sorts the next query's rows.
+READ_AHEAD = 12
 # A query's rows (16 chunks' judgments with their responses' text, 6–15 MB) are sorted in
 # memory on PostgreSQL instead of in temporary files (the default work_mem is 4 MB).
 SORT_MEMORY = "64MB"
@@ -77,6 +81,24 @@ def _judged_sql(vendor: str, mode: str, chunks: int) -> str:
     """  # noqa: S608 (table names from the models; values are parameters)
 
 
+@contextmanager
+def _sort_memory(vendor: str) -> Iterator[None]:
+    """``SORT_MEMORY`` for this connection's sorts while the export reads (PostgreSQL): for
+    the transaction inside one, else until the reading ends."""
+    if vendor != "postgresql":
+        yield
+        return
+    local = connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET {'LOCAL ' if local else ''}work_mem = '{SORT_MEMORY}'")
+    try:
+        yield
+    finally:
+        if not local and connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET work_mem")
+
+
 def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
     """Every good judgment of the project's runs of ``mode`` as a tuple of plain values
     (the columns of ``_judged_sql``), in run, chunk and unit order, a judgment that several
@@ -93,18 +115,15 @@ def _judged(project: Project, mode: str) -> Iterator[tuple[Any, ...]]:
             .order_by("run_id", "index")
             .values_list("pk", flat=True)
         )
-        if vendor == "postgresql":
-            with connection.cursor() as cursor:  # a reader thread's connection is its own
-                scope = "LOCAL " if connection.in_atomic_block else ""
-                cursor.execute(f"SET {scope}work_mem = '{SORT_MEMORY}'")
-        for group in _batched(chunks.iterator(chunk_size=1000), CHUNKS_PER_QUERY):
-            with connection.chunked_cursor() as cursor:
-                cursor.execute(_judged_sql(vendor, mode, len(group)), group)
-                while rows := cursor.fetchmany(FETCH_ROWS):
-                    yield rows
+        with _sort_memory(vendor):
+            for group in _batched(chunks.iterator(chunk_size=1000), CHUNKS_PER_QUERY):
+                with connection.chunked_cursor() as cursor:
+                    cursor.execute(_judged_sql(vendor, mode, len(group)), group)
+                    while rows := cursor.fetchmany(FETCH_ROWS):
+                        yield rows
 
     seen = bytearray()  # a bit per judgment id: memory grows with the largest id / 8
-    for rows in read_ahead(batches) if can_read_ahead() else batches():
+    for rows in read_ahead(batches, READ_AHEAD) if can_read_ahead() else batches():
         for row in rows:
             pk = row[0]
             byte, bit = pk >> 3, 1 << (pk & 7)

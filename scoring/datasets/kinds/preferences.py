@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotation.projects.models import Project
-from annotation.prompts.models import PreferenceLabel, Response
+from annotation.prompts.models import PreferenceLabel
 from annotation.reviews.models import PairwiseReview, ReviewItem
 from scoring.datasets.kinds.base import (
     ExportKind,
@@ -23,7 +23,13 @@ from scoring.datasets.kinds.base import (
     probe_copy,
     versions_field,
 )
-from scoring.datasets.kinds.prompts import PROMPT_BATCH, PromptRubric, _in_batch, prompt_rubrics
+from scoring.datasets.kinds.prompts import (
+    PROMPT_BATCH,
+    PromptRubric,
+    _in_batch,
+    prompt_rubrics,
+    responses_of,
+)
 from scoring.runs.models import Run
 from scoring.runs.results import run_results
 
@@ -129,18 +135,6 @@ def _fold(
     return out
 
 
-def _responses_of(batch: list[PromptRubric], also: set[int]) -> dict[int, tuple[str, str]]:
-    """(source, content) of the batch's responses by id, read by the prompts' id range
-    (an index range, not a join per label), plus any of ``also`` not among them."""
-    out = {pk: (source, content) for pk, source, content in Response.objects.filter(
-        _in_batch("prompt_id", batch)).values_list("pk", "source", "content")}  # fmt: skip
-    missing = also - out.keys()
-    if missing:
-        out.update((pk, (source, content)) for pk, source, content in Response.objects.filter(
-            pk__in=missing).values_list("pk", "source", "content"))  # fmt: skip
-    return out
-
-
 def _preferences(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Row]:
     sources = set(options.sources)
     decisions: dict[int, list[JudgePair]] | None = None  # the judges' pairs, made once
@@ -160,7 +154,7 @@ def _preferences(project: Project, options: ExportOptions, notes: Notes) -> Iter
             if decisions is None:
                 decisions = _judge_pairs(project, options)
             wanted = [p for prompt_id in by_prompt for p in decisions.get(prompt_id, ())]
-        texts = _responses_of(
+        texts = responses_of(
             batch,
             {i for label in labels for i in label[3:]}
             | {i for p in wanted for i in (p.chosen, p.rejected)},

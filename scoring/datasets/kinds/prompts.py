@@ -28,7 +28,7 @@ from django.utils import timezone
 from annotation.errors import ApplicationError
 from annotation.projects.models import Project
 from annotation.prompts.importers.parsers import RUBRIC_ITEMS_KEY
-from annotation.prompts.models import Prompt, last_user_message
+from annotation.prompts.models import Prompt, Response, last_user_message
 from annotation.rubrics.models import Criterion, Rubric
 from scoring.datasets.kinds.base import Notes, _is_whole, split_of
 
@@ -320,3 +320,15 @@ def _in_batch(field: str, batch: list[PromptRubric]) -> Q:
     """The id range of a batch of prompts (read in id order): one cheap condition instead of
     a thousand ids; rows of prompts the batch left out are skipped by the caller."""
     return Q(**{f"{field}__gte": batch[0].prompt.pk, f"{field}__lte": batch[-1].prompt.pk})
+
+
+def responses_of(batch: list[PromptRubric], also: set[int]) -> dict[int, tuple[str, str]]:
+    """(source, content) of the batch's responses by id, read by the prompts' id range
+    (an index range, not a join per label), plus any of ``also`` not among them."""
+    out = {pk: (source, content) for pk, source, content in Response.objects.filter(
+        _in_batch("prompt_id", batch)).values_list("pk", "source", "content")}  # fmt: skip
+    missing = also - out.keys()
+    if missing:
+        out.update((pk, (source, content)) for pk, source, content in Response.objects.filter(
+            pk__in=missing).values_list("pk", "source", "content"))  # fmt: skip
+    return out

@@ -415,7 +415,9 @@ def test_reading_ahead_on_postgresql_gives_the_same_rows(project, judged, monkey
         pytest.skip("the reader thread is used on PostgreSQL outside a transaction (CI)")
     spy = []
     real = readahead.read_ahead
-    monkeypatch.setattr(judged_rows, "read_ahead", lambda batches: spy.append(1) or real(batches))
+    monkeypatch.setattr(
+        judged_rows, "read_ahead", lambda batches, depth: spy.append(depth) or real(batches, depth)
+    )
     for kind in ("judge_sft", "pairwise_sft"):
         ahead = _all(project, kind=kind, versions="latest")
         with monkeypatch.context() as m:
