@@ -183,7 +183,11 @@ def _validator(schema_json: str) -> tuple[Draft202012Validator, Callable[[Any], 
 
 _Check = Callable[[Any], bool]
 _ANNOTATIONS = frozenset({"title", "description", "$schema", "$comment", "examples", "default"})
-_NUMBER_BOUNDS = ("minimum", "maximum")
+_NUMBER_BOUNDS = frozenset({"minimum", "maximum"})
+
+
+def _within(n: float, low: float | None, high: float | None) -> bool:
+    return (low is None or n >= low) and (high is None or n <= high)
 
 
 def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keyword)
@@ -222,9 +226,7 @@ def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keywor
         low, high = schema.get("minItems", 0), schema.get("maxItems")
 
         def check_array(value: Any) -> bool:
-            if type(value) is not list or len(value) < low:
-                return False
-            if high is not None and len(value) > high:
+            if type(value) is not list or not _within(len(value), low, high):
                 return False
             return all(item(v) for v in value)
 
@@ -239,9 +241,7 @@ def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keywor
         shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
 
         def check_string(value: Any) -> bool:
-            if type(value) is not str or len(value) < shortest:
-                return False
-            if longest is not None and len(value) > longest:
+            if type(value) is not str or not _within(len(value), shortest, longest):
                 return False
             return allowed is None or value in allowed
 
@@ -249,7 +249,7 @@ def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keywor
     if kind == "boolean":
         return (lambda value: type(value) is bool) if not keywords else None
     if kind in ("integer", "number"):
-        if not keywords <= set(_NUMBER_BOUNDS):
+        if not keywords <= _NUMBER_BOUNDS:
             return None
         types = (int,) if kind == "integer" else (int, float)
         low, high = schema.get("minimum"), schema.get("maximum")
@@ -257,7 +257,7 @@ def _compile(schema: Any) -> _Check | None:  # noqa: C901 (one branch per keywor
         def check_number(value: Any) -> bool:
             if type(value) not in types or value != value:
                 return False
-            return (low is None or value >= low) and (high is None or value <= high)
+            return _within(value, low, high)
 
         return check_number
     return None

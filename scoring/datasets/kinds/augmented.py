@@ -116,13 +116,13 @@ def _rows(project: Project, options: ExportOptions, notes: Notes) -> Iterator[Ro
                 latest[(v["original_id"], v["variant_id"])] = v
         chosen = [v for v in latest.values() if not options.probe_passed_only or _passed(v)]
         ids = {i for v in chosen for i in (v["original_id"], v["variant_id"])}
-        texts = {pk: content for pk, (_, content) in responses_of(batch, ids).items()}
+        texts = responses_of(batch, ids)  # id -> (source, content)
         chosen.sort(
             key=lambda v: (v["original__prompt_id"], v["original_id"], v["kind"], v["variant_id"])
         )
         for v in chosen:
             pr = by_prompt[v["original__prompt_id"]]
-            original, copy = texts[v["original_id"]], texts[v["variant_id"]]
+            original, copy = texts[v["original_id"]][1], texts[v["variant_id"]][1]
             first, second = (
                 (original, copy) if v["kind"] != CAUSAL or _better_first(v) else (copy, original)
             )
