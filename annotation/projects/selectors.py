@@ -135,11 +135,26 @@ def _counted(project: Project | OuterRef) -> dict[str, tuple[QuerySet[Any], str]
             PreferenceLabel.objects.filter(prompt__project=project),
             "prompt__project",
         ),
+        # the imported pairs a review queue can be made of
+        "dataset_pairs": (
+            PreferenceLabel.objects.filter(
+                prompt__project=project, source=PreferenceLabel.Source.DATASET
+            ),
+            "prompt__project",
+        ),
         "members": (Membership.objects.filter(project=project), "project"),
     }
 
 
-COUNTED = ("prompts", "responses", "rubrics", "criteria", "preference_labels", "members")
+COUNTED = (
+    "prompts",
+    "responses",
+    "rubrics",
+    "criteria",
+    "preference_labels",
+    "dataset_pairs",
+    "members",
+)
 
 
 def _with_counts(projects: QuerySet[Project]) -> QuerySet[Project]:
@@ -170,6 +185,12 @@ def _large_counts(project: Project) -> dict[str, int]:
 
 def _is_large(counts: dict[str, int]) -> bool:
     return counts.get("responses", 0) >= LARGE_PROJECT
+
+
+def _usable(stored: ProjectCounts | None) -> bool:
+    """Stored counts stand in for live ones: a large project's, with every name counted (a
+    name added since they were stored is counted live, once, and stored again)."""
+    return stored is not None and _is_large(stored.counts) and set(COUNTED) <= stored.counts.keys()
 
 
 def _stored_counts(project: Project, stored: ProjectCounts) -> dict[str, int]:
@@ -210,7 +231,7 @@ def project_counts(*, project: Project) -> dict[str, int]:
     """One project's counts: live for a project of fewer than ``LARGE_PROJECT`` responses;
     for a larger one, those a worker counted (a minute old at most when last asked for)."""
     stored = ProjectCounts.objects.filter(project=project).first()
-    if stored is not None and _is_large(stored.counts):
+    if stored is not None and _usable(stored):
         return _stored_counts(project, stored)
     counts = _live_counts(project)
     if _is_large(counts):
@@ -227,7 +248,7 @@ def projects_with_counts(*, user: User | AnonymousUser, limit: int = 200) -> lis
     stored = {}
     for project in projects:
         kept = getattr(project, "stored_counts", None)
-        if kept is not None and _is_large(kept.counts):
+        if kept is not None and _usable(kept):
             stored[project.pk] = _stored_counts(project, kept)
     small = [p.pk for p in projects if p.pk not in stored]
     counted = _with_counts(Project.objects.filter(pk__in=small)) if small else []

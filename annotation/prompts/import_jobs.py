@@ -35,6 +35,7 @@ from django.utils.text import get_valid_filename
 from annotation.errors import ApplicationError, check_text
 from annotation.heartbeat import Heartbeat
 from annotation.projects.models import Project
+from annotation.projects.selectors import project_counts_refresh
 from annotation.prompts.importers.formats import FORMATS
 from annotation.prompts.importers.reading import describe_size, holds_at_most
 from annotation.prompts.models import ImportJob
@@ -251,6 +252,8 @@ def _import(job: ImportJob) -> None:
             stored_path="",
             finished_at=timezone.now(),
         )
+        # a large project's stored counts (the project and review pages) show the new rows
+        project_counts_refresh(project_id=job.project_id)
 
 
 def import_jobs_sweep(*, now: datetime | None = None) -> int:

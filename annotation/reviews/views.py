@@ -117,7 +117,7 @@ def review_queues(request: SignedInRequest, slug: str) -> HttpResponse:
         "project": project,
         "access": access,
         "queues": queues,
-        "pairs": review_selectors.preference_pairs(project=project).count(),
+        "pairs": project_selectors.project_counts(project=project)["dataset_pairs"],
         "values": values,
         "error": error,
         "plans": [(p.value, p.label) for p in QUEUE_PLANS],

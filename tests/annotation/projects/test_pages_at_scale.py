@@ -102,3 +102,62 @@ def test_a_prompts_neighbours_are_its_projects(project):  # type: ignore[no-unty
     second = PromptFactory(project=project)
     assert prompt_selectors.prompt_neighbours(project=project, prompt=first) == (None, second)
     assert prompt_selectors.prompt_neighbours(project=project, prompt=second) == (first, None)
+
+
+def test_the_review_queues_page_of_a_large_project_shows_the_stored_pair_count(  # type: ignore[no-untyped-def]
+    client, project, editor, monkeypatch
+):
+    from annotation.projects import selectors as project_selectors
+    from annotation.projects.models import ProjectCounts
+    from tests.factories import PreferenceLabelFactory
+
+    monkeypatch.setattr(project_selectors, "LARGE_PROJECT", 2)
+    prompt = PromptFactory(project=project)
+    PreferenceLabelFactory(prompt=prompt)
+    PreferenceLabelFactory(prompt=prompt, source="expert")  # a review's label: not a pair to queue
+    client.force_login(editor)
+    url = reverse("annotation:review_queues", args=[project.slug])
+    assert client.get(url).context["pairs"] == 1  # counted, then stored (4 responses: large)
+    assert ProjectCounts.objects.get(project=project).counts["dataset_pairs"] == 1
+    PreferenceLabelFactory(prompt=prompt)
+    assert client.get(url).context["pairs"] == 1  # the stored count, while fresh
+
+    # counts stored before a name was counted are counted live once and stored again
+    ProjectCounts.objects.update(counts={"responses": 6, "prompts": 1})
+    assert client.get(url).context["pairs"] == 2
+    assert ProjectCounts.objects.get(project=project).counts["dataset_pairs"] == 2
+
+
+def test_a_finished_import_counts_a_large_project_again(  # type: ignore[no-untyped-def]
+    project, editor, monkeypatch, settings, tmp_path
+):
+    import json
+
+    from annotation.projects import selectors as project_selectors
+    from annotation.projects.models import ProjectCounts
+    from annotation.prompts import import_jobs
+    from tests.factories import ImportJobFactory
+
+    monkeypatch.setattr(project_selectors, "LARGE_PROJECT", 2)
+    prompt = PromptFactory(project=project)
+    ResponseFactory(prompt=prompt, source="a")
+    ResponseFactory(prompt=prompt, source="b")
+    assert project_selectors.project_counts(project=project)["prompts"] == 1  # stored
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "up.jsonl").write_text(
+        "".join(json.dumps({"id": f"n{i}", "prompt": f"Question {i}?"}) + "\n" for i in range(3))
+    )
+    job = ImportJobFactory(
+        project=project,
+        created_by=editor,
+        stored_path="up.jsonl",
+        file_name="up.jsonl",
+        status="queued",
+        report={},
+        format="",
+    )
+    import_jobs.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == "done", job.error
+    assert ProjectCounts.objects.get(project=project).counts["prompts"] == 4
+    assert project_selectors.project_counts(project=project)["prompts"] == 4
