@@ -6,7 +6,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -20,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned
 from annotation.http import SignedInRequest
+from annotation.paging import page_of
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
 from annotation.projects.forms import (
@@ -35,6 +35,7 @@ from annotation.rubrics import selectors as rubric_selectors
 from annotation.rubrics.models import Rubric
 
 PAGE_SIZE = 50
+COUNTED_AHEAD = 1_000
 
 
 @login_required
@@ -74,9 +75,13 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
     prompts = prompt_selectors.prompt_list(project=project, **filters)
     # Paged by id (counted and sliced on the index), then only the page's rows are read
     # with their annotations: an OFFSET over annotated rows computes them for every row
-    # it skips.
-    page = Paginator(prompts.values_list("pk", flat=True), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    # it skips. A filtered or searched list is counted only to COUNTED_AHEAD rows past the
+    # page ("1,050 or more").
+    page = page_of(
+        prompts.values_list("pk", flat=True),
+        request.GET.get("page"),
+        PAGE_SIZE,
+        ahead=COUNTED_AHEAD if any(filters.values()) else None,
     )
     ids = list(page.object_list)
     by_id = {p.pk: p for p in prompts.filter(pk__in=ids)}
@@ -86,7 +91,7 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
         status = rubric_status.get(prompt.pk, "")
         prompt.rubric_status = status  # type: ignore[attr-defined]
         prompt.rubric_status_label = Rubric.Status(status).label if status else ""  # type: ignore[attr-defined]
-    page.object_list = rows  # type: ignore[assignment]  # the page's prompts, for its ids
+    page.object_list = rows  # the page's prompts, for its ids
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,9 +37,15 @@ UNDO_ACTION = "review.undo"  # the audit action; its target is the slot's id
 # --- claiming -----------------------------------------------------------------------------
 
 
-def _order_key(queue: ReviewQueue, reviewer_id: int, item_id: int) -> str:
-    """This reviewer's place for the item: a seeded permutation, different per reviewer."""
-    return hashlib.sha256(f"{queue.seed}:{reviewer_id}:{item_id}".encode()).hexdigest()
+def _order_keys(queue: ReviewQueue, reviewer_id: int) -> Callable[[int], bytes]:
+    """This reviewer's place for each item: a seeded permutation, different per reviewer
+    (the SHA-256 of "seed:reviewer:item")."""
+    prefix = f"{queue.seed}:{reviewer_id}:".encode()
+    return lambda item_id: hashlib.sha256(prefix + b"%d" % item_id).digest()
+
+
+def _order_key(queue: ReviewQueue, reviewer_id: int, item_id: int) -> bytes:
+    return _order_keys(queue, reviewer_id)(item_id)
 
 
 def _free(now: Any) -> Q:
@@ -60,7 +67,8 @@ def slot_next(*, queue: ReviewQueue, reviewer: User) -> ReviewSlot | None:
         if held.locked_until is None or held.locked_until < now + timedelta(minutes=1):
             ReviewSlot.objects.filter(pk=held.pk).update(locked_until=_lock_until(queue, now))
         return held
-    mine = ReviewSlot.objects.filter(item__queue=queue, reviewer=reviewer).values("item_id")
+    # the reviewer's slots of any queue: the items below are this queue's
+    mine = ReviewSlot.objects.filter(reviewer=reviewer).values("item_id")
     candidates = list(
         ReviewItem.objects.filter(queue=queue, final="")
         .exclude(pk__in=mine)
@@ -68,7 +76,7 @@ def slot_next(*, queue: ReviewQueue, reviewer: User) -> ReviewSlot | None:
         .order_by()  # sorted below, in the reviewer's order: no join for the queue's
         .values_list("pk", flat=True)
     )
-    candidates.sort(key=lambda item_id: _order_key(queue, reviewer.pk, item_id))
+    candidates.sort(key=_order_keys(queue, reviewer.pk))
     # First skipping slots another claim has locked this instant; then, if every candidate
     # was locked, once more waiting for those claims to finish (the guarded update decides).
     for skip_locked in (True, False):

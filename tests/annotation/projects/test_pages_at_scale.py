@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation.prompts import selectors as prompt_selectors
+from annotation.prompts.models import Prompt
 from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, RubricFactory
 
 
@@ -161,3 +163,50 @@ def test_a_finished_import_counts_a_large_project_again(  # type: ignore[no-unty
     assert job.status == "done", job.error
     assert ProjectCounts.objects.get(project=project).counts["prompts"] == 4
     assert project_selectors.project_counts(project=project)["prompts"] == 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 49, 50, 51, 149, 150, 151])
+def test_every_page_of_ids_is_the_same_read_forwards_or_from_the_end(project, n):  # type: ignore[no-untyped-def]
+    from annotation.paging import page_of
+
+    ids = [PromptFactory(project=project).pk for _ in range(n)]
+    PromptFactory(project=ProjectFactory())  # another project's
+    qs = Prompt.objects.filter(project=project).order_by("id").values_list("pk", flat=True)
+    pages = max(1, -(-n // 50))
+    for number in range(1, pages + 1):
+        page = page_of(qs, str(number), 50)
+        assert page.number == number and page.paginator.count == n
+        assert not page.paginator.more
+        assert list(page.object_list) == ids[(number - 1) * 50 : number * 50]
+    assert page_of(qs, str(pages + 3), 50).number == pages  # past the end: the last page
+    assert page_of(qs, "two", 50).number == 1 and page_of(qs, "-4", 50).number == 1
+
+
+def test_a_filtered_list_is_counted_only_so_far_past_its_page(  # type: ignore[no-untyped-def]
+    client, project, viewer, monkeypatch
+):
+    from annotation.paging import page_of
+    from annotation.projects import views as project_views
+
+    ids = [PromptFactory(project=project, external_id=f"hit-{i}").pk for i in range(12)]
+    qs = Prompt.objects.filter(project=project).order_by("id").values_list("pk", flat=True)
+    first = page_of(qs, "1", 2, ahead=3)  # counted up to 2 + 3 rows
+    assert (first.paginator.count, first.paginator.more) == (5, True)
+    assert list(first.object_list) == ids[:2] and first.has_next()
+    fourth = page_of(qs, "4", 2, ahead=3)
+    assert (fourth.paginator.count, fourth.paginator.more) == (11, True)
+    assert list(fourth.object_list) == ids[6:8]
+    last = page_of(qs, "5", 2, ahead=3)  # 13 rows asked for, 12 there: the exact count
+    assert (last.paginator.count, last.paginator.more) == (12, False)
+    assert list(last.object_list) == ids[8:10] and last.paginator.num_pages == 6
+
+    monkeypatch.setattr(project_views, "PAGE_SIZE", 5)
+    monkeypatch.setattr(project_views, "COUNTED_AHEAD", 3)
+    client.force_login(viewer)
+    url = reverse("annotation:project_detail", args=[project.slug])
+    html = client.get(url, {"q": "hit"}).content.decode()
+    assert "8 or more prompts" in html and "Page 1 of 2 or more" in html
+    html = client.get(url, {"q": "hit", "page": 2}).content.decode()
+    assert "12 prompts" in html and "Page 2 of 3<" in html and "or more" not in html
+    html = client.get(url).content.decode()  # unfiltered: counted exactly
+    assert "12 prompts" in html and "Page 1 of 3<" in html
