@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import Truncator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import (
     require_http_methods,
@@ -19,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned
 from annotation.http import SignedInRequest
+from annotation.links import links
 from annotation.paging import page_of
 from annotation.projects import selectors as project_selectors
 from annotation.projects import services as project_services
@@ -60,6 +62,14 @@ def project_list(request: SignedInRequest) -> HttpResponse:
     return render(request, "annotation/project_list.html", context)
 
 
+def shortened(text: str, length: int) -> str:
+    """``truncatechars`` of ``text``, without walking a long text to its end: ASCII has a
+    character per code point and nothing to normalize, so its first ``2 × length``
+    characters decide it (anything else is read whole, as the filter reads it)."""
+    head = text[: 2 * length]
+    return Truncator(head if head.isascii() else text).chars(length)
+
+
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
@@ -87,7 +97,11 @@ def project_detail(request: SignedInRequest, slug: str) -> HttpResponse:
     by_id = {p.pk: p for p in prompts.filter(pk__in=ids)}
     rows = [by_id[pk] for pk in ids if pk in by_id]
     rubric_status = dict(Rubric.objects.filter(prompt__in=ids).values_list("prompt_id", "status"))
+    link = links("annotation:prompt_detail", project.slug)
     for prompt in rows:
+        prompt.url = link(prompt.pk)  # type: ignore[attr-defined]
+        prompt.short_id = shortened(prompt.external_id, 18)  # type: ignore[attr-defined]
+        prompt.preview = shortened(prompt.last_user_message, 140)  # type: ignore[attr-defined]
         status = rubric_status.get(prompt.pk, "")
         prompt.rubric_status = status  # type: ignore[attr-defined]
         prompt.rubric_status_label = Rubric.Status(status).label if status else ""  # type: ignore[attr-defined]

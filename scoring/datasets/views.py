@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,7 +34,7 @@ from scoring.datasets.options import FORMATS, ORIGINS, ExportOptions
 from scoring.datasets.serializers import ExportCreateSerializer
 from scoring.probes.services import KIND_LABELS
 
-LIST_LIMIT = 50
+EXPORTS_PER_PAGE = 20  # newest first; older ones a page further
 ORIGIN_LABELS = {
     "dataset": "Dataset labels",
     "expert": "Expert reviews",
@@ -123,7 +124,10 @@ def exports_page(request: SignedInRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Export #{export.pk} queued.")
             return redirect(reverse("scoring:exports", args=[slug]) + f"#export-{export.pk}")
-    exports = list(export_services.exports_of(project=project)[:LIST_LIMIT])
+    page = Paginator(export_services.exports_of(project=project), EXPORTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    exports = list(page.object_list)
     for export in exports:
         _card_context(access, export)
     post = request.POST if request.method == "POST" else None
@@ -133,6 +137,7 @@ def exports_page(request: SignedInRequest, slug: str) -> HttpResponse:
         "can_create": access.can_edit,
         "is_owner": access.is_owner,
         "exports": exports,
+        "page": page,
         "kinds": KINDS.items(),
         "formats": FORMATS.items(),
         "origins": [(o, ORIGIN_LABELS[o]) for o in ORIGINS],

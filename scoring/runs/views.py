@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.errors import ApplicationError
 from annotation.forms import cleaned, error_text
 from annotation.http import SignedInRequest
+from annotation.links import links
 from annotation.projects import selectors as project_selectors
 from annotation.projects.models import Role
 from annotation.projects.selectors import ProjectAccess
@@ -128,6 +129,11 @@ def run_page(request: SignedInRequest, slug: str, run_id: int) -> HttpResponse:
     results = run_summary.page_results(run, slice(start, shown))
     context["review_plans"] = ReviewQueue.Plan.choices
     if results is not None:
+        prompt_link = links("annotation:prompt_detail", access.project.slug)
+        verdicts_link = links("scoring:run_response", access.project.slug, run.pk)
+        for row in results.responses:
+            row.prompt_url = prompt_link(row.response.prompt_id)  # type: ignore[attr-defined]
+            row.verdicts_url = verdicts_link(row.response.pk)  # type: ignore[attr-defined]
         listed = min(run_summary.HEAD_RESPONSES, len(results.responses))
         context.update({"rows_shown": shown, "rows_listed": listed})
         context["more_rows"] = min(shown + ROWS, listed)

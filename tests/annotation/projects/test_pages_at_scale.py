@@ -210,3 +210,42 @@ def test_a_filtered_list_is_counted_only_so_far_past_its_page(  # type: ignore[n
     assert "12 prompts" in html and "Page 2 of 3<" in html and "or more" not in html
     html = client.get(url).content.decode()  # unfiltered: counted exactly
     assert "12 prompts" in html and "Page 1 of 3<" in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "short",
+        "x" * 140,
+        "x" * 141,
+        "word " * 400,
+        "e\u0301" * 300,  # combining marks: 300 visible characters in 600 code points
+        "a" + "\u0301" * 700 + "b" * 200,  # the first 560 code points show one character
+        "x" * 300 + "\u00e9" * 50,  # ASCII first, then not
+        "x" * 100 + "e\u0301" * 100,
+    ],
+)
+def test_a_rows_shortened_text_is_what_truncatechars_makes(text):  # type: ignore[no-untyped-def]
+    from django.template.defaultfilters import truncatechars
+
+    from annotation.projects.views import shortened
+
+    assert shortened(text, 140) == truncatechars(text, 140)
+
+
+def test_the_table_links_each_row_to_its_prompt(client, project, viewer):  # type: ignore[no-untyped-def]
+    prompts = [PromptFactory(project=project, external_id=f"row-{i}") for i in range(3)]
+    client.force_login(viewer)
+    html = client.get(reverse("annotation:project_detail", args=[project.slug])).content.decode()
+    for prompt in prompts:
+        url = reverse("annotation:prompt_detail", args=[project.slug, prompt.pk])
+        assert f'<a href="{url}">row-{prompts.index(prompt)}</a>' in html
+
+
+def test_a_link_reversed_once_is_the_one_reverse_makes(project):  # type: ignore[no-untyped-def]
+    from annotation.links import links
+
+    link = links("scoring:run_response", project.slug, 7)
+    for pk in (1, 42, 987654321, 10**12):
+        assert link(pk) == reverse("scoring:run_response", args=[project.slug, 7, pk])

@@ -456,6 +456,24 @@ def test_the_page_polls_an_unfinished_export(small, viewer, client):  # type: ig
     assert reverse("scoring:export", args=[small.slug, export.pk]) in html
 
 
+def test_the_page_shows_exports_newest_first_twenty_a_page(small, viewer, client):  # type: ignore[no-untyped-def]
+    from scoring.datasets.views import EXPORTS_PER_PAGE
+
+    made = [
+        Export.objects.create(project=small, kind="rl_verl", format="jsonl").pk
+        for _ in range(EXPORTS_PER_PAGE + 3)
+    ]
+    client.force_login(viewer)
+    page = reverse("scoring:exports", args=[small.slug])
+    first = client.get(page)
+    assert [e.pk for e in first.context["exports"]] == made[::-1][:EXPORTS_PER_PAGE]
+    html = first.content.decode()
+    assert f"Page 1 of 2 ({len(made)} exports)" in html and 'href="?page=2">Older' in html
+    second = client.get(page, {"page": 2})
+    assert [e.pk for e in second.context["exports"]] == made[2::-1]
+    assert 'href="?page=1">← Newer' in second.content.decode()
+
+
 @pytest.mark.parametrize(
     "name",
     ["../../../etc/passwd", "..%2F..%2Fsettings.py", "/etc/passwd", "README.md/../train.jsonl",
