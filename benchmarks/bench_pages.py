@@ -22,7 +22,7 @@ client (before the load, in a child process) counts its SQL queries (``--profile
 prints each page's slowest queries). Prints p50 / p95 / p99 per page, queries per request,
 the goal (p95 under 150 ms) and the ratio p95 / goal (under 1 meets it).
 
-    python benchmarks/bench_pages.py [--scale 1] [--users 20] [--run-time 60] [--workers 4]
+    python benchmarks/bench_pages.py [--scale 1] [--users 20] [--run-time 180] [--workers 4]
                                      [--think 0.5 2] [--skip "run page,agreement"]
                                      [--reuse] [--profile]
 
@@ -637,7 +637,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1: 1M judgments; 0.1: 100k")
     parser.add_argument("--users", type=int, default=20, help="concurrent locust users")
-    parser.add_argument("--run-time", type=int, default=60, help="seconds of load")
+    parser.add_argument(
+        "--run-time",
+        type=int,
+        default=180,
+        help="seconds of load (about 200 requests a page: a p95 from 60 would be its 3rd-slowest)",
+    )
     parser.add_argument(
         "--think", type=float, nargs=2, default=THINK, metavar=("MIN", "MAX"),
         help="seconds each user waits between pages, drawn uniformly",
